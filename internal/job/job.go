@@ -1,0 +1,112 @@
+package job
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Priority orders the jobs of one pool: a worker takes high before normal before low.
+type Priority string
+
+const (
+	High   Priority = "high"
+	Normal Priority = "normal"
+	Low    Priority = "low"
+)
+
+// Priorities returns every priority, highest first.
+func Priorities() []Priority { return []Priority{High, Normal, Low} }
+
+// ParsePriority parses a priority name; the empty string means Normal.
+func ParsePriority(v string) (Priority, error) {
+	switch p := Priority(v); p {
+	case "":
+		return Normal, nil
+	case High, Normal, Low:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown priority %q (want high, normal or low)", v)
+}
+
+// Error is why an attempt or a job failed: a stable machine-readable code
+// (e.g. "timeout", "runtime_error", "lost") and a message for people.
+type Error struct {
+	Code    string `json:"code" bson:"code"`
+	Message string `json:"message" bson:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Webhook is where state changes of a job are POSTed, filtered by Events
+// (state names; empty means every terminal state).
+type Webhook struct {
+	URL    string   `json:"url" bson:"url"`
+	Events []string `json:"events,omitempty" bson:"events,omitempty"`
+}
+
+// Job is the record of one algorithm run, as stored in MongoDB and served by the API.
+// Input and Output hold JSON documents as given; the store keeps them byte for byte.
+type Job struct {
+	ID        string   `json:"id" bson:"_id"`
+	Tenant    string   `json:"tenant" bson:"tenant"`
+	Algorithm string   `json:"algorithm" bson:"algorithm"`
+	Version   string   `json:"version,omitempty" bson:"version,omitempty"`
+	Pool      string   `json:"pool" bson:"pool"`
+	Priority  Priority `json:"priority" bson:"priority"`
+	State     State    `json:"state" bson:"state"`
+
+	Input  json.RawMessage `json:"input,omitempty" bson:"input,omitempty"`
+	Output json.RawMessage `json:"output,omitempty" bson:"output,omitempty"`
+	Error  *Error          `json:"error,omitempty" bson:"error,omitempty"`
+
+	// Attempt is the number of the current (or next) attempt, starting at 1.
+	Attempt int `json:"attempt" bson:"attempt"`
+	// MaxRetries is how many automatic retries follow a failed first attempt.
+	MaxRetries int `json:"max_retries" bson:"max_retries"`
+	// ExecutionTimeoutMS bounds one attempt's run time; 0 means the algorithm's default.
+	ExecutionTimeoutMS int64 `json:"execution_timeout_ms,omitempty" bson:"execution_timeout_ms,omitempty"`
+	// GangSize > 1 runs the job as that many members at once.
+	GangSize int `json:"gang_size,omitempty" bson:"gang_size,omitempty"`
+
+	CreatedAt  time.Time  `json:"created_at" bson:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at" bson:"updated_at"`
+	QueuedAt   *time.Time `json:"queued_at,omitempty" bson:"queued_at,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty" bson:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty" bson:"finished_at,omitempty"`
+	// NotBefore delays a (re)queued job: no worker starts it earlier.
+	NotBefore *time.Time `json:"not_before,omitempty" bson:"not_before,omitempty"`
+	// ExpiresAt is when a still-queued job becomes expired.
+	ExpiresAt *time.Time `json:"expires_at,omitempty" bson:"expires_at,omitempty"`
+
+	// Worker names the worker running (or that last ran) the job.
+	Worker         string   `json:"worker,omitempty" bson:"worker,omitempty"`
+	IdempotencyKey string   `json:"idempotency_key,omitempty" bson:"idempotency_key,omitempty"`
+	Webhook        *Webhook `json:"webhook,omitempty" bson:"webhook,omitempty"`
+}
+
+var (
+	idMu      sync.Mutex
+	idEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// NewID returns a new job id: a ULID, so ids sort by creation time (and are
+// strictly increasing within this process).
+func NewID() string { return NewIDAt(time.Now()) }
+
+// NewIDAt returns a new job id for the given creation time.
+func NewIDAt(t time.Time) string {
+	idMu.Lock()
+	defer idMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(t), idEntropy).String()
+}
+
+// ValidID reports whether id has the form of a job id.
+func ValidID(id string) bool {
+	_, err := ulid.ParseStrict(id)
+	return err == nil
+}

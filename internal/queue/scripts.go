@@ -1,0 +1,206 @@
+package queue
+
+import "github.com/redis/go-redis/v9"
+
+// Every script touches the keys of one pool shard only, all of which share the hash
+// tag {<pool>#<shard>}, so each runs on one cluster slot. Time comes from the server
+// (TIME) so that producers and consumers on different hosts agree on not_before.
+//
+// Stream entries carry the fields j (job id) and, when set, p (payload).
+// The membership hash maps a job id to "<priority>" (in a stream) or "delayed".
+
+// enqueueScript adds a job to its shard unless the job is already there.
+//
+//	KEYS[1] membership hash   KEYS[2] priority stream   KEYS[3] delayed zset
+//	ARGV[1] job id   ARGV[2] priority   ARGV[3] payload ("" = none)
+//	ARGV[4] not_before, unix ms (0 = now)
+//
+// Result: the new stream entry id, "delayed", or false (nil) when the job was
+// already queued on this shard (enqueue is idempotent per job id).
+var enqueueScript = redis.NewScript(`
+local nb = tonumber(ARGV[4])
+if nb > 0 then
+  local t = redis.call('TIME')
+  if nb > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+    if redis.call('HSETNX', KEYS[1], ARGV[1], 'delayed') == 0 then return false end
+    redis.call('ZADD', KEYS[3], nb, ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3])
+    return 'delayed'
+  end
+end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+if ARGV[3] == '' then
+  return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1])
+end
+return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
+`)
+
+// takeScript moves due delayed jobs into their streams, then reads up to ARGV[3]
+// new entries for the consumer, high priority first.
+//
+//	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] membership hash
+//	ARGV[1] group   ARGV[2] consumer   ARGV[3] count
+//
+// Result: a flat array of triples {priority index (1..3), entry id, fields}.
+var takeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 256)
+for _, m in ipairs(due) do
+  local a = string.find(m, '|', 1, true)
+  local b = string.find(m, '|', a + 1, true)
+  local prio, id, payload = string.sub(m, 1, a - 1), string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
+  local key = KEYS[2]
+  if prio == 'high' then key = KEYS[1] elseif prio == 'low' then key = KEYS[3] end
+  if payload == '' then
+    redis.call('XADD', key, '*', 'j', id)
+  else
+    redis.call('XADD', key, '*', 'j', id, 'p', payload)
+  end
+  redis.call('HSET', KEYS[5], id, prio)
+  redis.call('ZREM', KEYS[4], m)
+end
+local out = {}
+local left = tonumber(ARGV[3])
+for i = 1, 3 do
+  if left <= 0 then break end
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[i], '>')
+  if r then
+    for _, e in ipairs(r[1][2]) do
+      out[#out + 1] = i
+      out[#out + 1] = e[1]
+      out[#out + 1] = e[2]
+      left = left - 1
+    end
+  end
+end
+return out
+`)
+
+// ackScript completes entries of one stream: XACK, XDEL (so the stream holds only
+// queued and running jobs) and the jobs' membership.
+//
+//	KEYS[1] stream   KEYS[2] membership hash
+//	ARGV[1] group   ARGV[2..n+1] entry ids   ARGV[n+2..2n+1] job ids (n = #ids)
+//
+// Result: the number of entries acknowledged.
+var ackScript = redis.NewScript(`
+local n = (#ARGV - 1) / 2
+local ids, jobs = {}, {}
+for i = 1, n do
+  ids[i] = ARGV[1 + i]
+  jobs[i] = ARGV[1 + n + i]
+end
+local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+redis.call('XDEL', KEYS[1], unpack(ids))
+local present = {}
+for _, j in ipairs(jobs) do if j ~= '' then present[#present + 1] = j end end
+if #present > 0 then redis.call('HDEL', KEYS[2], unpack(present)) end
+return acked
+`)
+
+// extendScript renews the leases of entries this consumer still owns (resetting
+// their idle time) and reports the ones it lost to another consumer.
+//
+//	KEYS[1] stream   ARGV[1] group   ARGV[2] consumer   ARGV[3..] entry ids
+//
+// Result: the entry ids that are no longer this consumer's.
+var extendScript = redis.NewScript(`
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+`)
+
+// reclaimScript takes over entries whose lease ran out (idle longer than the lease:
+// their consumer died or hung), and moves those delivered too often to the
+// dead-letter stream.
+//
+//	KEYS[1] stream   KEYS[2] dead-letter stream   KEYS[3] membership hash
+//	ARGV[1] group   ARGV[2] consumer   ARGV[3] lease ms   ARGV[4] count
+//	ARGV[5] max deliveries   ARGV[6] dead-letter max length
+//
+// Result: a flat array of triples {entry id, fields, delivery count} now owned by
+// the consumer.
+var reclaimScript = redis.NewScript(`
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+local out = {}
+for _, e in ipairs(r[2]) do
+  local id, fields = e[1], e[2]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  local n = p[1][4]
+  if n > tonumber(ARGV[5]) then
+    local job = ''
+    for k = 1, #fields, 2 do if fields[k] == 'j' then job = fields[k + 1] end end
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'reason', 'max_deliveries', 'stream', KEYS[1],
+      'entry', id, 'deliveries', n, unpack(fields))
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    redis.call('XDEL', KEYS[1], id)
+    if job ~= '' then redis.call('HDEL', KEYS[3], job) end
+  else
+    out[#out + 1] = id
+    out[#out + 1] = fields
+    out[#out + 1] = n
+  end
+end
+return out
+`)
+
+// deadLetterScript moves one taken entry to the dead-letter stream.
+//
+//	KEYS[1] stream   KEYS[2] dead-letter stream   KEYS[3] membership hash
+//	ARGV[1] group   ARGV[2] entry id   ARGV[3] reason   ARGV[4] job id ("" if unknown)
+//	ARGV[5] dead-letter max length   ARGV[6..] the entry's fields
+//
+// Result: the dead-letter entry id.
+var deadLetterScript = redis.NewScript(`
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'reason', ARGV[3], 'stream', KEYS[1],
+  'entry', ARGV[2], unpack(fields))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4]) end
+return id
+`)
+
+// statsScript reports one shard's queue.
+//
+//	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] dead-letter stream
+//	ARGV[1] group
+//
+// Result: {len, pending, oldest undelivered entry id or ""} for each of the three
+// streams, then the delayed count, then the dead-letter length.
+var statsScript = redis.NewScript(`
+local out = {}
+for i = 1, 3 do
+  local len, pending, oldest = 0, 0, ''
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    len = redis.call('XLEN', KEYS[i])
+    local last = '0-0'
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i])) do
+      local info = {}
+      for k = 1, #g, 2 do info[g[k]] = g[k + 1] end
+      if info['name'] == ARGV[1] then
+        pending = info['pending']
+        last = info['last-delivered-id']
+      end
+    end
+    local first = redis.call('XRANGE', KEYS[i], '(' .. last, '+', 'COUNT', 1)
+    if #first > 0 then oldest = first[1][1] end
+  end
+  out[#out + 1] = len
+  out[#out + 1] = pending
+  out[#out + 1] = oldest
+end
+out[#out + 1] = redis.call('ZCARD', KEYS[4])
+out[#out + 1] = redis.call('XLEN', KEYS[5])
+return out
+`)
+
+var allScripts = []*redis.Script{enqueueScript, takeScript, ackScript, extendScript, reclaimScript, deadLetterScript, statsScript}
