@@ -47,8 +47,10 @@ type Config struct {
 	// while taking work (default Lease/4).
 	ReclaimEvery time.Duration
 	// WaitReplicas > 0 makes Enqueue wait (Redis WAIT) until that many replicas have
-	// the job, up to WaitTimeout (default 100ms): one more round trip, but an
-	// acknowledged enqueue then survives the loss of its master.
+	// the job, up to WaitTimeout (default 100ms): one more round trip, and an
+	// enqueue reported Replicated then survives the loss of its master. One that
+	// is not (e.g. a promoted master has no replica yet) is still queued; if its
+	// master dies too, the reconciler re-adds it from MongoDB.
 	WaitReplicas int
 	WaitTimeout  time.Duration
 }
@@ -100,10 +102,6 @@ var (
 	ErrBadPool = errors.New("invalid pool name")
 	// ErrBadMessage is matched by errors about an invalid message.
 	ErrBadMessage = errors.New("invalid queue message")
-	// ErrNotReplicated: the job was enqueued but not confirmed by WaitReplicas
-	// replicas in time; it may be lost if its master dies now (the reconciler
-	// re-adds it from MongoDB).
-	ErrNotReplicated = errors.New("enqueue not confirmed by replicas")
 )
 
 var poolRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -184,6 +182,9 @@ type Enqueued struct {
 	// or "" when the job was already in the queue (Duplicate).
 	EntryID   string
 	Duplicate bool
+	// Replicated: WaitReplicas replicas confirmed the enqueue (always false when
+	// WaitReplicas is 0).
+	Replicated bool
 }
 
 func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int, err error) {
@@ -225,35 +226,33 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (Enqueued, error) {
 		return e, fmt.Errorf("enqueue job %s to pool %s: %w", m.JobID, m.Pool, err)
 	}
 	if q.cfg.WaitReplicas > 0 && !e.Duplicate {
-		if err := q.waitReplicas(ctx, keys[0]); err != nil {
-			return e, fmt.Errorf("enqueue job %s to pool %s: %w", m.JobID, m.Pool, err)
-		}
+		// The job is queued whatever WAIT says; only its durability is in question.
+		e.Replicated, _ = q.waitReplicas(ctx, keys[0])
 	}
 	return e, nil
 }
 
-func (q *Queue) waitReplicas(ctx context.Context, key string) error {
+// waitReplicas reports whether WaitReplicas replicas of the key's master confirmed
+// all writes so far within WaitTimeout.
+func (q *Queue) waitReplicas(ctx context.Context, key string) (bool, error) {
 	var node *redis.Client
 	switch c := q.rdb.(type) {
 	case *redis.ClusterClient:
 		n, err := c.MasterForKey(ctx, key)
 		if err != nil {
-			return err
+			return false, err
 		}
 		node = n
 	case *redis.Client:
 		node = c
 	default:
-		return fmt.Errorf("unsupported client %T", q.rdb)
+		return false, fmt.Errorf("unsupported client %T", q.rdb)
 	}
 	got, err := node.Wait(ctx, q.cfg.WaitReplicas, q.cfg.WaitTimeout).Result()
 	if err != nil {
-		return err
+		return false, err
 	}
-	if got < int64(q.cfg.WaitReplicas) {
-		return fmt.Errorf("%w: %d of %d replicas within %s", ErrNotReplicated, got, q.cfg.WaitReplicas, q.cfg.WaitTimeout)
-	}
-	return nil
+	return got >= int64(q.cfg.WaitReplicas), nil
 }
 
 // EnqueueBatch adds many jobs in one pipelined round trip per master. It is

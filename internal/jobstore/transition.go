@@ -1,0 +1,102 @@
+package jobstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aigw/aigw/internal/job"
+)
+
+// Change is one state transition of a job, applied as a compare-and-set.
+type Change struct {
+	From, To job.State
+	// Attempt, when > 0, must also match the record (so a worker whose attempt was
+	// taken over cannot finish the newer one).
+	Attempt int
+	// Worker is recorded on → running.
+	Worker string
+	// Output is stored on → succeeded.
+	Output json.RawMessage
+	// Error is stored on → failed, canceled, expired, and on a retry (→ queued) as
+	// the last attempt's error.
+	Error *job.Error
+	// NotBefore delays a retry (→ queued).
+	NotBefore time.Time
+}
+
+// Transition moves job id from c.From to c.To if, and only if, it is still in
+// c.From (and at c.Attempt): of two racing transitions exactly one wins. The loser
+// gets a *ConflictError (errors.Is ErrConflict) naming the state it found; a move
+// the lifecycle does not allow is a *job.InvalidTransitionError and touches nothing.
+// → queued (a retry) counts the attempt up by one.
+func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, error) {
+	if err := job.CheckTransition(c.From, c.To); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	set := bson.D{{Key: "state", Value: c.To}, {Key: "updated_at", Value: now}}
+	var unset bson.D
+	var inc bson.D
+	switch c.To {
+	case job.Running:
+		set = append(set, bson.E{Key: "started_at", Value: now})
+		if c.Worker != "" {
+			set = append(set, bson.E{Key: "worker", Value: c.Worker})
+		}
+		unset = bson.D{{Key: "finished_at", Value: ""}, {Key: "not_before", Value: ""}}
+	case job.Succeeded:
+		set = append(set, bson.E{Key: "finished_at", Value: now})
+		if c.Output != nil {
+			set = append(set, bson.E{Key: "output", Value: c.Output})
+		}
+		unset = bson.D{{Key: "error", Value: ""}}
+	case job.Failed, job.Canceled, job.Expired:
+		set = append(set, bson.E{Key: "finished_at", Value: now})
+		if c.Error != nil {
+			set = append(set, bson.E{Key: "error", Value: c.Error})
+		}
+	case job.Queued:
+		set = append(set, bson.E{Key: "queued_at", Value: now})
+		inc = bson.D{{Key: "attempt", Value: 1}}
+		unset = bson.D{{Key: "started_at", Value: ""}, {Key: "finished_at", Value: ""}, {Key: "worker", Value: ""}, {Key: "output", Value: ""}}
+		if c.Error != nil {
+			set = append(set, bson.E{Key: "error", Value: c.Error})
+		}
+		if !c.NotBefore.IsZero() {
+			set = append(set, bson.E{Key: "not_before", Value: c.NotBefore.UTC().Truncate(time.Millisecond)})
+		} else {
+			unset = append(unset, bson.E{Key: "not_before", Value: ""})
+		}
+	}
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	if len(inc) > 0 {
+		update = append(update, bson.E{Key: "$inc", Value: inc})
+	}
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: c.From}}
+	if c.Attempt > 0 {
+		filter = append(filter, bson.E{Key: "attempt", Value: c.Attempt})
+	}
+	var rec record
+	err := s.jobs.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&rec)
+	if err == nil {
+		return &rec.Job, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, wrapUnavailable(err))
+	}
+	cur, err := s.GetByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return cur, &ConflictError{ID: id, Expected: c.From, Actual: cur.State, ExpectedAttempt: c.Attempt, ActualAttempt: cur.Attempt}
+}

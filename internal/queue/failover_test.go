@@ -1,0 +1,222 @@
+package queue
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/testenv"
+)
+
+// TestFailoverLosesNoAcknowledgedEnqueue kills a Redis master with SIGKILL while
+// producers enqueue: its replica takes over, the client recovers within 10 s, and
+// every acknowledged enqueue is still there (checked the way the reconciler does:
+// re-adding recorded jobs finds each one already queued), then delivered once.
+//
+// It kills a process of the local cluster, so the Makefile runs it on its own
+// before the other tests, and heals the cluster afterwards.
+func TestFailoverLosesNoAcknowledgedEnqueue(t *testing.T) {
+	b := setup(t, Config{Shards: 8, WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond, BlockSlice: 100 * time.Millisecond})
+	cc, ok := b.rdb.(*redis.ClusterClient)
+	if !ok {
+		failOrSkip(t, "failover needs a Redis Cluster with replicas")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	victim, err := cc.MasterForKey(ctx, b.q.keys(b.pool, 0).ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := victim.Options().Addr
+	pid := localRedisPID(t, ctx, victim)
+	t.Cleanup(func() { healCluster(t) })
+	victimShards := map[int]bool{}
+	for s := 0; s < 8; s++ {
+		if n, err := cc.MasterForKey(ctx, b.q.keys(b.pool, s).ids); err == nil && n.Options().Addr == addr {
+			victimShards[s] = true
+		}
+	}
+
+	var (
+		mu          sync.Mutex
+		acked       []string
+		failed      int
+		killedAt    time.Time
+		recoveredAt time.Time
+		replicated  = map[string]bool{}
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := 0; p < 4; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := job.NewID()
+				opCtx, opCancel := context.WithTimeout(ctx, 2*time.Second)
+				e, err := b.q.Enqueue(opCtx, Message{JobID: id, Pool: b.pool})
+				opCancel()
+				mu.Lock()
+				if err == nil {
+					acked = append(acked, id)
+					replicated[id] = e.Replicated
+					if !killedAt.IsZero() && recoveredAt.IsZero() && victimShards[b.q.ShardOf(id)] {
+						recoveredAt = time.Now()
+					}
+				} else {
+					failed++
+				}
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill master %s (pid %d): %v", addr, pid, err)
+	}
+	t.Logf("killed master %s (pid %d), which holds shards %v", addr, pid, victimShards)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		done := !recoveredAt.IsZero() && time.Since(killedAt) > 2*time.Second
+		mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if recoveredAt.IsZero() {
+		t.Fatalf("no enqueue to the failed master's shards succeeded within 15 s of the kill")
+	}
+	recovery := recoveredAt.Sub(killedAt)
+	t.Logf("recovered after %s; %d enqueues acknowledged, %d failed during the failover", recovery.Round(time.Millisecond), len(acked), failed)
+	if recovery > 10*time.Second {
+		t.Fatalf("client took %s to recover, want under 10 s", recovery)
+	}
+
+	// Reconciler's view: every acknowledged (recorded) job is re-added; a job still
+	// in the queue is a duplicate, a lost one would be added back.
+	var missing, missingReplicated int
+	for start := 0; start < len(acked); start += 200 {
+		batch := make([]Message, 0, 200)
+		for _, id := range acked[start:min(start+200, len(acked))] {
+			batch = append(batch, Message{JobID: id, Pool: b.pool})
+		}
+		res, err := b.q.EnqueueBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if !r.Duplicate {
+				missing++
+				if replicated[batch[i].JobID] {
+					missingReplicated++
+				}
+			}
+		}
+	}
+	nrep := 0
+	for _, r := range replicated {
+		if r {
+			nrep++
+		}
+	}
+	t.Logf("%d of %d acknowledged enqueues were confirmed by a replica; %d were missing after the failover and re-added", nrep, len(acked), missing)
+	if missingReplicated > 0 {
+		t.Errorf("%d replica-confirmed enqueues were lost in the failover", missingReplicated)
+	}
+
+	// Drain: every acknowledged job is delivered exactly once.
+	c, err := b.q.Consumer(b.pool, "drain", ConsumerOptions{Home: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for {
+		ds, err := c.Take(ctx, 256, 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 {
+			break
+		}
+		for _, d := range ds {
+			seen[d.JobID]++
+		}
+		if err := c.Ack(ctx, ds...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range acked {
+		if seen[id] != 1 {
+			t.Fatalf("acknowledged job %s delivered %d times, want once", id, seen[id])
+		}
+	}
+}
+
+func failOrSkip(t *testing.T, msg string) {
+	t.Helper()
+	if testenv.Required() {
+		t.Fatal(msg + " (CI=true: this test may not skip)")
+	}
+	t.Skip(msg)
+}
+
+// localRedisPID returns the pid of a Redis node running on this machine.
+func localRedisPID(t *testing.T, ctx context.Context, c *redis.Client) int {
+	t.Helper()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			pid, _ := strconv.Atoi(v)
+			cmd, err := os.ReadFile("/proc/" + v + "/cmdline")
+			if err != nil || !strings.Contains(string(cmd), "redis-server") {
+				failOrSkip(t, "the Redis master is not a local process this test can kill")
+			}
+			return pid
+		}
+	}
+	t.Fatal("no process_id in INFO server")
+	return 0
+}
+
+// healCluster restarts the killed node (it rejoins as a replica) with the
+// project's script and waits for a healthy cluster.
+func healCluster(t *testing.T) {
+	dir, _ := os.Getwd()
+	for dir != "/" {
+		if _, err := os.Stat(filepath.Join(dir, "scripts", "redis-cluster.sh")); err == nil {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	out, err := exec.Command(filepath.Join(dir, "scripts", "redis-cluster.sh"), "start").CombinedOutput()
+	if err != nil {
+		t.Errorf("heal cluster: %v\n%s", err, out)
+	}
+}
