@@ -40,16 +40,25 @@ status: ## show the local services
 	@scripts/services.sh status
 
 .PHONY: test
-test: lint services test-go ## every test: lint, then unit and integration tests against real servers
+test: lint services test-go test-deploy ## every test: lint, Go tests against real servers, deployment checks
 
 .PHONY: services
 services:
 	@scripts/services.sh up
 
+# Fault tests kill servers of the local cluster (and heal it afterwards), so they
+# run on their own before the other tests.
+FAULT_TESTS := TestFailover
+
 .PHONY: test-go
 test-go: ## unit and integration tests of every module (servers must be up)
 	@source scripts/env.sh; \
-	for d in $(MODULES); do echo "== go test $$d"; (cd $$d && go test -count=1 -race -timeout 15m ./...); done
+	echo "== fault tests"; go test -count=1 -run '$(FAULT_TESTS)' -v ./internal/queue/ 2>&1 | grep -v 'pool.go.*failed to dial'; \
+	for d in $(MODULES); do echo "== go test $$d"; (cd $$d && go test -count=1 -race -skip '$(FAULT_TESTS)' -timeout 15m ./...); done
+
+.PHONY: test-deploy
+test-deploy: ## Terraform, cloud-init, workflow and semver checks (scripts/check-deploy.sh)
+	@scripts/check-deploy.sh
 
 .PHONY: lint
 lint: ## go vet, gofmt and go mod tidy checks in every module

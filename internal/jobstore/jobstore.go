@@ -79,10 +79,12 @@ type record struct {
 // Open connects to MongoDB with bounded timeouts: an unreachable server gives an
 // error within a few seconds, never a hang.
 func Open(ctx context.Context, uri string) (*mongo.Client, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+	// Bounded defaults first, so that options given in the URI still win.
+	client, err := mongo.Connect(options.Client().
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(3 * time.Second).
-		SetTimeout(15 * time.Second))
+		SetTimeout(15 * time.Second).
+		ApplyURI(uri))
 	if err != nil {
 		return nil, fmt.Errorf("mongodb %s: %w", uri, err)
 	}

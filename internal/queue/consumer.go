@@ -40,13 +40,16 @@ type ConsumerOptions struct {
 // Consumer takes jobs of one pool under one consumer name. A Consumer is not safe
 // for concurrent use; run one per goroutine.
 type Consumer struct {
-	q        *Queue
-	pool     string
-	name     string
-	home     int
-	next     int
-	grouped  bool
-	reclaims []time.Time // per shard: last reclaim pass
+	q           *Queue
+	pool        string
+	name        string
+	home        int
+	next        int // the shard being drained: home, or one a sweep found work on
+	grouped     bool
+	buf         []Delivery  // read ahead beyond a call's limit; served first next time
+	short       bool        // the last call returned fewer than asked for (see Config.Linger)
+	reclaims    []time.Time // per shard: last reclaim pass
+	reclaimNext int
 }
 
 // Consumer returns a consumer of pool named name (unique per live consumer, e.g.
@@ -75,9 +78,24 @@ func (c *Consumer) Name() string { return c.name }
 // arrive when the pool is empty (block <= 0: do not wait). It also takes over jobs
 // whose lease ran out (see Config.Lease) and moves malformed entries to the
 // dead-letter stream. An empty result with a nil error means nothing came in time.
-func (c *Consumer) Take(ctx context.Context, max int, block time.Duration) ([]Delivery, error) {
-	if max <= 0 {
-		return nil, fmt.Errorf("queue: take max must be positive, got %d", max)
+func (c *Consumer) Take(ctx context.Context, limit int, block time.Duration) ([]Delivery, error) {
+	return c.AckTake(ctx, nil, limit, block)
+}
+
+// AckTake acknowledges done, then takes as Take does. Acknowledgements on the shard
+// it reads first (usually all of them: a consumer drains one shard at a time)
+// travel in the same round trip as the read, so a busy consumer pays about one
+// round trip per batch, acknowledgements included.
+//
+// Within a shard, high is served before normal before low, and a returned batch is
+// ordered by priority.
+func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, block time.Duration) ([]Delivery, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("queue: take limit must be positive, got %d", limit)
+	}
+	short := c.short
+	if short && c.q.cfg.Linger > 0 {
+		time.Sleep(c.q.cfg.Linger)
 	}
 	if !c.grouped {
 		if err := c.q.EnsureGroups(ctx, c.pool); err != nil {
@@ -85,79 +103,215 @@ func (c *Consumer) Take(ctx context.Context, max int, block time.Duration) ([]De
 		}
 		c.grouped = true
 	}
+	acks := map[int][]Delivery{}
+	for _, d := range done {
+		acks[d.Shard] = append(acks[d.Shard], d)
+	}
+	var other []Delivery
+	for s, ds := range acks {
+		if s != c.home && s != c.next {
+			other = append(other, ds...)
+			delete(acks, s)
+		}
+	}
+	if err := c.Ack(ctx, other...); err != nil {
+		return nil, err
+	}
+
+	out := c.buf
+	c.buf = nil
+	if len(out) < limit {
+		got, err := c.reclaimDue(ctx, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	if c.next != c.home {
+		// Draining a shard found by a sweep: go on while it has work.
+		got, err := c.takeShard(ctx, c.next, limit-len(out), acks[c.next])
+		if err != nil {
+			return nil, err
+		}
+		delete(acks, c.next)
+		if len(got) == 0 {
+			c.next = c.home
+		}
+		out = append(out, got...)
+	}
+	if len(out) > 0 {
+		return c.finish(ctx, out, limit, acks[c.home])
+	}
+	if !short {
+		// The home shard had a backlog last time: take from it with the script,
+		// which serves priorities strictly and never more than limit.
+		got, err := c.takeShard(ctx, c.home, limit, acks[c.home])
+		delete(acks, c.home)
+		if err != nil {
+			return nil, err
+		}
+		if len(got) > 0 {
+			c.next = c.home
+			return c.finish(ctx, got, limit, nil)
+		}
+	}
+
 	deadline := time.Now().Add(block)
 	for {
-		out, err := c.pass(ctx, max)
-		if err != nil || len(out) > 0 {
-			// Within one shard the script already serves high before normal before
-			// low; across shards, order the batch so the caller starts high first.
-			slices.SortStableFunc(out, func(a, b Delivery) int { return a.prio - b.prio })
-			return out, err
+		wait := time.Duration(-1) // no BLOCK: answer at once
+		if block > 0 {
+			wait = min(max(time.Until(deadline), time.Millisecond), c.q.cfg.BlockSlice)
 		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, nil
+		// Acknowledge and read the home shard in one round trip; the read blocks
+		// until an entry arrives. Consumers of a pool spread their homes, so
+		// every shard has a consumer waiting on it; a job on a shard nobody waits
+		// on is found by the sweep below, after at most BlockSlice.
+		got, err := c.readHome(ctx, acks[c.home], limit, wait)
+		delete(acks, c.home)
+		if err != nil {
+			return nil, err
 		}
-		if wait > c.q.cfg.BlockSlice {
-			wait = c.q.cfg.BlockSlice
-		}
-		if wait < time.Millisecond {
-			wait = time.Millisecond
-		}
-		out, err = c.blockOn(ctx, c.home, wait)
-		if err != nil || len(out) > 0 {
-			return out, err
+		if len(got) > 0 {
+			c.next = c.home
+			return c.finish(ctx, got, limit, nil)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if got, err = c.sweep(ctx, limit); err != nil {
+			return nil, err
+		}
+		if len(got) > 0 {
+			return c.finish(ctx, got, limit, nil)
+		}
+		if block <= 0 || !time.Now().Before(deadline) {
+			c.short = true
+			return nil, nil
+		}
 	}
 }
 
-// pass visits every shard once (starting after the last one served), reclaiming
-// expired leases where due and taking new entries, until max are collected.
-func (c *Consumer) pass(ctx context.Context, max int) ([]Delivery, error) {
-	var out []Delivery
-	n := c.q.cfg.Shards
-	for i := 0; i < n && len(out) < max; i++ {
-		s := (c.next + i) % n
-		if now := time.Now(); now.Sub(c.reclaims[s]) >= c.q.cfg.ReclaimEvery {
-			c.reclaims[s] = now
-			got, err := c.reclaim(ctx, s, max-len(out))
-			if err != nil {
-				return out, err
-			}
-			out = append(out, got...)
-			if len(out) >= max {
-				break
-			}
-		}
-		got, err := c.takeShard(ctx, s, max-len(out))
-		if err != nil {
-			return out, err
-		}
-		out = append(out, got...)
-		if len(got) > 0 {
-			c.next = s // keep draining a shard that has work
-		}
+// finish acknowledges what is left to acknowledge and returns at most limit
+// deliveries, high priority first; the rest (at most two, see readHome) wait in
+// the consumer's buffer for its next call.
+func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks []Delivery) ([]Delivery, error) {
+	if err := c.Ack(ctx, acks...); err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		c.next = (c.next + 1) % n
+	slices.SortStableFunc(out, func(a, b Delivery) int { return a.prio - b.prio })
+	c.short = len(out) < limit
+	if len(out) > limit {
+		c.buf = slices.Clone(out[limit:])
+		out = out[:limit]
 	}
 	return out, nil
 }
 
-func (c *Consumer) takeShard(ctx context.Context, shard, count int) ([]Delivery, error) {
-	k := c.q.keys(c.pool, shard)
-	run := func() (any, error) {
-		return takeScript.Run(ctx, c.q.rdb,
-			[]string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids},
-			c.q.cfg.Group, c.name, count).Result()
+// readHome acknowledges acks of the home shard (promoting due delayed jobs) and
+// reads new entries of its three streams, waiting up to wait (negative: not at
+// all), in one pipelined round trip to the shard's master. It is used when the
+// shard was drained last time, so an arriving job usually finds one stream with
+// one entry. XREADGROUP's COUNT applies per stream, so it asks for ceil(limit/3)
+// of each: at most limit+2 (finish keeps the surplus for the next call).
+func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, error) {
+	k := c.q.keys(c.pool, c.home)
+	pipe := c.q.rdb.Pipeline()
+	sc := takeScript.EvalSha(ctx, pipe, []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids}, c.takeArgs(0, acks)...)
+	xr := pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: c.q.cfg.Group, Consumer: c.name, Count: int64((limit + 2) / 3), Block: wait,
+		Streams: []string{k.streams[0], k.streams[1], k.streams[2], ">", ">", ">"},
+	})
+	_, _ = pipe.Exec(ctx) // errors are per command, read below
+	if err := sc.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if !isNoScript(err) && !isNoGroup(err) {
+			return nil, fmt.Errorf("ack in pool %s shard %d: %w", c.pool, c.home, err)
+		}
+		if isNoScript(err) {
+			// The read ran anyway; acknowledge the normal way (it loads the script).
+			if err := c.Ack(ctx, acks...); err != nil {
+				return nil, err
+			}
+		}
 	}
-	res, err := run()
+	res, err := xr.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case isNoGroup(err): // the stream vanished (e.g. lost in a failover): recreate the group
+		return nil, c.q.ensureShardGroups(ctx, c.pool, c.home)
+	case err != nil:
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("read pool %s shard %d: %w", c.pool, c.home, err)
+	}
+	var out []Delivery
+	for _, st := range res {
+		pi := slices.Index(k.streams[:], st.Stream)
+		for _, m := range st.Messages {
+			fields := make([]any, 0, 2*len(m.Values))
+			for f, v := range m.Values {
+				fields = append(fields, f, v)
+			}
+			if d, ok := c.delivery(ctx, c.home, max(pi, 0), m.ID, fields, 1); ok {
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// reclaimDue runs the reclaim of one shard whose turn has come (every shard once
+// per ReclaimEvery), so expired leases are recovered however busy the pool is.
+func (c *Consumer) reclaimDue(ctx context.Context, limit int) ([]Delivery, error) {
+	s := c.reclaimNext
+	if time.Since(c.reclaims[s]) < c.q.cfg.ReclaimEvery {
+		return nil, nil
+	}
+	c.reclaims[s] = time.Now()
+	c.reclaimNext = (s + 1) % c.q.cfg.Shards
+	return c.reclaim(ctx, s, limit)
+}
+
+// sweep visits every shard but the current one, taking new entries until max are
+// collected; the last shard that had work becomes the current one.
+func (c *Consumer) sweep(ctx context.Context, limit int) ([]Delivery, error) {
+	var out []Delivery
+	n := c.q.cfg.Shards
+	for i := 1; i < n && len(out) < limit; i++ {
+		s := (c.next + i) % n
+		got, err := c.takeShard(ctx, s, limit-len(out), nil)
+		if err != nil {
+			return out, err
+		}
+		if len(got) > 0 {
+			c.next = s
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// takeArgs builds the take script's arguments: count, then the acks.
+func (c *Consumer) takeArgs(count int, acks []Delivery) []any {
+	args := make([]any, 0, 4+3*len(acks))
+	args = append(args, c.q.cfg.Group, c.name, count, len(acks))
+	for _, d := range acks {
+		args = append(args, d.prio+1, d.EntryID, d.JobID)
+	}
+	return args
+}
+
+func (c *Consumer) takeShard(ctx context.Context, shard, count int, acks []Delivery) ([]Delivery, error) {
+	if count <= 0 && len(acks) == 0 {
+		return nil, nil
+	}
+	k := c.q.keys(c.pool, shard)
+	keys := []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids}
+	res, err := takeScript.Run(ctx, c.q.rdb, keys, c.takeArgs(count, acks)...).Result()
 	if isNoGroup(err) { // the stream vanished (e.g. a failover lost it): recreate the group
 		if err = c.q.ensureShardGroups(ctx, c.pool, shard); err == nil {
-			res, err = run()
+			res, err = takeScript.Run(ctx, c.q.rdb, keys, c.takeArgs(count, acks)...).Result()
 		}
 	}
 	if err != nil {
@@ -171,46 +325,6 @@ func (c *Consumer) takeShard(ctx context.Context, shard, count int) ([]Delivery,
 		fields, _ := flat[i+2].([]any)
 		if d, ok := c.delivery(ctx, shard, int(pi)-1, id, fields, 1); ok {
 			out = append(out, d)
-		}
-	}
-	return out, nil
-}
-
-// blockOn waits on one shard's streams for a new entry.
-func (c *Consumer) blockOn(ctx context.Context, shard int, wait time.Duration) ([]Delivery, error) {
-	k := c.q.keys(c.pool, shard)
-	res, err := c.q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: c.q.cfg.Group, Consumer: c.name, Count: 1, Block: wait,
-		Streams: []string{k.streams[0], k.streams[1], k.streams[2], ">", ">", ">"},
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if isNoGroup(err) {
-		return nil, c.q.ensureShardGroups(ctx, c.pool, shard)
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("wait on pool %s shard %d: %w", c.pool, shard, err)
-	}
-	var out []Delivery
-	for _, st := range res {
-		pi := 0
-		for i, key := range k.streams {
-			if key == st.Stream {
-				pi = i
-			}
-		}
-		for _, m := range st.Messages {
-			fields := make([]any, 0, 2*len(m.Values))
-			for f, v := range m.Values {
-				fields = append(fields, f, v)
-			}
-			if d, ok := c.delivery(ctx, shard, pi, m.ID, fields, 1); ok {
-				out = append(out, d)
-			}
 		}
 	}
 	return out, nil
@@ -279,55 +393,31 @@ func (c *Consumer) reclaim(ctx context.Context, shard, count int) ([]Delivery, e
 }
 
 // Ack completes deliveries: they leave the queue for good. Deliveries of several
-// shards are acknowledged in one pipelined round trip.
+// shards are acknowledged in one pipelined round trip. Acknowledging is idempotent.
 func (c *Consumer) Ack(ctx context.Context, ds ...Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	type group struct {
-		shard, prio int
-		ids, jobs   []any
-	}
-	groups := map[[2]int]*group{}
-	var order [][2]int
+	byShard := map[int][]Delivery{}
 	for _, d := range ds {
-		key := [2]int{d.Shard, d.prio}
-		g := groups[key]
-		if g == nil {
-			g = &group{shard: d.Shard, prio: d.prio}
-			groups[key] = g
-			order = append(order, key)
-		}
-		g.ids = append(g.ids, d.EntryID)
-		g.jobs = append(g.jobs, d.JobID)
-	}
-	if len(order) == 1 {
-		g := groups[order[0]]
-		k := c.q.keys(c.pool, g.shard)
-		args := append(append([]any{c.q.cfg.Group}, g.ids...), g.jobs...)
-		if err := ackScript.Run(ctx, c.q.rdb, []string{k.streams[g.prio], k.ids}, args...).Err(); err != nil {
-			return fmt.Errorf("ack %d jobs in pool %s: %w", len(ds), c.pool, err)
-		}
-		return nil
+		byShard[d.Shard] = append(byShard[d.Shard], d)
 	}
 	run := func() error {
 		pipe := c.q.rdb.Pipeline()
-		for _, key := range order {
-			g := groups[key]
-			k := c.q.keys(c.pool, g.shard)
-			args := append(append([]any{c.q.cfg.Group}, g.ids...), g.jobs...)
-			ackScript.EvalSha(ctx, pipe, []string{k.streams[g.prio], k.ids}, args...)
+		for shard, acks := range byShard {
+			k := c.q.keys(c.pool, shard)
+			takeScript.EvalSha(ctx, pipe, []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids}, c.takeArgs(0, acks)...)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
 	}
 	err := run()
-	if isNoScript(err) { // acks are idempotent: send them again
+	if isNoScript(err) {
 		if err = c.q.loadScripts(ctx); err == nil {
 			err = run()
 		}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("ack %d jobs in pool %s: %w", len(ds), c.pool, err)
 	}
 	return nil

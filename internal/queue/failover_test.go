@@ -69,6 +69,9 @@ func TestFailoverLosesNoAcknowledgedEnqueue(t *testing.T) {
 				default:
 				}
 				id := job.NewID()
+				mu.Lock()
+				afterKill := !killedAt.IsZero()
+				mu.Unlock()
 				opCtx, opCancel := context.WithTimeout(ctx, 2*time.Second)
 				e, err := b.q.Enqueue(opCtx, Message{JobID: id, Pool: b.pool})
 				opCancel()
@@ -76,7 +79,8 @@ func TestFailoverLosesNoAcknowledgedEnqueue(t *testing.T) {
 				if err == nil {
 					acked = append(acked, id)
 					replicated[id] = e.Replicated
-					if !killedAt.IsZero() && recoveredAt.IsZero() && victimShards[b.q.ShardOf(id)] {
+					// Recovered: an enqueue begun after the kill reached the failed master's shards.
+					if afterKill && recoveredAt.IsZero() && victimShards[b.q.ShardOf(id)] {
 						recoveredAt = time.Now()
 					}
 				} else {

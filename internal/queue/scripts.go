@@ -34,30 +34,52 @@ end
 return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
 `)
 
-// takeScript moves due delayed jobs into their streams, then reads up to ARGV[3]
-// new entries for the consumer, high priority first.
+// takeScript acknowledges finished entries of this shard, moves due delayed jobs
+// into their streams, then reads up to ARGV[3] new entries for the consumer, high
+// priority first. Acknowledging deletes the entry (XDEL), so a stream holds only
+// queued and running jobs, and the job's membership. With a count of 0 it only
+// acknowledges and promotes.
 //
 //	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] membership hash
-//	ARGV[1] group   ARGV[2] consumer   ARGV[3] count
+//	ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] number of acks n
+//	ARGV[5..4+3n] acks as triples {priority index (1..3), entry id, job id}
 //
 // Result: a flat array of triples {priority index (1..3), entry id, fields}.
 var takeScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 256)
-for _, m in ipairs(due) do
-  local a = string.find(m, '|', 1, true)
-  local b = string.find(m, '|', a + 1, true)
-  local prio, id, payload = string.sub(m, 1, a - 1), string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
-  local key = KEYS[2]
-  if prio == 'high' then key = KEYS[1] elseif prio == 'low' then key = KEYS[3] end
-  if payload == '' then
-    redis.call('XADD', key, '*', 'j', id)
-  else
-    redis.call('XADD', key, '*', 'j', id, 'p', payload)
+local nacks = tonumber(ARGV[4])
+if nacks > 0 then
+  local ids, jobs = {{}, {}, {}}, {}
+  for i = 0, nacks - 1 do
+    local p = tonumber(ARGV[5 + 3 * i])
+    ids[p][#ids[p] + 1] = ARGV[6 + 3 * i]
+    jobs[#jobs + 1] = ARGV[7 + 3 * i]
   end
-  redis.call('HSET', KEYS[5], id, prio)
-  redis.call('ZREM', KEYS[4], m)
+  for p = 1, 3 do
+    if #ids[p] > 0 then
+      redis.call('XACK', KEYS[p], ARGV[1], unpack(ids[p]))
+      redis.call('XDEL', KEYS[p], unpack(ids[p]))
+    end
+  end
+  redis.call('HDEL', KEYS[5], unpack(jobs))
+end
+if redis.call('ZCARD', KEYS[4]) > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 256)
+  for _, m in ipairs(due) do
+    local a = string.find(m, '|', 1, true)
+    local b = string.find(m, '|', a + 1, true)
+    local prio, id, payload = string.sub(m, 1, a - 1), string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
+    local key = KEYS[2]
+    if prio == 'high' then key = KEYS[1] elseif prio == 'low' then key = KEYS[3] end
+    if payload == '' then
+      redis.call('XADD', key, '*', 'j', id)
+    else
+      redis.call('XADD', key, '*', 'j', id, 'p', payload)
+    end
+    redis.call('HSET', KEYS[5], id, prio)
+    redis.call('ZREM', KEYS[4], m)
+  end
 end
 local out = {}
 local left = tonumber(ARGV[3])
@@ -74,28 +96,6 @@ for i = 1, 3 do
   end
 end
 return out
-`)
-
-// ackScript completes entries of one stream: XACK, XDEL (so the stream holds only
-// queued and running jobs) and the jobs' membership.
-//
-//	KEYS[1] stream   KEYS[2] membership hash
-//	ARGV[1] group   ARGV[2..n+1] entry ids   ARGV[n+2..2n+1] job ids (n = #ids)
-//
-// Result: the number of entries acknowledged.
-var ackScript = redis.NewScript(`
-local n = (#ARGV - 1) / 2
-local ids, jobs = {}, {}
-for i = 1, n do
-  ids[i] = ARGV[1 + i]
-  jobs[i] = ARGV[1 + n + i]
-end
-local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-redis.call('XDEL', KEYS[1], unpack(ids))
-local present = {}
-for _, j in ipairs(jobs) do if j ~= '' then present[#present + 1] = j end end
-if #present > 0 then redis.call('HDEL', KEYS[2], unpack(present)) end
-return acked
 `)
 
 // extendScript renews the leases of entries this consumer still owns (resetting
@@ -203,4 +203,4 @@ out[#out + 1] = redis.call('XLEN', KEYS[5])
 return out
 `)
 
-var allScripts = []*redis.Script{enqueueScript, takeScript, ackScript, extendScript, reclaimScript, deadLetterScript, statsScript}
+var allScripts = []*redis.Script{enqueueScript, takeScript, extendScript, reclaimScript, deadLetterScript, statsScript}

@@ -1,0 +1,208 @@
+package queuebench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/redisconn"
+)
+
+// RunAigw measures aigw's queue: 16 producers enqueue one job per call, 16
+// consumers take batches and acknowledge them.
+func RunAigw(ctx context.Context, cfg Config) (Result, error) {
+	res := Result{System: "aigw"}
+	srv, err := openServer(ctx, cfg.RedisAddrs)
+	if err != nil {
+		return res, err
+	}
+	defer srv.rdb.Close()
+	// Producers get a client of their own so their round trips can be counted.
+	prodRdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs})
+	if err != nil {
+		return res, err
+	}
+	defer prodRdb.Close()
+	trips := &roundTrips{}
+	prodRdb.AddHook(trips)
+	qc := queue.Config{BlockSlice: 200 * time.Millisecond, Linger: cfg.Linger}
+	producerQ := queue.New(prodRdb, qc)
+	consumerQ := queue.New(srv.rdb, qc)
+
+	// 1. End to end.
+	pool := cfg.RunPrefix + "-e2e"
+	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
+		return res, err
+	}
+	defer cleanupPool(srv.rdb, qc, pool)
+	if err := srv.resetStats(ctx); err != nil {
+		return res, err
+	}
+	var done atomic.Int64
+	allDone := make(chan struct{})
+	cctx, stopConsumers := context.WithCancel(ctx)
+	var cwg sync.WaitGroup
+	errs := make(chan error, cfg.Consumers+cfg.Producers)
+	startConsumers := func(pool string, onJob func(queue.Delivery)) error {
+		for i := 0; i < cfg.Consumers; i++ {
+			c, err := consumerQ.Consumer(pool, "bench-"+strconv.Itoa(i), queue.ConsumerOptions{Home: i})
+			if err != nil {
+				return err
+			}
+			cwg.Add(1)
+			go func() {
+				defer cwg.Done()
+				var done []queue.Delivery // acknowledged with the next take
+				for cctx.Err() == nil {
+					ds, err := c.AckTake(cctx, done, 64, 200*time.Millisecond)
+					if err != nil {
+						if cctx.Err() == nil {
+							errs <- err
+						}
+						return
+					}
+					for _, d := range ds {
+						onJob(d)
+					}
+					done = ds
+				}
+				_ = c.Ack(context.WithoutCancel(cctx), done...)
+			}()
+		}
+		return nil
+	}
+	if err := startConsumers(pool, func(queue.Delivery) {
+		if done.Add(1) == int64(cfg.Jobs) {
+			close(allDone)
+		}
+	}); err != nil {
+		stopConsumers()
+		return res, err
+	}
+	start := time.Now()
+	tripsBefore := trips.n.Load()
+	var pwg sync.WaitGroup
+	per := cfg.Jobs / cfg.Producers
+	for p := 0; p < cfg.Producers; p++ {
+		n := per
+		if p == 0 {
+			n += cfg.Jobs - per*cfg.Producers
+		}
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			for i := 0; i < n; i++ {
+				if _, err := producerQ.Enqueue(ctx, queue.Message{JobID: job.NewID(), Pool: pool}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	pwg.Wait()
+	enqTrips := trips.n.Load() - tripsBefore
+	select {
+	case <-allDone:
+	case err := <-errs:
+		stopConsumers()
+		cwg.Wait()
+		return res, err
+	case <-time.After(5 * time.Minute):
+		stopConsumers()
+		cwg.Wait()
+		return res, fmt.Errorf("aigw e2e: %d of %d jobs done after 5 minutes", done.Load(), cfg.Jobs)
+	}
+	elapsed := time.Since(start)
+	stopConsumers()
+	cwg.Wait()
+	cmds, err := srv.commands(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.E2EJobsPerSec = float64(cfg.Jobs) / elapsed.Seconds()
+	res.CmdsPerJob = float64(cmds) / float64(cfg.Jobs)
+	res.RoundTripsPerEnqueue = float64(enqTrips) / float64(cfg.Jobs)
+
+	// 2. Latency, paced.
+	pool = cfg.RunPrefix + "-paced"
+	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
+		return res, err
+	}
+	defer cleanupPool(srv.rdb, qc, pool)
+	lat := &latencies{}
+	cctx, stopConsumers = context.WithCancel(ctx)
+	if err := startConsumers(pool, func(d queue.Delivery) {
+		if l, ok := since([]byte(d.Payload)); ok {
+			lat.add(l)
+		}
+	}); err != nil {
+		stopConsumers()
+		return res, err
+	}
+	time.Sleep(300 * time.Millisecond) // consumers settle into their blocking reads
+	var sent atomic.Int64
+	pace(ctx, cfg.PacedRate, cfg.Producers, cfg.PacedFor, func(ctx context.Context) {
+		if _, err := producerQ.Enqueue(ctx, queue.Message{JobID: job.NewID(), Pool: pool, Payload: stamp()}); err == nil {
+			sent.Add(1)
+		}
+	})
+	waitFor(func() bool { return int64(lat.count()) >= sent.Load() }, 30*time.Second)
+	stopConsumers()
+	cwg.Wait()
+	res.PacedP50, res.PacedP99, res.PacedSamples = lat.quantile(0.50), lat.quantile(0.99), lat.count()
+
+	// 3. Memory per queued job.
+	pool = cfg.RunPrefix + "-mem"
+	defer cleanupPool(srv.rdb, qc, pool)
+	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
+		return res, err
+	}
+	before, err := srv.usedMemory(ctx)
+	if err != nil {
+		return res, err
+	}
+	for i := 0; i < cfg.MemoryJobs; i += 500 {
+		batch := make([]queue.Message, 0, 500)
+		for j := i; j < min(i+500, cfg.MemoryJobs); j++ {
+			batch = append(batch, queue.Message{JobID: job.NewID(), Pool: pool})
+		}
+		if _, err := producerQ.EnqueueBatch(ctx, batch); err != nil {
+			return res, err
+		}
+	}
+	after, err := srv.usedMemory(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.BytesPerJob = float64(after-before) / float64(cfg.MemoryJobs)
+	return res, nil
+}
+
+func cleanupPool(rdb redis.UniversalClient, qc queue.Config, pool string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	shards := qc.Shards
+	if shards == 0 {
+		shards = queue.New(rdb, qc).Config().Shards
+	}
+	for s := 0; s < shards; s++ {
+		tag := "aigw:{" + pool + "#" + strconv.Itoa(s) + "}:"
+		for _, k := range []string{"q:high", "q:normal", "q:low", "delayed", "ids", "dead"} {
+			rdb.Del(ctx, tag+k)
+		}
+	}
+}
+
+func waitFor(cond func() bool, limit time.Duration) {
+	end := time.Now().Add(limit)
+	for time.Now().Before(end) && !cond() {
+		time.Sleep(20 * time.Millisecond)
+	}
+}

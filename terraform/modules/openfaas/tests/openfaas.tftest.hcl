@@ -1,0 +1,104 @@
+mock_provider "hcloud" {
+  mock_resource "hcloud_network" {
+    defaults = { id = "101" }
+  }
+  mock_resource "hcloud_firewall" {
+    defaults = { id = "102" }
+  }
+  mock_resource "hcloud_placement_group" {
+    defaults = { id = "103" }
+  }
+  mock_resource "hcloud_ssh_key" {
+    defaults = { id = "104" }
+  }
+  mock_resource "hcloud_server" {
+    defaults = {
+      id           = "105"
+      ipv4_address = "203.0.113.10"
+    }
+  }
+}
+mock_provider "random" {}
+
+variables {
+  name             = "aigw-test"
+  network_id       = "1"
+  subnet_ip_range  = "10.40.0.0/20"
+  private_ip_range = "10.40.0.0/16"
+  host_offset      = 10
+  aigw_version     = "1.2.3"
+  stack_yml        = "version: 1.0\nfunctions: {}\n"
+  function_secrets = { "aigw-redis-password" = "s3cret" }
+}
+
+run "two_api_servers_with_domain" {
+  variables {
+    server_count = 2
+    domain       = "api.example.com"
+    acme_email   = "ops@example.com"
+  }
+
+  assert {
+    condition     = length(hcloud_server.api) == 2
+    error_message = "server_count servers"
+  }
+  assert {
+    condition     = output.gateway_url == "https://api.example.com"
+    error_message = "the gateway URL uses the domain"
+  }
+  assert {
+    condition     = random_password.gateway.length == 32 && output.gateway_password == random_password.gateway.result
+    error_message = "a generated gateway password"
+  }
+  assert {
+    condition     = strcontains(yamldecode(output.cloud_init[0]).write_files[4].content, "api.example.com {\n\treverse_proxy 127.0.0.1:8080")
+    error_message = "Caddy terminates TLS for the domain and proxies to the gateway"
+  }
+  assert {
+    condition     = yamldecode(output.cloud_init[1]).write_files[2].content == "version: 1.0\nfunctions: {}\n"
+    error_message = "stack.yml is shipped to every API server"
+  }
+  assert {
+    condition     = strcontains(yamldecode(output.cloud_init[0]).write_files[5].content, "faas-cli deploy -f /etc/aigw/stack.yml")
+    error_message = "cloud-init deploys the functions from stack.yml"
+  }
+  assert {
+    condition     = yamldecode(output.cloud_init[0]).write_files[6].path == "/etc/aigw/secrets/aigw-redis-password"
+    error_message = "function secrets are written for faas-cli secret create"
+  }
+}
+
+run "ip_only_uses_internal_tls" {
+  assert {
+    condition     = output.gateway_url == "https://203.0.113.10"
+    error_message = "without a domain the URL is the first server's IPv4"
+  }
+  assert {
+    condition     = strcontains(yamldecode(output.cloud_init[0]).write_files[4].content, "tls internal")
+    error_message = "without a domain Caddy uses its internal CA"
+  }
+}
+
+run "rejects_eleven_servers" {
+  command = plan
+  variables {
+    server_count = 11
+  }
+  expect_failures = [var.server_count]
+}
+
+run "rejects_arm_type" {
+  command = plan
+  variables {
+    server_type = "cax21"
+  }
+  expect_failures = [var.server_type]
+}
+
+run "rejects_v_prefixed_version" {
+  command = plan
+  variables {
+    aigw_version = "v1.2.3"
+  }
+  expect_failures = [var.aigw_version]
+}

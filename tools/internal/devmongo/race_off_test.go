@@ -1,0 +1,5 @@
+//go:build !race
+
+package devmongo
+
+const raceEnabled = false
