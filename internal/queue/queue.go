@@ -239,6 +239,10 @@ func enqueuedFrom(shard int, res any, err error) (Enqueued, error) {
 // Enqueue adds a job to its pool. Concurrent calls share pipelines, so a call
 // costs at most one round trip (two with WaitReplicas) and under load a fraction of
 // one. A job already in the queue is not added again (Duplicate).
+//
+// ctx is checked when the call starts; once its job is handed to a pipeline the
+// call waits for that pipeline's answer (bounded by the client's timeouts), since
+// the pipeline carries other callers' jobs too.
 func (q *Queue) Enqueue(ctx context.Context, m Message) (Enqueued, error) {
 	if err := m.validate(); err != nil {
 		return Enqueued{}, err

@@ -39,6 +39,7 @@ func run() error {
 	storeJobs := flag.Int("store-jobs", 2000, "jobs for the job-store bench")
 	storeWorkers := flag.Int("store-workers", 8, "goroutines for the job-store bench")
 	linger := flag.Duration("linger", 0, "aigw consumers' queue.Config.Linger (0: its default, negative: none)")
+	pipelines := flag.Int("enqueue-pipelines", 0, "aigw's queue.Config.EnqueuePipelines (0: its default)")
 	systems := flag.String("systems", "aigw,asynq,asynq-tuned", "queue systems to run, comma-separated")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
@@ -73,7 +74,7 @@ func run() error {
 		cfg := queuebench.Config{
 			Jobs: *jobs, Producers: *producers, Consumers: *consumers,
 			PacedRate: *rate, PacedFor: *pacedFor, MemoryJobs: *memJobs,
-			RedisAddrs: addrs, Linger: *linger, RunPrefix: fmt.Sprintf("bench%d", time.Now().Unix()),
+			RedisAddrs: addrs, Linger: *linger, EnqueuePipelines: *pipelines, RunPrefix: fmt.Sprintf("bench%d", time.Now().Unix()),
 		}
 		masters := 0
 		if rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: addrs}); err == nil {

@@ -32,7 +32,7 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	defer prodRdb.Close()
 	trips := &roundTrips{}
 	prodRdb.AddHook(trips)
-	qc := queue.Config{BlockSlice: 200 * time.Millisecond, Linger: cfg.Linger}
+	qc := queue.Config{BlockSlice: 200 * time.Millisecond, Linger: cfg.Linger, EnqueuePipelines: cfg.EnqueuePipelines}
 	producerQ := queue.New(prodRdb, qc)
 	consumerQ := queue.New(srv.rdb, qc)
 

@@ -18,15 +18,16 @@ import (
 
 // Config is the workload.
 type Config struct {
-	Jobs       int           // end-to-end jobs (50,000)
-	Producers  int           // 16
-	Consumers  int           // 16
-	PacedRate  int           // jobs/s for the latency run (1,000)
-	PacedFor   time.Duration // how long the latency run enqueues (5s)
-	MemoryJobs int           // jobs left queued to measure memory per job (20,000)
-	RedisAddrs []string
-	RunPrefix  string        // names queues and pools of this run
-	Linger     time.Duration // aigw consumers' queue.Config.Linger
+	Jobs             int           // end-to-end jobs (50,000)
+	Producers        int           // 16
+	Consumers        int           // 16
+	PacedRate        int           // jobs/s for the latency run (1,000)
+	PacedFor         time.Duration // how long the latency run enqueues (5s)
+	MemoryJobs       int           // jobs left queued to measure memory per job (20,000)
+	RedisAddrs       []string
+	RunPrefix        string        // names queues and pools of this run
+	Linger           time.Duration // aigw consumers' queue.Config.Linger
+	EnqueuePipelines int           // aigw's queue.Config.EnqueuePipelines
 }
 
 // Result is one system's figures.
