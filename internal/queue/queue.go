@@ -62,8 +62,8 @@ type Config struct {
 	// 13k jobs/s end to end), at the cost of up to Linger more latency for a job
 	// that arrives in that window while no other consumer waits.
 	Linger time.Duration
-	// EnqueuePipelines is how many pipelines concurrent Enqueue calls share
-	// (default 2; see batcher). 1 minimises round trips, more lowers the wait of
+	// EnqueuePipelines is how many pipelines per master concurrent Enqueue calls
+	// share (default 2; see batcher). 1 minimises round trips, more lowers the wait of
 	// a call that arrives while a pipeline is in flight.
 	EnqueuePipelines int
 }
@@ -104,17 +104,38 @@ func (c *Config) defaults() {
 
 // Queue is safe for concurrent use.
 type Queue struct {
-	rdb   redis.UniversalClient
-	cfg   Config
-	batch *batcher
+	rdb redis.UniversalClient
+	cfg Config
+
+	mu       sync.Mutex
+	batchers map[string]*batcher // by master address: see batcherFor
 }
 
 // New returns a Queue over an open client (see redisconn.Open).
 func New(rdb redis.UniversalClient, cfg Config) *Queue {
 	cfg.defaults()
-	q := &Queue{rdb: rdb, cfg: cfg}
-	q.batch = &batcher{q: q, maxFlushers: cfg.EnqueuePipelines, maxBatch: 256}
-	return q
+	return &Queue{rdb: rdb, cfg: cfg, batchers: map[string]*batcher{}}
+}
+
+// batcherFor returns the batcher of the master that holds key, so that a pipeline
+// goes to one node and its callers wait for that node alone, not for the slowest
+// of all masters. (The slot map is cached; a stale one only costs a redirect,
+// which the cluster client follows.)
+func (q *Queue) batcherFor(ctx context.Context, key string) *batcher {
+	addr := ""
+	if cc, ok := q.rdb.(*redis.ClusterClient); ok {
+		if node, err := cc.MasterForKey(ctx, key); err == nil {
+			addr = node.Options().Addr
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := q.batchers[addr]
+	if b == nil {
+		b = &batcher{q: q, maxFlushers: q.cfg.EnqueuePipelines, maxBatch: 256}
+		q.batchers[addr] = b
+	}
+	return b
 }
 
 // Config returns the queue's configuration with defaults filled in.
@@ -247,7 +268,7 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (Enqueued, error) {
 	if err := m.validate(); err != nil {
 		return Enqueued{}, err
 	}
-	e, err := q.batch.enqueue(ctx, m)
+	e, err := q.batcherFor(ctx, q.keys(m.Pool, q.ShardOf(m.JobID)).ids).enqueue(ctx, m)
 	if err != nil {
 		return e, fmt.Errorf("enqueue job %s to pool %s: %w", m.JobID, m.Pool, err)
 	}

@@ -36,7 +36,7 @@ func run() error {
 	rate := flag.Int("paced-rate", 1000, "jobs/s of the paced latency run")
 	pacedFor := flag.Duration("paced-for", 5*time.Second, "length of the paced latency run")
 	memJobs := flag.Int("memory-jobs", 20000, "jobs left queued to measure memory per job")
-	storeJobs := flag.Int("store-jobs", 2000, "jobs for the job-store bench")
+	storeJobs := flag.Int("store-jobs", 500, "jobs for the job-store bench (FerretDB transitions slow down with the collection size)")
 	storeWorkers := flag.Int("store-workers", 8, "goroutines for the job-store bench")
 	linger := flag.Duration("linger", 0, "aigw consumers' queue.Config.Linger (0: its default, negative: none)")
 	pipelines := flag.Int("enqueue-pipelines", 0, "aigw's queue.Config.EnqueuePipelines (0: its default)")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ func Run(ctx context.Context, uri string, n, w int) (Result, error) {
 	if err := client.Database("admin").RunCommand(ctx, map[string]any{"buildInfo": 1}).Decode(&hello); err == nil {
 		res.Server = fmt.Sprint("MongoDB-wire ", hello["version"])
 		if fv, ok := hello["ferretdbVersion"]; ok {
-			res.Server = fmt.Sprint("FerretDB ", fv)
+			res.Server = strings.TrimSuffix(fmt.Sprint("FerretDB ", fv), " unknown")
 		}
 	}
 	db := client.Database(fmt.Sprintf("aigw_bench_%d", time.Now().UnixNano()))
