@@ -88,25 +88,14 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	}
 	start := time.Now()
 	tripsBefore := trips.n.Load()
-	var pwg sync.WaitGroup
-	per := cfg.Jobs / cfg.Producers
-	for p := 0; p < cfg.Producers; p++ {
-		n := per
-		if p == 0 {
-			n += cfg.Jobs - per*cfg.Producers
-		}
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			for i := 0; i < n; i++ {
-				if _, err := producerQ.Enqueue(ctx, queue.Message{JobID: job.NewID(), Pool: pool}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	if err := produce(cfg.Jobs, cfg.Producers, func() error {
+		_, err := producerQ.Enqueue(ctx, queue.Message{JobID: job.NewID(), Pool: pool})
+		return err
+	}); err != nil {
+		stopConsumers()
+		cwg.Wait()
+		return res, err
 	}
-	pwg.Wait()
 	enqTrips := trips.n.Load() - tripsBefore
 	select {
 	case <-allDone:

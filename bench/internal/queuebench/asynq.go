@@ -3,7 +3,6 @@ package queuebench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,31 +52,15 @@ func RunAsynq(ctx context.Context, cfg Config, system string, checkInterval time
 		return res, err
 	}
 	start := time.Now()
-	errs := make(chan error, cfg.Producers)
-	var pwg sync.WaitGroup
-	per := cfg.Jobs / cfg.Producers
-	for p := 0; p < cfg.Producers; p++ {
-		n := per
-		if p == 0 {
-			n += cfg.Jobs - per*cfg.Producers
-		}
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			for i := 0; i < n; i++ {
-				if _, err := client.EnqueueContext(ctx, asynq.NewTask("noop", nil), asynq.Queue(queue)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	pwg.Wait()
-	select {
-	case <-allDone:
-	case err := <-errs:
+	if err := produce(cfg.Jobs, cfg.Producers, func() error {
+		_, err := client.EnqueueContext(ctx, asynq.NewTask("noop", nil), asynq.Queue(queue))
+		return err
+	}); err != nil {
 		s.Shutdown()
 		return res, err
+	}
+	select {
+	case <-allDone:
 	case <-time.After(5 * time.Minute):
 		s.Shutdown()
 		return res, fmt.Errorf("%s e2e: %d of %d tasks done after 5 minutes", system, done.Load(), cfg.Jobs)
@@ -122,24 +105,16 @@ func RunAsynq(ctx context.Context, cfg Config, system string, checkInterval time
 	if err != nil {
 		return res, err
 	}
-	var mwg sync.WaitGroup
-	per = cfg.MemoryJobs / cfg.Producers
-	for p := 0; p < cfg.Producers; p++ {
-		mwg.Add(1)
-		go func() {
-			defer mwg.Done()
-			for i := 0; i < per; i++ {
-				if _, err := client.EnqueueContext(ctx, asynq.NewTask("noop", nil), asynq.Queue(queue)); err != nil {
-					return
-				}
-			}
-		}()
+	if err := produce(cfg.MemoryJobs, cfg.Producers, func() error {
+		_, err := client.EnqueueContext(ctx, asynq.NewTask("noop", nil), asynq.Queue(queue))
+		return err
+	}); err != nil {
+		return res, err
 	}
-	mwg.Wait()
 	after, err := srv.usedMemory(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.BytesPerJob = float64(after-before) / float64(per*cfg.Producers)
+	res.BytesPerJob = float64(after-before) / float64(cfg.MemoryJobs)
 	return res, nil
 }

@@ -98,6 +98,33 @@ func pace(ctx context.Context, rate, producers int, d time.Duration, fn func(con
 	wg.Wait()
 }
 
+// produce makes n calls of enqueue spread over producers goroutines (the first
+// goroutine takes the remainder) and returns the first error.
+func produce(n, producers int, enqueue func() error) error {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	per := n / producers
+	for p := 0; p < producers; p++ {
+		calls := per
+		if p == 0 {
+			calls += n - per*producers
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < calls; i++ {
+				if err := enqueue(); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
 // stamp and since carry the enqueue time in a payload.
 func stamp() string { return strconv.FormatInt(time.Now().UnixNano(), 10) }
 
