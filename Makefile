@@ -11,6 +11,10 @@ export GOFLAGS ?= -buildvcs=false
 # Every module of the workspace (root first), as directories.
 MODULES := $(shell go list -f '{{.Dir}}' -m 2>/dev/null)
 BIN := $(CURDIR)/bin
+# The release version from the commits (scripts/semver); binaries carry it as
+# main.version and print it with `<binary> version`.
+VERSION ?= $(shell scripts/semver 2>/dev/null || echo 0.0.0-dev)
+LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: help
 help: ## list the targets
@@ -24,8 +28,12 @@ deps: ## download every module's dependencies once
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
 	@for d in $(MODULES); do \
-		(cd $$d && if go list ./cmd/... >/dev/null 2>&1; then go build -o $(BIN)/ ./cmd/...; fi; go build ./...); \
+		(cd $$d && if go list ./cmd/... >/dev/null 2>&1; then go build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...; fi; go build ./...); \
 	done
+
+.PHONY: version
+version: ## print the version the next release gets (scripts/semver)
+	@echo $(VERSION)
 
 .PHONY: up
 up: ## run aigw on this machine (local Redis Cluster + MongoDB-wire server)
