@@ -308,7 +308,7 @@ func TestDelayedJobWaitsForNotBefore(t *testing.T) {
 
 func TestExpiredLeaseIsReclaimedAndExtendKeepsIt(t *testing.T) {
 	t.Parallel()
-	b := setup(t, Config{Shards: 1, Lease: 300 * time.Millisecond, ReclaimEvery: 10 * time.Millisecond})
+	b := setup(t, Config{Shards: 1, Lease: time.Second, ReclaimEvery: 10 * time.Millisecond})
 	kept, dropped := job.NewID(), job.NewID()
 	b.enqueue(t, Message{JobID: kept})
 	b.enqueue(t, Message{JobID: dropped})
@@ -325,7 +325,7 @@ func TestExpiredLeaseIsReclaimedAndExtendKeepsIt(t *testing.T) {
 	}
 	// a keeps renewing one lease and abandons the other (as if it had died).
 	other := b.consumer(t, "worker-b")
-	deadline := time.Now().Add(900 * time.Millisecond)
+	deadline := time.Now().Add(2500 * time.Millisecond)
 	var reclaimed []Delivery
 	for time.Now().Before(deadline) {
 		lost, err := a.Extend(b.ctx, keep)
