@@ -26,7 +26,12 @@ type Delivery struct {
 	Deliveries int64
 	// EnqueuedAt is when the entry entered its stream (from the entry id).
 	EnqueuedAt time.Time
-	prio       int
+}
+
+// prio is the index of the delivery's priority stream (0 high, 1 normal, 2 low).
+func (d Delivery) prio() int {
+	i, _ := prioIndex(d.Priority)
+	return i
 }
 
 // ConsumerOptions configures a Consumer.
@@ -198,7 +203,7 @@ func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks [
 	if err := c.Ack(ctx, acks...); err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(out, func(a, b Delivery) int { return a.prio - b.prio })
+	slices.SortStableFunc(out, func(a, b Delivery) int { return a.prio() - b.prio() })
 	c.short = len(out) < limit
 	if len(out) > limit {
 		c.buf = slices.Clone(out[limit:])
@@ -297,7 +302,7 @@ func (c *Consumer) takeArgs(count int, acks []Delivery) []any {
 	args := make([]any, 0, 4+3*len(acks))
 	args = append(args, c.q.cfg.Group, c.name, count, len(acks))
 	for _, d := range acks {
-		args = append(args, d.prio+1, d.EntryID, d.JobID)
+		args = append(args, d.prio()+1, d.EntryID, d.JobID)
 	}
 	return args
 }
@@ -333,7 +338,7 @@ func (c *Consumer) takeShard(ctx context.Context, shard, count int, acks []Deliv
 // delivery builds a Delivery from a stream entry; a malformed entry goes to the
 // dead-letter stream instead (ok false).
 func (c *Consumer) delivery(ctx context.Context, shard, prio int, id string, fields []any, deliveries int64) (Delivery, bool) {
-	d := Delivery{Shard: shard, EntryID: id, Deliveries: deliveries, prio: prio}
+	d := Delivery{Shard: shard, EntryID: id, Deliveries: deliveries}
 	d.Pool = c.pool
 	d.Priority = job.Priorities()[prio]
 	var strs []string
@@ -429,7 +434,7 @@ func (c *Consumer) Ack(ctx context.Context, ds ...Delivery) error {
 func (c *Consumer) Extend(ctx context.Context, ds ...Delivery) (lost []Delivery, err error) {
 	byStream := map[[2]int][]Delivery{}
 	for _, d := range ds {
-		key := [2]int{d.Shard, d.prio}
+		key := [2]int{d.Shard, d.prio()}
 		byStream[key] = append(byStream[key], d)
 	}
 	for key, group := range byStream {
@@ -471,7 +476,7 @@ func (c *Consumer) deadLetter(ctx context.Context, d Delivery, reason string, fi
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	if err := deadLetterScript.Run(ctx, c.q.rdb, []string{k.streams[d.prio], k.dead, k.ids}, args...).Err(); err != nil {
+	if err := deadLetterScript.Run(ctx, c.q.rdb, []string{k.streams[d.prio()], k.dead, k.ids}, args...).Err(); err != nil {
 		return fmt.Errorf("dead-letter entry %s in pool %s: %w", d.EntryID, c.pool, err)
 	}
 	return nil

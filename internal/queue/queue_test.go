@@ -238,7 +238,7 @@ func TestBatchIsOrderedByPriorityAcrossShards(t *testing.T) {
 		total += len(ds)
 		for i := 1; i < len(ds); i++ {
 			multiShard = multiShard || ds[i].Shard != ds[0].Shard
-			if ds[i].prio < ds[i-1].prio {
+			if ds[i].prio() < ds[i-1].prio() {
 				t.Fatalf("batch not ordered by priority at %d: %s after %s", i, ds[i].Priority, ds[i-1].Priority)
 			}
 		}
