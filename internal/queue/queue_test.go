@@ -537,3 +537,28 @@ func TestConcurrentProducersAndConsumersDeliverEachJobOnce(t *testing.T) {
 		}
 	}
 }
+
+// A delivery rebuilt from its exported fields (e.g. after a worker kept it on disk)
+// acknowledges the right stream.
+func TestAckOfARebuiltDelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Shards: 2})
+	id := job.NewID()
+	b.enqueue(t, Message{JobID: id, Priority: job.Low})
+	c := b.consumer(t, "c")
+	ds, err := c.Take(b.ctx, 1, time.Second)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("take: %v %v", ds, err)
+	}
+	rebuilt := Delivery{Message: Message{JobID: id, Pool: b.pool, Priority: job.Low}, Shard: ds[0].Shard, EntryID: ds[0].EntryID}
+	if err := c.Ack(b.ctx, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.q.Stats(b.ctx, b.pool)
+	if err != nil || st.Running != 0 || st.Depth() != 0 {
+		t.Fatalf("after ack: %+v %v", st, err)
+	}
+	if in, _ := b.q.Contains(b.ctx, b.pool, id); in {
+		t.Fatal("acknowledged job still in the queue")
+	}
+}
