@@ -397,6 +397,19 @@ func (f *Fake) observeAction(a *action) action {
 	return *a
 }
 
+// byPathID returns the resource of kind named by the request's {id} in m.
+func byPathID[T any](r *http.Request, m map[int64]*T, kind string) (*T, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := m[id]
+	if !ok {
+		return nil, errNotFound(kind, id)
+	}
+	return v, nil
+}
+
 func pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
@@ -490,6 +503,16 @@ func cloneLabels(l map[string]string) map[string]string {
 type updateRequest struct {
 	Name   *string            `json:"name"`
 	Labels *map[string]string `json:"labels"`
+}
+
+// apply sets what a PUT changes of any resource: a non-empty name, the labels.
+func (u updateRequest) apply(name *string, labels *map[string]string) {
+	if u.Name != nil && *u.Name != "" {
+		*name = *u.Name
+	}
+	if u.Labels != nil {
+		*labels = labelsOrEmpty(u.Labels)
+	}
 }
 
 // ---- catalog ---------------------------------------------------------------
@@ -596,17 +619,7 @@ func (f *Fake) listNetworks(r *http.Request) (int, any, error) {
 	return list(r, "networks", sortedValues(f.networks, func(x *network) bool { return !has || x.Name == n }))
 }
 
-func (f *Fake) network(r *http.Request) (*network, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	n, ok := f.networks[id]
-	if !ok {
-		return nil, errNotFound("network", id)
-	}
-	return n, nil
-}
+func (f *Fake) network(r *http.Request) (*network, error) { return byPathID(r, f.networks, "network") }
 
 func (f *Fake) createNetwork(r *http.Request) (int, any, error) {
 	var req struct {
@@ -703,12 +716,7 @@ func (f *Fake) updateNetwork(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.Name != nil && *req.Name != "" {
-		n.Name = *req.Name
-	}
-	if req.Labels != nil {
-		n.Labels = labelsOrEmpty(req.Labels)
-	}
+	req.apply(&n.Name, &n.Labels)
 	if req.ExposeRoutesToVSwitch != nil {
 		n.ExposeRoutesToVSwitch = *req.ExposeRoutesToVSwitch
 	}
@@ -789,15 +797,7 @@ func (f *Fake) listFirewalls(r *http.Request) (int, any, error) {
 }
 
 func (f *Fake) firewall(r *http.Request) (*firewall, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	fw, ok := f.firewalls[id]
-	if !ok {
-		return nil, errNotFound("firewall", id)
-	}
-	return fw, nil
+	return byPathID(r, f.firewalls, "firewall")
 }
 
 func validateRules(rules []firewallRule) ([]firewallRule, error) {
@@ -928,12 +928,7 @@ func (f *Fake) updateFirewall(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.Name != nil && *req.Name != "" {
-		fw.Name = *req.Name
-	}
-	if req.Labels != nil {
-		fw.Labels = labelsOrEmpty(req.Labels)
-	}
+	req.apply(&fw.Name, &fw.Labels)
 	return http.StatusOK, map[string]any{"firewall": *fw}, nil
 }
 
@@ -1032,17 +1027,7 @@ func (f *Fake) listSSHKeys(r *http.Request) (int, any, error) {
 	}))
 }
 
-func (f *Fake) sshKey(r *http.Request) (*sshKey, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	k, ok := f.sshKeys[id]
-	if !ok {
-		return nil, errNotFound("ssh key", id)
-	}
-	return k, nil
-}
+func (f *Fake) sshKey(r *http.Request) (*sshKey, error) { return byPathID(r, f.sshKeys, "ssh key") }
 
 // fingerprint is the MD5 fingerprint of an authorized_keys line, as Hetzner
 // reports it ("aa:bb:...").
@@ -1116,12 +1101,7 @@ func (f *Fake) updateSSHKey(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.Name != nil && *req.Name != "" {
-		k.Name = *req.Name
-	}
-	if req.Labels != nil {
-		k.Labels = labelsOrEmpty(req.Labels)
-	}
+	req.apply(&k.Name, &k.Labels)
 	return http.StatusOK, map[string]any{"ssh_key": *k}, nil
 }
 
@@ -1146,15 +1126,7 @@ func (f *Fake) listPlacementGroups(r *http.Request) (int, any, error) {
 }
 
 func (f *Fake) placementGroup(r *http.Request) (*placementGroup, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	p, ok := f.placementGroups[id]
-	if !ok {
-		return nil, errNotFound("placement group", id)
-	}
-	return p, nil
+	return byPathID(r, f.placementGroups, "placement group")
 }
 
 func (f *Fake) createPlacementGroup(r *http.Request) (int, any, error) {
@@ -1206,12 +1178,7 @@ func (f *Fake) updatePlacementGroup(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.Name != nil && *req.Name != "" {
-		p.Name = *req.Name
-	}
-	if req.Labels != nil {
-		p.Labels = labelsOrEmpty(req.Labels)
-	}
+	req.apply(&p.Name, &p.Labels)
 	return http.StatusOK, map[string]any{"placement_group": *p}, nil
 }
 
@@ -1259,17 +1226,7 @@ func (f *Fake) listServers(r *http.Request) (int, any, error) {
 	return list(r, "servers", out)
 }
 
-func (f *Fake) server(r *http.Request) (*server, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return nil, err
-	}
-	s, ok := f.servers[id]
-	if !ok {
-		return nil, errNotFound("server", id)
-	}
-	return s, nil
-}
+func (f *Fake) server(r *http.Request) (*server, error) { return byPathID(r, f.servers, "server") }
 
 // idOrName decodes a JSON number or string the way the API accepts them.
 type idOrName struct {
@@ -1457,12 +1414,7 @@ func (f *Fake) updateServer(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.Name != nil && *req.Name != "" {
-		s.Name = *req.Name
-	}
-	if req.Labels != nil {
-		s.Labels = labelsOrEmpty(req.Labels)
-	}
+	req.apply(&s.Name, &s.Labels)
 	return http.StatusOK, map[string]any{"server": f.view(s)}, nil
 }
 
