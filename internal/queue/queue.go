@@ -231,10 +231,9 @@ type Enqueued struct {
 	Replicated bool
 }
 
-func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int, err error) {
-	if err := m.validate(); err != nil {
-		return nil, nil, 0, err
-	}
+// enqueueArgs builds the enqueue script's keys and arguments for a message that
+// Enqueue or EnqueueBatch has validated.
+func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int) {
 	shard = q.ShardOf(m.JobID)
 	k := q.keys(m.Pool, shard)
 	pi, _ := prioIndex(m.Priority)
@@ -243,7 +242,7 @@ func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int, er
 	if !m.NotBefore.IsZero() {
 		nb = m.NotBefore.UnixMilli()
 	}
-	return []string{k.ids, k.streams[pi], k.delayed}, []any{m.JobID, string(prio), m.Payload, nb}, shard, nil
+	return []string{k.ids, k.streams[pi], k.delayed}, []any{m.JobID, string(prio), m.Payload, nb}, shard
 }
 
 func enqueuedFrom(shard int, res any, err error) (Enqueued, error) {
@@ -300,7 +299,7 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 	keys := make([][]string, len(ms))
 	args := make([][]any, len(ms))
 	for i, m := range ms {
-		keys[i], args[i], res[i].Shard, _ = q.enqueueArgs(m)
+		keys[i], args[i], res[i].Shard = q.enqueueArgs(m)
 	}
 	run := func() (cmds []*redis.Cmd, noScript bool) {
 		cmds = make([]*redis.Cmd, len(ms))
@@ -401,6 +400,21 @@ func (q *Queue) Contains(ctx context.Context, pool, jobID string) (bool, error) 
 		return false, fmt.Errorf("queue lookup of job %s: %w", jobID, err)
 	}
 	return n, nil
+}
+
+// Purge deletes every key of a pool (queued, running, delayed and dead-lettered
+// entries alike), one shard at a time.
+func (q *Queue) Purge(ctx context.Context, pool string) error {
+	if err := ValidatePool(pool); err != nil {
+		return err
+	}
+	for s := 0; s < q.cfg.Shards; s++ {
+		k := q.keys(pool, s)
+		if err := q.rdb.Del(ctx, k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.dead).Err(); err != nil {
+			return fmt.Errorf("purge pool %s shard %d: %w", pool, s, err)
+		}
+	}
+	return nil
 }
 
 // EnsureGroups creates the consumer group on every stream of the pool (from the

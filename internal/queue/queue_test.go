@@ -31,19 +31,14 @@ func setup(t *testing.T, cfg Config) *bundle {
 	rdb := testenv.Redis(t)
 	q := New(rdb, cfg)
 	pool := testenv.UniqueName(t, 48)
-	t.Cleanup(func() { cleanupPool(rdb, q, pool) })
-	return &bundle{ctx: ctx, rdb: rdb, q: q, pool: pool}
-}
-
-func cleanupPool(rdb redis.UniversalClient, q *Queue, pool string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for s := 0; s < q.cfg.Shards; s++ {
-		k := q.keys(pool, s)
-		for _, key := range []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.dead} {
-			rdb.Del(ctx, key)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := q.Purge(ctx, pool); err != nil {
+			t.Errorf("purge pool %s: %v", pool, err)
 		}
-	}
+	})
+	return &bundle{ctx: ctx, rdb: rdb, q: q, pool: pool}
 }
 
 func (b *bundle) consumer(t *testing.T, name string) *Consumer {

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -41,7 +39,7 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
 		return res, err
 	}
-	defer cleanupPool(srv.rdb, qc, pool)
+	defer purge(consumerQ, pool)
 	if err := srv.resetStats(ctx); err != nil {
 		return res, err
 	}
@@ -124,7 +122,7 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
 		return res, err
 	}
-	defer cleanupPool(srv.rdb, qc, pool)
+	defer purge(consumerQ, pool)
 	lat := &latencies{}
 	cctx, stopConsumers = context.WithCancel(ctx)
 	if err := startConsumers(pool, func(d queue.Delivery) {
@@ -149,7 +147,7 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 
 	// 3. Memory per queued job.
 	pool = cfg.RunPrefix + "-mem"
-	defer cleanupPool(srv.rdb, qc, pool)
+	defer purge(consumerQ, pool)
 	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
 		return res, err
 	}
@@ -174,19 +172,12 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-func cleanupPool(rdb redis.UniversalClient, qc queue.Config, pool string) {
+// purge deletes a benchmark pool's keys, with a context of its own: it runs on the
+// way out, also after the run's context ended.
+func purge(q *queue.Queue, pool string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	shards := qc.Shards
-	if shards == 0 {
-		shards = queue.New(rdb, qc).Config().Shards
-	}
-	for s := 0; s < shards; s++ {
-		tag := "aigw:{" + pool + "#" + strconv.Itoa(s) + "}:"
-		for _, k := range []string{"q:high", "q:normal", "q:low", "delayed", "ids", "dead"} {
-			rdb.Del(ctx, tag+k)
-		}
-	}
+	_ = q.Purge(ctx, pool)
 }
 
 func waitFor(cond func() bool, limit time.Duration) {
