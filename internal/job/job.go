@@ -87,6 +87,47 @@ type Job struct {
 	Worker         string   `json:"worker,omitempty" bson:"worker,omitempty"`
 	IdempotencyKey string   `json:"idempotency_key,omitempty" bson:"idempotency_key,omitempty"`
 	Webhook        *Webhook `json:"webhook,omitempty" bson:"webhook,omitempty"`
+
+	// Artifacts are the files the last attempt wrote to $AIGW_OUTPUT_DIR.
+	Artifacts []Artifact `json:"artifacts,omitempty" bson:"artifacts,omitempty"`
+	// Log is the tail of the last attempt's log (stderr of an exec run).
+	Log string `json:"log,omitempty" bson:"log,omitempty"`
+	// Outbox holds state changes whose webhook is still to be handed to the
+	// orchestrator's delivery outbox. The store appends to it in the same
+	// atomic update as the transition, so no notification is lost to a crash.
+	Outbox []Notification `json:"-" bson:"outbox,omitempty"`
+}
+
+// Artifact is one stored output file of a job (in MongoDB GridFS).
+type Artifact struct {
+	Name   string `json:"name" bson:"name"`
+	FileID string `json:"file_id" bson:"file_id"`
+	Size   int64  `json:"size" bson:"size"`
+	SHA256 string `json:"sha256,omitempty" bson:"sha256,omitempty"`
+}
+
+// Notification is a state change that the job's webhook wants to hear about.
+type Notification struct {
+	State   State     `bson:"state"`
+	Attempt int       `bson:"attempt"`
+	At      time.Time `bson:"at"`
+}
+
+// Notifies reports whether the job's webhook wants to hear about state s: every
+// terminal state when the webhook names no events, else the states it names.
+func (j *Job) Notifies(s State) bool {
+	if j.Webhook == nil || j.Webhook.URL == "" {
+		return false
+	}
+	if len(j.Webhook.Events) == 0 {
+		return s.Terminal()
+	}
+	for _, e := range j.Webhook.Events {
+		if State(e) == s {
+			return true
+		}
+	}
+	return false
 }
 
 var (

@@ -157,6 +157,10 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 	j.State = job.Queued
 	j.Attempt = 1
 	j.CreatedAt, j.UpdatedAt, j.QueuedAt = now, now, &now
+	j.Outbox = nil
+	if j.Notifies(job.Queued) {
+		j.Outbox = []job.Notification{{State: job.Queued, Attempt: 1, At: now}}
+	}
 	rec := record{Job: j, Dedup: "id:" + j.ID}
 	if j.IdempotencyKey != "" {
 		rec.Dedup = "key:" + j.Tenant + "\x00" + j.IdempotencyKey

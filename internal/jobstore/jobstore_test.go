@@ -374,3 +374,53 @@ func TestUnreachableMongoFailsFast(t *testing.T) {
 	}
 	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+func TestWebhookOutboxFollowsTransitions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	plain := b.create(t, newJob("acme", "echo"))
+	hooked := newJob("acme", "echo")
+	hooked.Webhook = &job.Webhook{URL: "http://127.0.0.1:1/hook", Events: []string{"queued", "running", "succeeded"}}
+	j := b.create(t, hooked)
+
+	pending, err := b.store.PendingNotifications(b.ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].ID != j.ID || len(pending[0].Outbox) != 1 || pending[0].Outbox[0].State != job.Queued {
+		t.Fatalf("after create: %+v", pending)
+	}
+	for _, to := range []job.State{job.Running, job.Succeeded} {
+		from := job.Queued
+		if to == job.Succeeded {
+			from = job.Running
+		}
+		if _, err := b.store.Transition(b.ctx, j.ID, Change{From: from, To: to, Notify: j.Notifies(to)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.Transition(b.ctx, plain.ID, Change{From: from, To: to, Notify: plain.Notifies(to)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err = b.store.PendingNotifications(b.ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || len(pending[0].Outbox) != 3 {
+		t.Fatalf("after two transitions: %+v", pending)
+	}
+	var states []job.State
+	for _, n := range pending[0].Outbox {
+		states = append(states, n.State)
+		if err := b.store.AckNotification(b.ctx, j.ID, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(states) != "[queued running succeeded]" {
+		t.Fatalf("outbox order %v", states)
+	}
+	pending, err = b.store.PendingNotifications(b.ctx, 10)
+	if err != nil || len(pending) != 0 {
+		t.Fatalf("after acks: %+v, %v", pending, err)
+	}
+}

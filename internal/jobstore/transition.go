@@ -29,6 +29,13 @@ type Change struct {
 	Error *job.Error
 	// NotBefore delays a retry (→ queued).
 	NotBefore time.Time
+	// Artifacts and Log are stored on → succeeded, failed and canceled (the
+	// attempt's files and log tail).
+	Artifacts []job.Artifact
+	Log       string
+	// Notify appends the change to the job's webhook outbox in the same update
+	// (set it from Job.Notifies(To)).
+	Notify bool
 }
 
 // Transition moves job id from c.From to c.To if, and only if, it is still in
@@ -53,12 +60,14 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 		unset = bson.D{{Key: "finished_at", Value: ""}, {Key: "not_before", Value: ""}}
 	case job.Succeeded:
 		set = append(set, bson.E{Key: "finished_at", Value: now})
+		set = appendRunResult(set, c)
 		if c.Output != nil {
 			set = append(set, bson.E{Key: "output", Value: c.Output})
 		}
 		unset = bson.D{{Key: "error", Value: ""}}
 	case job.Failed, job.Canceled, job.Expired:
 		set = append(set, bson.E{Key: "finished_at", Value: now})
+		set = appendRunResult(set, c)
 		if c.Error != nil {
 			set = append(set, bson.E{Key: "error", Value: c.Error})
 		}
@@ -82,6 +91,14 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 	if len(inc) > 0 {
 		update = append(update, bson.E{Key: "$inc", Value: inc})
 	}
+	if c.Notify {
+		attempt := c.Attempt
+		if c.To == job.Queued && attempt > 0 {
+			attempt++
+		}
+		update = append(update, bson.E{Key: "$push", Value: bson.D{{Key: "outbox",
+			Value: job.Notification{State: c.To, Attempt: attempt, At: now}}}})
+	}
 	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: c.From}}
 	if c.Attempt > 0 {
 		filter = append(filter, bson.E{Key: "attempt", Value: c.Attempt})
@@ -99,4 +116,48 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 		return nil, err
 	}
 	return cur, &ConflictError{ID: id, Expected: c.From, Actual: cur.State, ExpectedAttempt: c.Attempt, ActualAttempt: cur.Attempt}
+}
+
+func appendRunResult(set bson.D, c Change) bson.D {
+	if len(c.Artifacts) > 0 {
+		set = append(set, bson.E{Key: "artifacts", Value: c.Artifacts})
+	}
+	if c.Log != "" {
+		set = append(set, bson.E{Key: "log", Value: c.Log})
+	}
+	return set
+}
+
+// PendingNotifications returns up to limit jobs whose webhook outbox is not
+// empty, oldest first.
+func (s *Store) PendingNotifications(ctx context.Context, limit int) ([]job.Job, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	cur, err := s.jobs.Find(ctx, bson.D{{Key: "outbox.0", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("pending notifications: %w", wrapUnavailable(err))
+	}
+	var recs []record
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, fmt.Errorf("pending notifications: %w", wrapUnavailable(err))
+	}
+	out := make([]job.Job, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Job
+	}
+	return out, nil
+}
+
+// AckNotification removes n (as read from the outbox) from job id's outbox,
+// once the orchestrator has recorded its delivery durably.
+func (s *Store) AckNotification(ctx context.Context, id string, n job.Notification) error {
+	_, err := s.jobs.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$pull", Value: bson.D{{Key: "outbox", Value: job.Notification{
+			State: n.State, Attempt: n.Attempt, At: n.At.UTC().Truncate(time.Millisecond)}}}}})
+	if err != nil {
+		return fmt.Errorf("ack notification of %s: %w", id, wrapUnavailable(err))
+	}
+	return nil
 }

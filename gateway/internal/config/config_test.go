@@ -1,0 +1,74 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.BinDir != "bin" || c.StateDir != ".aigw/gateway" || c.SecretsDir != ".aigw/gateway/auth" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.RedisAddrs != nil || c.AsyncMaxBody != 10<<20 || c.ReadyTimeout != 30*time.Second || c.LogLevel != slog.LevelInfo {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.AsyncConsumer != "gw-127-0-0-1-8080" {
+		t.Errorf("consumer = %q", c.AsyncConsumer)
+	}
+}
+
+func TestValues(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{
+		"AIGW_GATEWAY_ADDR":             "0.0.0.0:9090",
+		"AIGW_GATEWAY_BIN_DIR":          "/opt/bin",
+		"AIGW_GATEWAY_STATE_DIR":        "/var/lib/aigw",
+		"AIGW_REDIS_ADDRS":              "127.0.0.1:7001, 127.0.0.1:7002",
+		"AIGW_REDIS_PASSWORD":           "pw",
+		"AIGW_GATEWAY_UPSTREAM_TIMEOUT": "90s",
+		"AIGW_GATEWAY_READY_TIMEOUT":    "2s",
+		"AIGW_GATEWAY_WRITE_TIMEOUT":    "0s",
+		"AIGW_GATEWAY_ASYNC_MAX_BODY":   "1024",
+		"AIGW_LOG_LEVEL":                "debug",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "0.0.0.0:9090" || c.BinDir != "/opt/bin" || c.SecretsDir != "/var/lib/aigw/auth" {
+		t.Errorf("%+v", c)
+	}
+	if len(c.RedisAddrs) != 2 || c.RedisAddrs[1] != "127.0.0.1:7002" || c.RedisPassword != "pw" {
+		t.Errorf("redis: %+v", c)
+	}
+	if c.UpstreamTimeout != 90*time.Second || c.ReadyTimeout != 2*time.Second || c.AsyncMaxBody != 1024 || c.LogLevel != slog.LevelDebug {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	t.Parallel()
+	for key, val := range map[string]string{
+		"AIGW_GATEWAY_ADDR":               "localhost",
+		"AIGW_REDIS_ADDRS":                "nohost",
+		"AIGW_GATEWAY_READY_TIMEOUT":      "5",
+		"AIGW_GATEWAY_UPSTREAM_TIMEOUT":   "0s",
+		"AIGW_GATEWAY_STOP_GRACE":         "-1s",
+		"AIGW_GATEWAY_ASYNC_MAX_BODY":     "ten",
+		"AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS": "0",
+		"AIGW_LOG_LEVEL":                  "loud",
+	} {
+		_, err := Load(env(map[string]string{key: val}))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%q: err = %v, want an error naming the key", key, val, err)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+// Package algorithm holds algorithm definitions: what runs a job (runtime,
+// command or URL), where (pool, resources), for how long, how often it is
+// retried and what input it accepts (a JSON Schema). Definitions live in
+// MongoDB and can be loaded from definition files (YAML or JSON) kept in the
+// repository next to each algorithm.
+package algorithm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aigw/aigw/internal/queue"
+)
+
+// Runtime types.
+const (
+	Exec = "exec"
+	HTTP = "http"
+)
+
+// Defaults for a definition that leaves them out.
+const (
+	DefaultTimeout    = 10 * time.Minute
+	DefaultMaxRetries = 2
+	MaxTimeout        = 7 * 24 * time.Hour
+	MaxRetriesLimit   = 20
+)
+
+// ErrInvalid marks a definition that breaks a rule; the message says which.
+var ErrInvalid = errors.New("invalid algorithm definition")
+
+// Definition is one version of an algorithm.
+type Definition struct {
+	Name        string `json:"name" bson:"name"`
+	Version     string `json:"version" bson:"version"`
+	Description string `json:"description,omitempty" bson:"description,omitempty"`
+	// Pool is the worker pool that runs it.
+	Pool      string    `json:"pool" bson:"pool"`
+	Runtime   Runtime   `json:"runtime" bson:"runtime"`
+	Resources Resources `json:"resources" bson:"resources"`
+	// TimeoutMS bounds one attempt (default 10 min); a job may ask for less or more.
+	TimeoutMS int64 `json:"timeout_ms,omitempty" bson:"timeout_ms,omitempty"`
+	// MaxRetries is the default number of automatic retries after a failed attempt.
+	MaxRetries *int `json:"max_retries,omitempty" bson:"max_retries,omitempty"`
+	// Env is added to the environment of an exec run.
+	Env map[string]string `json:"env,omitempty" bson:"env,omitempty"`
+	// InputSchema is a JSON Schema (draft 2020-12 unless $schema says otherwise)
+	// that every job's input must satisfy.
+	InputSchema json.RawMessage `json:"input_schema,omitempty" bson:"input_schema,omitempty"`
+
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// Runtime says how a worker runs the algorithm.
+type Runtime struct {
+	// Type is "exec" or "http".
+	Type string `json:"type" bson:"type"`
+	// Command (exec) is the program and its arguments; a relative program is
+	// looked up in the worker's algorithms directory, then on PATH.
+	Command []string `json:"command,omitempty" bson:"command,omitempty"`
+	// Dir (exec) is the working directory, relative to the algorithms directory.
+	Dir string `json:"dir,omitempty" bson:"dir,omitempty"`
+	// URL (http) receives the input as a POST: an Open Inference Protocol v2
+	// /v2/models/{m}/infer endpoint or any JSON endpoint on the node.
+	URL string `json:"url,omitempty" bson:"url,omitempty"`
+	// Protocol (http) is "json" (input posted as is, default) or "v2" (Open
+	// Inference Protocol: input wrapped in / output taken from the tensors).
+	Protocol string `json:"protocol,omitempty" bson:"protocol,omitempty"`
+}
+
+// Resources is what one run (one gang member) needs on a node.
+type Resources struct {
+	GPUs     int `json:"gpus,omitempty" bson:"gpus,omitempty"`
+	MemoryMB int `json:"memory_mb,omitempty" bson:"memory_mb,omitempty"`
+}
+
+// Timeout returns the attempt timeout.
+func (d *Definition) Timeout() time.Duration {
+	if d.TimeoutMS <= 0 {
+		return DefaultTimeout
+	}
+	return time.Duration(d.TimeoutMS) * time.Millisecond
+}
+
+// Retries returns the default retry count.
+func (d *Definition) Retries() int {
+	if d.MaxRetries == nil {
+		return DefaultMaxRetries
+	}
+	return *d.MaxRetries
+}
+
+// ID is the stored document id: name@version.
+func (d *Definition) ID() string { return d.Name + "@" + d.Version }
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$`)
+	envRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// ValidName reports whether name is a valid algorithm name (DNS label).
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
+// Validate checks every rule and compiles the input schema; the error names
+// the field to fix and wraps ErrInvalid.
+func (d *Definition) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case !ValidName(d.Name):
+		return bad("name %q: use 1-63 lowercase letters, digits and dashes", d.Name)
+	case !versionRE.MatchString(d.Version):
+		return bad("version %q: use a version such as 1.0.0", d.Version)
+	case d.Pool == "":
+		return bad("pool is required")
+	}
+	if err := queue.ValidatePool(d.Pool); err != nil {
+		return bad("pool: %v", err)
+	}
+	switch d.Runtime.Type {
+	case Exec:
+		if len(d.Runtime.Command) == 0 || d.Runtime.Command[0] == "" {
+			return bad("runtime.command is required for an exec runtime")
+		}
+		if d.Runtime.URL != "" {
+			return bad("runtime.url is for http runtimes only")
+		}
+	case HTTP:
+		if !strings.HasPrefix(d.Runtime.URL, "http://") && !strings.HasPrefix(d.Runtime.URL, "https://") {
+			return bad("runtime.url %q: want an http:// or https:// URL", d.Runtime.URL)
+		}
+		if p := d.Runtime.Protocol; p != "" && p != "json" && p != "v2" {
+			return bad("runtime.protocol %q: want json or v2", p)
+		}
+	default:
+		return bad("runtime.type %q: want exec or http", d.Runtime.Type)
+	}
+	switch {
+	case d.Resources.GPUs < 0 || d.Resources.GPUs > 64:
+		return bad("resources.gpus must be 0-64")
+	case d.Resources.MemoryMB < 0:
+		return bad("resources.memory_mb must not be negative")
+	case d.TimeoutMS < 0 || time.Duration(d.TimeoutMS)*time.Millisecond > MaxTimeout:
+		return bad("timeout_ms must be between 0 (default %s) and %d", DefaultTimeout, MaxTimeout.Milliseconds())
+	case d.MaxRetries != nil && (*d.MaxRetries < 0 || *d.MaxRetries > MaxRetriesLimit):
+		return bad("max_retries must be 0-%d", MaxRetriesLimit)
+	}
+	for k := range d.Env {
+		if !envRE.MatchString(k) || strings.HasPrefix(k, "AIGW_") {
+			return bad("env %q: want a variable name not starting with AIGW_", k)
+		}
+	}
+	if len(d.InputSchema) > 0 {
+		if _, err := d.CompileSchema(); err != nil {
+			return bad("input_schema: %v", err)
+		}
+	}
+	return nil
+}
+
+// CompileSchema compiles the input schema; nil means every input is accepted.
+func (d *Definition) CompileSchema() (*jsonschema.Schema, error) {
+	if len(d.InputSchema) == 0 {
+		return nil, nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(d.InputSchema))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	url := "aigw:///algorithms/" + d.Name + "/" + d.Version + "/input.json"
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, err
+	}
+	return c.Compile(url)
+}
+
+// Parse decodes a definition from YAML or JSON (JSON is YAML), with the JSON
+// field names; unknown fields are errors.
+func Parse(data []byte) (*Definition, error) {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	j, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	var d Definition
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return &d, d.Validate()
+}
+
+// LoadFile reads and validates a definition file.
+func LoadFile(path string) (*Definition, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
+// DefinitionFile is the name of a definition file inside an algorithm's folder.
+const DefinitionFile = "algorithm.yaml"
+
+// LoadDir loads dir/*/algorithm.yaml, sorted by path.
+func LoadDir(dir string) ([]*Definition, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*", DefinitionFile))
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no %s under %s", DefinitionFile, dir)
+	}
+	out := make([]*Definition, 0, len(paths))
+	for _, p := range paths {
+		d, err := LoadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// CompareVersions orders versions: dotted numeric parts compare as numbers,
+// anything else as strings; a pre-release (1.0.0-rc1) sorts before its release.
+func CompareVersions(a, b string) int {
+	ac, ap, _ := strings.Cut(a, "-")
+	bc, bp, _ := strings.Cut(b, "-")
+	as, bs := strings.Split(ac, "."), strings.Split(bc, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y string
+		if i < len(as) {
+			x = as[i]
+		}
+		if i < len(bs) {
+			y = bs[i]
+		}
+		xn, xerr := strconv.Atoi(x)
+		yn, yerr := strconv.Atoi(y)
+		switch {
+		case xerr == nil && yerr == nil:
+			if xn != yn {
+				return cmpInt(xn, yn)
+			}
+		case x != y:
+			return strings.Compare(x, y)
+		}
+	}
+	switch {
+	case ap == bp:
+		return 0
+	case ap == "":
+		return 1
+	case bp == "":
+		return -1
+	}
+	return strings.Compare(ap, bp)
+}
+
+func cmpInt(a, b int) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}

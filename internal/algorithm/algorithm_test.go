@@ -1,0 +1,118 @@
+package algorithm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aigw/aigw/internal/testenv"
+)
+
+const echoYAML = `
+name: echo
+version: 1.0.0
+pool: cpu
+runtime: {type: exec, command: [aigw-echo]}
+timeout_ms: 30000
+max_retries: 1
+input_schema:
+  type: object
+  required: [message]
+  properties:
+    message: {type: string}
+    sleep_ms: {type: integer, minimum: 0}
+`
+
+func TestParseValidatesAndCompilesSchema(t *testing.T) {
+	d, err := Parse([]byte(echoYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Timeout() != 30*time.Second || d.Retries() != 1 || d.Runtime.Command[0] != "aigw-echo" {
+		t.Fatalf("parsed %+v", d)
+	}
+	sch, err := d.CompileSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate(map[string]any{"message": "hi"}); err != nil {
+		t.Fatalf("valid input refused: %v", err)
+	}
+	if err := sch.Validate(map[string]any{"message": 3}); err == nil {
+		t.Fatal("message must be a string")
+	}
+}
+
+func TestBadDefinitionsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		"name":          strings.Replace(echoYAML, "name: echo", "name: Echo!", 1),
+		"version":       strings.Replace(echoYAML, "version: 1.0.0", "version: ''", 1),
+		"pool":          strings.Replace(echoYAML, "pool: cpu", "pool: ''", 1),
+		"runtime.type":  strings.Replace(echoYAML, "type: exec", "type: docker", 1),
+		"command":       strings.Replace(echoYAML, "command: [aigw-echo]", "command: []", 1),
+		"timeout_ms":    strings.Replace(echoYAML, "timeout_ms: 30000", "timeout_ms: -1", 1),
+		"max_retries":   strings.Replace(echoYAML, "max_retries: 1", "max_retries: 99", 1),
+		"input_schema":  strings.Replace(echoYAML, "type: object", "type: 12", 1),
+		"unknown field": echoYAML + "colour: red\n",
+	}
+	for want, doc := range cases {
+		_, err := Parse([]byte(doc))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), strings.Fields(want)[0]) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	ordered := []string{"0.9", "1.0.0-rc1", "1.0.0", "1.2.0", "1.10.0", "2"}
+	for i := 1; i < len(ordered); i++ {
+		if CompareVersions(ordered[i-1], ordered[i]) >= 0 || CompareVersions(ordered[i], ordered[i-1]) <= 0 {
+			t.Errorf("%s should sort before %s", ordered[i-1], ordered[i])
+		}
+	}
+	if CompareVersions("1.0", "1.0") != 0 {
+		t.Error("equal versions")
+	}
+}
+
+func TestStorePutGetListVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewStore(testenv.MongoDB(t))
+	d, _ := Parse([]byte(echoYAML))
+	if _, created, err := s.Put(ctx, *d); err != nil || !created {
+		t.Fatalf("put: %v %v", created, err)
+	}
+	d2 := *d
+	d2.Version = "1.10.0"
+	d2.Description = "newer"
+	if _, _, err := s.Put(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	d2.Description = "updated"
+	if _, created, err := s.Put(ctx, d2); err != nil || created {
+		t.Fatalf("update: created=%v %v", created, err)
+	}
+	latest, err := s.Get(ctx, "echo", "")
+	if err != nil || latest.Version != "1.10.0" || latest.Description != "updated" {
+		t.Fatalf("latest: %+v %v", latest, err)
+	}
+	one, err := s.Get(ctx, "echo", "1.0.0")
+	if err != nil || one.Version != "1.0.0" || string(one.InputSchema) == "" {
+		t.Fatalf("1.0.0: %+v %v", one, err)
+	}
+	if _, err := s.Get(ctx, "nope", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	all, err := s.List(ctx)
+	if err != nil || len(all) != 2 || all[0].Version != "1.0.0" {
+		t.Fatalf("list: %+v %v", all, err)
+	}
+	bad := *d
+	bad.Pool = ""
+	if _, _, err := s.Put(ctx, bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid put: %v", err)
+	}
+}

@@ -1,0 +1,135 @@
+// Package fnserve serves one aigw function under the OpenFaaS function
+// contract: HTTP on $PORT (default 8080), GET /_/health, graceful shutdown on
+// SIGTERM, secrets read from files in the OpenFaaS secrets directory.
+package fnserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultSecretsDir is where OpenFaaS mounts a function's secrets.
+const DefaultSecretsDir = "/var/openfaas/secrets"
+
+// Config is what every function reads from its environment.
+type Config struct {
+	// Addr is the listen address: ":"+$PORT, or $AIGW_LISTEN_ADDR when set.
+	Addr string
+	// SecretsDir is $AIGW_SECRETS_DIR, default /var/openfaas/secrets.
+	SecretsDir string
+	// ShutdownGrace bounds draining on SIGTERM ($AIGW_SHUTDOWN_GRACE, default 10s).
+	ShutdownGrace time.Duration
+}
+
+// ReadConfig reads Config through getenv; bad values are errors.
+func ReadConfig(getenv func(string) string) (Config, error) {
+	c := Config{Addr: ":8080", SecretsDir: DefaultSecretsDir, ShutdownGrace: 10 * time.Second}
+	if p := getenv("PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return c, fmt.Errorf("PORT=%q: want a port number 1-65535", p)
+		}
+		c.Addr = ":" + p
+	}
+	if a := getenv("AIGW_LISTEN_ADDR"); a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return c, fmt.Errorf("AIGW_LISTEN_ADDR=%q: want host:port: %v", a, err)
+		}
+		c.Addr = a
+	}
+	if d := getenv("AIGW_SECRETS_DIR"); d != "" {
+		c.SecretsDir = d
+	}
+	if g := getenv("AIGW_SHUTDOWN_GRACE"); g != "" {
+		d, err := time.ParseDuration(g)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("AIGW_SHUTDOWN_GRACE=%q: want a duration such as 10s", g)
+		}
+		c.ShutdownGrace = d
+	}
+	return c, nil
+}
+
+// Secret reads the secret name from the secrets directory, trimmed of
+// surrounding white space. A missing secret is an error naming the file.
+func (c Config) Secret(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", fmt.Errorf("invalid secret name %q", name)
+	}
+	b, err := os.ReadFile(filepath.Join(c.SecretsDir, name))
+	if err != nil {
+		return "", fmt.Errorf("secret %s: %w (set AIGW_SECRETS_DIR or create the OpenFaaS secret)", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// OptionalSecret is Secret, but a missing file yields def.
+func (c Config) OptionalSecret(name, def string) (string, error) {
+	v, err := c.Secret(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return def, nil
+	}
+	return v, err
+}
+
+// Health answers the function's health check; ready, when not nil, decides 200
+// or 503 (e.g. a ping of the function's backing servers).
+func Health(ready func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			if err := ready(r.Context()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "not ready: %v\n", err)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+// Serve serves h on c.Addr until ctx ends (e.g. signal.NotifyContext on
+// SIGTERM), then drains in-flight requests for up to c.ShutdownGrace. h must
+// route GET /_/health (see Health).
+func Serve(ctx context.Context, log *slog.Logger, c Config, h http.Handler) error {
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Addr, err)
+	}
+	return ServeListener(ctx, log, c, ln, h)
+}
+
+// ServeListener is Serve on an open listener (tests listen on 127.0.0.1:0).
+func ServeListener(ctx context.Context, log *slog.Logger, c Config, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", c.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
