@@ -30,6 +30,7 @@ build: ## build every binary into bin/
 	@for d in $(MODULES); do \
 		(cd $$d && if go list ./cmd/... >/dev/null 2>&1; then go build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...; fi; go build ./...); \
 	done
+	@for m in algorithms/*/main.go; do a=$$(basename $$(dirname $$m)); go build -o $(BIN)/aigw-$$a ./algorithms/$$a; done
 
 .PHONY: version
 version: ## print the version the next release gets (scripts/semver)
