@@ -1,0 +1,101 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/aigw/aigw/functions/auth/clients"
+	jwtauth "github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/jobstore"
+)
+
+// pingTimeout bounds the health check's MongoDB ping.
+const pingTimeout = 2 * time.Second
+
+// Serve runs the auth function until ctx ends: it reads its environment and
+// secrets, connects to MongoDB and serves the OpenFaaS function contract.
+func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) error {
+	fc, err := fnserve.ReadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	cfg, err := ReadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	sec, err := ReadSecrets(fc, getenv)
+	if err != nil {
+		return err
+	}
+	mc, err := jobstore.Open(ctx, sec.MongoURI)
+	if err != nil {
+		return err
+	}
+	defer disconnect(mc)
+	store, err := clients.NewStore(ctx, mc.Database(cfg.MongoDB), nil)
+	if err != nil {
+		return err
+	}
+	h, err := NewHandler(Deps{Log: log, Config: cfg, Clients: store, Keys: sec.Keys, AdminToken: sec.AdminToken,
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			defer cancel()
+			return mc.Ping(ctx, nil)
+		}})
+	if err != nil {
+		return err
+	}
+	kids := make([]string, len(sec.Keys))
+	for i, k := range sec.Keys {
+		kids[i] = k.ID
+	}
+	log.Info("auth ready", "issuer", cfg.Issuer, "audience", cfg.Audience, "token_ttl", cfg.TokenTTL.String(), "kids", kids)
+	return fnserve.Serve(ctx, log, fc, h)
+}
+
+// CreateClient creates a client straight in MongoDB ($AIGW_MONGO_URI,
+// database $AIGW_MONGO_DB), for bootstrapping a fresh environment; it returns
+// the client and its secret.
+func CreateClient(ctx context.Context, getenv func(string) string, spec clients.Spec) (clients.Client, string, error) {
+	cfg, err := ReadConfig(getenv)
+	if err != nil {
+		return clients.Client{}, "", err
+	}
+	uri := getenv("AIGW_MONGO_URI")
+	if uri == "" {
+		return clients.Client{}, "", fmt.Errorf("set AIGW_MONGO_URI (e.g. %s)", "mongodb://127.0.0.1:27018/")
+	}
+	mc, err := jobstore.Open(ctx, uri)
+	if err != nil {
+		return clients.Client{}, "", err
+	}
+	defer disconnect(mc)
+	store, err := clients.NewStore(ctx, mc.Database(cfg.MongoDB), nil)
+	if err != nil {
+		return clients.Client{}, "", err
+	}
+	return store.Create(ctx, spec)
+}
+
+// GenerateKeyPEM returns a fresh Ed25519 signing key as PKCS#8 PEM, the
+// format of the aigw-jwt-signing-key secret.
+func GenerateKeyPEM() ([]byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return jwtauth.MarshalPrivateKeyPEM(priv)
+}
+
+func disconnect(mc *mongo.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = mc.Disconnect(ctx) // nothing left to do with a failed disconnect on the way out
+}

@@ -1,0 +1,117 @@
+package auth_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/auth/authtest"
+)
+
+type apiError struct {
+	Error struct{ Code, Message string }
+}
+
+func call(t *testing.T, h http.Handler, authz string) (*http.Response, apiError, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/jobs", nil)
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e apiError
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("error body %q: %v", body, err)
+		}
+	}
+	return resp, e, string(body)
+}
+
+func TestMiddleware(t *testing.T) {
+	t.Parallel()
+	is := authtest.NewIssuer(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	v := newVerifier(t, is.VerifierConfig())
+	h := auth.Middleware(v, log)(auth.Require(auth.ScopeJobsRead)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.FromContext(r.Context())
+		if !ok {
+			t.Error("no claims in the handler's context")
+			return
+		}
+		_, _ = io.WriteString(w, "tenant="+c.Tenant)
+	})))
+
+	resp, _, body := call(t, h, "Bearer "+is.Token(t, "acme", auth.ScopeJobsRead))
+	if resp.StatusCode != http.StatusOK || body != "tenant=acme" {
+		t.Errorf("valid token: %d %q", resp.StatusCode, body)
+	}
+	resp, _, body = call(t, h, "bearer "+is.Token(t, "acme", auth.ScopeJobsRead))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("lower-case scheme: %d %q", resp.StatusCode, body)
+	}
+
+	for name, authz := range map[string]string{
+		"no header":     "",
+		"basic":         "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+		"empty bearer":  "Bearer ",
+		"invalid token": "Bearer not.a.token",
+		"foreign key":   "Bearer " + authtest.SignWith(t, authtest.NewKey(t), is.Claims("acme", auth.ScopeJobsRead)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, e, _ := call(t, h, authz)
+			if resp.StatusCode != http.StatusUnauthorized || e.Error.Code != "unauthorized" || e.Error.Message == "" {
+				t.Errorf("got %d %+v", resp.StatusCode, e)
+			}
+			if wa := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer ") || !strings.Contains(wa, `error="invalid_token"`) {
+				t.Errorf("WWW-Authenticate = %q", wa)
+			}
+		})
+	}
+
+	resp, e, _ := call(t, h, "Bearer "+is.Token(t, "acme", auth.ScopeJobsWrite))
+	if resp.StatusCode != http.StatusForbidden || e.Error.Code != "forbidden" || !strings.Contains(e.Error.Message, auth.ScopeJobsRead) {
+		t.Errorf("missing scope: %d %+v", resp.StatusCode, e)
+	}
+	if wa := resp.Header.Get("WWW-Authenticate"); !strings.Contains(wa, `error="insufficient_scope"`) {
+		t.Errorf("missing scope: WWW-Authenticate = %q", wa)
+	}
+}
+
+func TestMiddlewareJWKSUnreachable(t *testing.T) {
+	t.Parallel()
+	is := authtest.NewIssuer(t)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	cfg := is.VerifierConfig()
+	cfg.JWKSURL = closed.URL
+	h := auth.Middleware(newVerifier(t, cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))(http.NotFoundHandler())
+	resp, e, _ := call(t, h, "Bearer "+is.Token(t, "acme"))
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("got %d %+v Retry-After=%q", resp.StatusCode, e, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestRequireWithoutMiddleware(t *testing.T) {
+	t.Parallel()
+	h := auth.Require(auth.ScopeJobsRead)(http.NotFoundHandler())
+	resp, e, _ := call(t, h, "")
+	if resp.StatusCode != http.StatusUnauthorized || e.Error.Code != "unauthorized" {
+		t.Errorf("got %d %+v", resp.StatusCode, e)
+	}
+}
