@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aigw/aigw/bench/internal/gatewaybench"
 	"github.com/aigw/aigw/bench/internal/queuebench"
 	"github.com/aigw/aigw/bench/internal/report"
 	"github.com/aigw/aigw/bench/internal/storebench"
@@ -41,6 +42,8 @@ func run() error {
 	linger := flag.Duration("linger", 0, "aigw consumers' queue.Config.Linger (0: its default, negative: none)")
 	pipelines := flag.Int("enqueue-pipelines", 0, "aigw's queue.Config.EnqueuePipelines (0: its default)")
 	systems := flag.String("systems", "aigw,asynq,asynq-tuned", "queue systems to run, comma-separated")
+	gwFor := flag.Duration("gateway-for", 10*time.Second, "gateway bench: load time per target (direct, proxied)")
+	gwConc := flag.Int("gateway-concurrency", 32, "gateway bench: concurrent requests")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -59,10 +62,10 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "queue", "jobstore":
+		case "queue", "jobstore", "gateway":
 			benches[b] = true
 		default:
-			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore)", b)
+			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, gateway)", b)
 		}
 	}
 	rep := &report.Report{}
@@ -138,10 +141,40 @@ func run() error {
 		rep.Table(os.Stdout, "jobstore", []string{"aigw"})
 		fmt.Println()
 	}
+	if benches["gateway"] {
+		if err := runGateway(ctx, rep, *gwFor, *gwConc); err != nil {
+			return err
+		}
+	}
 	if err := rep.Merge(*out); err != nil {
 		return err
 	}
 	fmt.Println("figures written to", *out)
+	return nil
+}
+
+func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c int) error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := gatewaybench.FindRepoRoot(wd)
+	if err != nil {
+		return err
+	}
+	slog.Info("running", "bench", "gateway", "per_target", d, "concurrency", c)
+	res, err := gatewaybench.Run(ctx, gatewaybench.Config{RepoRoot: root, Duration: d, Concurrency: c})
+	if err != nil {
+		return fmt.Errorf("gateway bench: %w", err)
+	}
+	rep.Add("gateway", "aigw", "direct_rps", res.DirectRPS, "req/s")
+	rep.Add("gateway", "aigw", "proxied_rps", res.ProxiedRPS, "req/s")
+	rep.Add("gateway", "aigw", "proxy_overhead_pct", res.OverheadPct, "%")
+	rep.Add("gateway", "aigw", "direct_p99_ms", ms(res.DirectP99), "ms")
+	rep.Add("gateway", "aigw", "proxied_p99_ms", ms(res.ProxiedP99), "ms")
+	fmt.Printf("gateway: echo function, %d concurrent requests, %s per target\n", c, d)
+	rep.Table(os.Stdout, "gateway", []string{"aigw"})
+	fmt.Println()
 	return nil
 }
 

@@ -12,6 +12,7 @@
 //	/secret?name=N     the content of $AIGW_SECRETS_DIR/N
 //	/print?text=T      prints T to stdout, then echoes
 //	anything else      echoes method, path, query, body and headers as JSON
+//	                   (and prints the query parameter print, if given)
 package main
 
 import (
@@ -110,6 +111,9 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		if r.URL.Path == "/print" {
 			fmt.Println(q.Get("text"))
+		}
+		if v := q.Get("print"); v != "" {
+			fmt.Println(v)
 		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {

@@ -1,0 +1,31 @@
+package provider
+
+import (
+	"net/http"
+
+	"github.com/openfaas/faas-provider/types"
+
+	"github.com/aigw/aigw/gateway/internal/httperr"
+	"github.com/aigw/aigw/gateway/internal/registry"
+)
+
+// MakeDeleteHandler serves DELETE /system/functions.
+func MakeDeleteHandler(d Deps) http.HandlerFunc {
+	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		var req types.DeleteFunctionRequest
+		if err := decode(w, r, &req); err != nil {
+			return err
+		}
+		if err := registry.ValidNamespace(req.Namespace); err != nil {
+			return toHTTP(err)
+		}
+		if err := registry.ValidName(req.FunctionName); err != nil {
+			return toHTTP(err)
+		}
+		if err := d.Functions.Delete(r.Context(), req.FunctionName); err != nil {
+			return toHTTP(err)
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	})
+}

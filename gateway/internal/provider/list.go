@@ -1,0 +1,18 @@
+package provider
+
+import (
+	"net/http"
+
+	"github.com/aigw/aigw/gateway/internal/httperr"
+	"github.com/aigw/aigw/gateway/internal/registry"
+)
+
+// MakeListHandler serves GET /system/functions.
+func MakeListHandler(d Deps) http.HandlerFunc {
+	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := registry.ValidNamespace(r.URL.Query().Get("namespace")); err != nil {
+			return toHTTP(err)
+		}
+		return writeJSON(w, http.StatusOK, d.Functions.List())
+	})
+}

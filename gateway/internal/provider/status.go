@@ -1,0 +1,22 @@
+package provider
+
+import (
+	"net/http"
+
+	"github.com/aigw/aigw/gateway/internal/httperr"
+	"github.com/aigw/aigw/gateway/internal/registry"
+)
+
+// MakeStatusHandler serves GET /system/function/{name}.
+func MakeStatusHandler(d Deps) http.HandlerFunc {
+	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := registry.ValidNamespace(r.URL.Query().Get("namespace")); err != nil {
+			return toHTTP(err)
+		}
+		st, err := d.Functions.Status(r.PathValue("name"))
+		if err != nil {
+			return toHTTP(err)
+		}
+		return writeJSON(w, http.StatusOK, st)
+	})
+}

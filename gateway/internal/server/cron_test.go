@@ -1,0 +1,35 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/openfaas/faas-provider/types"
+)
+
+// TestCronFires: a function annotated as a cron-function is POSTed on schedule
+// at its aigw.path.
+func TestCronFires(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := fnName("cron")
+	ann := map[string]string{"topic": "cron-function", "schedule": "@every 1s", "aigw.path": "/print?text=tick"}
+	b.deploy(name, func(d *types.FunctionDeployment) { d.Annotations = &ann })
+	f, _ := b.g.Registry().Lookup(name)
+	ticks := func() int {
+		n := 0
+		for _, m := range f.Logs().Snapshot(time.Time{}, 0) {
+			if m.Text == "tick" {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 5*time.Second, "two ticks", func() bool { return ticks() >= 2 })
+	if err := b.client.DeleteFunction(t.Context(), name, ""); err != nil {
+		t.Fatal(err)
+	}
+	if jobs := b.g.cron.Jobs(); len(jobs) != 0 {
+		t.Errorf("jobs after delete: %v", jobs)
+	}
+}
