@@ -37,23 +37,27 @@ version: ## print the version the next release gets (scripts/semver)
 	@echo $(VERSION)
 
 .PHONY: up
-up: ## run aigw on this machine (local Redis Cluster + MongoDB-wire server)
-	@scripts/services.sh up
+up: build ## run the whole system here: servers, gateway, functions, workers, demo client
+	@scripts/up.sh up
 
 .PHONY: down
 down: ## stop everything `make up` started
-	@scripts/services.sh down
+	@scripts/up.sh down
 
 .PHONY: status
-status: ## show the local services
-	@scripts/services.sh status
+status: ## show what `make up` runs
+	@scripts/up.sh status
 
 .PHONY: test
-test: lint services test-go test-deploy ## every test: lint, Go tests against real servers, deployment checks
+test: lint services system-deps build test-go test-deploy ## every test: lint, Go tests against real servers, deployment checks
 
 .PHONY: services
 services:
 	@scripts/services.sh up
+
+.PHONY: system-deps
+system-deps: ## Debian packages the reference algorithms need (python3-torch; idempotent)
+	@scripts/python-torch.sh
 
 # Fault tests kill servers of the local cluster (and heal it afterwards), so they
 # run on their own before the other tests.

@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/mongoindex"
 )
 
 var (
@@ -107,13 +108,13 @@ func New(ctx context.Context, db *mongo.Database, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s := &Store{jobs: db.Collection(o.Collection), idemTTL: o.IdempotencyTTL, now: o.Now}
-	_, err := s.jobs.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	err := mongoindex.Ensure(ctx, s.jobs, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "dedup", Value: 1}}, Options: options.Index().SetName("dedup_unique").SetUnique(true)},
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("tenant_id")},
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "state", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("tenant_state_id")},
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "algorithm", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("tenant_algorithm_id")},
 		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")},
-	})
+	}...)
 	if err != nil {
 		return nil, fmt.Errorf("create job indexes: %w", wrapUnavailable(err))
 	}

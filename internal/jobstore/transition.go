@@ -29,6 +29,9 @@ type Change struct {
 	Error *job.Error
 	// NotBefore delays a retry (→ queued).
 	NotBefore time.Time
+	// ExpiresAt, on → queued, sets when the requeued job expires (a manual
+	// retry of an expired job needs a new deadline).
+	ExpiresAt time.Time
 	// Artifacts and Log are stored on → succeeded, failed and canceled (the
 	// attempt's files and log tail).
 	Artifacts []job.Artifact
@@ -77,6 +80,9 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 		unset = bson.D{{Key: "started_at", Value: ""}, {Key: "finished_at", Value: ""}, {Key: "worker", Value: ""}, {Key: "output", Value: ""}}
 		if c.Error != nil {
 			set = append(set, bson.E{Key: "error", Value: c.Error})
+		}
+		if !c.ExpiresAt.IsZero() {
+			set = append(set, bson.E{Key: "expires_at", Value: c.ExpiresAt.UTC().Truncate(time.Millisecond)})
 		}
 		if !c.NotBefore.IsZero() {
 			set = append(set, bson.E{Key: "not_before", Value: c.NotBefore.UTC().Truncate(time.Millisecond)})

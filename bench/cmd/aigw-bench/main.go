@@ -17,6 +17,7 @@ import (
 	"github.com/aigw/aigw/bench/internal/gatewaybench"
 	"github.com/aigw/aigw/bench/internal/queuebench"
 	"github.com/aigw/aigw/bench/internal/report"
+	"github.com/aigw/aigw/bench/internal/routerbench"
 	"github.com/aigw/aigw/bench/internal/storebench"
 	"github.com/aigw/aigw/internal/redisconn"
 )
@@ -44,6 +45,8 @@ func run() error {
 	systems := flag.String("systems", "aigw,asynq,asynq-tuned", "queue systems to run, comma-separated")
 	gwFor := flag.Duration("gateway-for", 10*time.Second, "gateway bench: load time per target (direct, proxied)")
 	gwConc := flag.Int("gateway-concurrency", 32, "gateway bench: concurrent requests")
+	routerFor := flag.Duration("router-for", 5*time.Second, "router bench: load time (e.g. 20s)")
+	routerConc := flag.Int("router-concurrency", 16, "router bench: concurrent clients")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -62,10 +65,10 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "queue", "jobstore", "gateway":
+		case "queue", "jobstore", "gateway", "router":
 			benches[b] = true
 		default:
-			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, gateway)", b)
+			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, gateway, router)", b)
 		}
 	}
 	rep := &report.Report{}
@@ -141,6 +144,11 @@ func run() error {
 		rep.Table(os.Stdout, "jobstore", []string{"aigw"})
 		fmt.Println()
 	}
+	if benches["router"] {
+		if err := runRouter(ctx, rep, *routerFor, *routerConc); err != nil {
+			return err
+		}
+	}
 	if benches["gateway"] {
 		if err := runGateway(ctx, rep, *gwFor, *gwConc); err != nil {
 			return err
@@ -179,3 +187,24 @@ func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c int)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// runRouter measures submits through the router function on MongoDB and Redis.
+func runRouter(ctx context.Context, rep *report.Report, d time.Duration, conc int) error {
+	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	if err != nil {
+		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+	}
+	uri := os.Getenv("AIGW_MONGO_URI")
+	slog.Info("running", "bench", "router")
+	res, err := routerbench.Run(ctx, routerbench.Config{MongoURI: uri, RedisAddrs: addrs, Duration: d, Concurrency: conc})
+	if err != nil {
+		return fmt.Errorf("router bench: %w", err)
+	}
+	rep.Add("router", "aigw", "submit_rps", res.RPS, "submits/s")
+	rep.Add("router", "aigw", "submit_p50_ms", ms(res.P50), "ms")
+	rep.Add("router", "aigw", "submit_p99_ms", ms(res.P99), "ms")
+	fmt.Printf("router: %d submits (%d errors) in %s, %d clients, MongoDB %s, Redis %v\n", res.Submits, res.Errors, d, conc, uri, addrs)
+	rep.Table(os.Stdout, "router", []string{"aigw"})
+	fmt.Println()
+	return nil
+}

@@ -9,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aigw/aigw/internal/mongoindex"
 )
 
 // Collection is the MongoDB collection of API clients.
@@ -27,7 +29,7 @@ func NewStore(ctx context.Context, db *mongo.Database, now func() time.Time) (*S
 		now = time.Now
 	}
 	s := &Store{coll: db.Collection(Collection), now: now}
-	_, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+	err := mongoindex.Ensure(ctx, s.coll, mongo.IndexModel{
 		Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "created_at", Value: 1}}, Options: options.Index().SetName("tenant_created"),
 	})
 	if err != nil {

@@ -1,0 +1,193 @@
+// Package routerbench measures job submission through the router function:
+// an HTTP POST on loopback, JWT verification, the per-tenant rate limit check
+// (Redis), the algorithm lookup and job insert (MongoDB), the queued event and
+// the enqueue (Redis), from a closed-loop load generator.
+package routerbench
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/aigw/aigw/functions/router"
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/ratelimit"
+	"github.com/aigw/aigw/internal/redisconn"
+)
+
+// Config of a run.
+type Config struct {
+	MongoURI    string
+	RedisAddrs  []string
+	Duration    time.Duration
+	Concurrency int
+}
+
+// Result of a run.
+type Result struct {
+	Submits  int
+	Errors   int
+	RPS      float64
+	P50, P99 time.Duration
+}
+
+// Run serves a router on loopback and submits jobs to it for cfg.Duration.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	run := fmt.Sprintf("routerbench%d", time.Now().UnixNano())
+	db := mc.Database(run)
+	defer func() { _ = db.Drop(context.WithoutCancel(ctx)) }()
+	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs})
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = rdb.Close() }()
+	q := queue.New(rdb, queue.Config{})
+	defer func() { _ = q.Purge(context.WithoutCancel(ctx), run) }()
+
+	key, jwks, err := newKey()
+	if err != nil {
+		return Result{}, err
+	}
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	}))
+	defer keys.Close()
+	v, err := auth.NewVerifier(auth.VerifierConfig{JWKSURL: keys.URL, Issuer: "routerbench", Audience: "aigw-api"})
+	if err != nil {
+		return Result{}, err
+	}
+	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
+	if err != nil {
+		return Result{}, err
+	}
+	log := slog.New(slog.DiscardHandler)
+	// A limit far above the load: the bucket is checked on every request, as
+	// in production, but never refuses.
+	d, err := router.Build(db, jobs, rdb, v, router.Config{RateLimit: ratelimit.Limit{Rate: 1e6, Burst: 1e6}}, log)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, _, err := d.Catalog.Put(ctx, algorithm.Definition{Name: "echo", Version: "1.0.0", Pool: run,
+		Runtime:     algorithm.Runtime{Type: algorithm.Exec, Command: []string{"aigw-echo"}},
+		InputSchema: []byte(`{"type":"object","required":["message"],"properties":{"message":{"type":"string"}}}`)}); err != nil {
+		return Result{}, err
+	}
+	srv := httptest.NewServer(router.New(d))
+	defer srv.Close()
+	now := time.Now()
+	token, err := auth.Sign(key, &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: "routerbench", Subject: "bench", Audience: jwt.ClaimStrings{"aigw-api"},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
+		Tenant: "bench", Scope: auth.ScopeJobsWrite,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return load(ctx, srv.Client(), srv.URL+"/v1/algorithms/echo/jobs", token, cfg)
+}
+
+func newKey() (auth.Key, []byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return auth.Key{}, nil, err
+	}
+	kid, err := auth.Thumbprint(priv.Public())
+	if err != nil {
+		return auth.Key{}, nil, err
+	}
+	k := auth.Key{ID: kid, Alg: auth.AlgEdDSA, Private: priv}
+	jwks, err := auth.JWKS(k)
+	return k, jwks, err
+}
+
+// load runs cfg.Concurrency closed-loop clients for cfg.Duration.
+func load(ctx context.Context, client *http.Client, url, token string, cfg Config) (Result, error) {
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = cfg.Concurrency
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var res Result
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range cfg.Concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			errs := 0
+			var werr error
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				err := submit(ctx, client, url, token)
+				if ctx.Err() != nil {
+					break
+				}
+				if err != nil {
+					errs++
+					werr = err
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			res.Errors += errs
+			if firstErr == nil {
+				firstErr = werr
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(lat) == 0 {
+		return res, fmt.Errorf("no submit succeeded: %v", firstErr)
+	}
+	slices.Sort(lat)
+	res.Submits = len(lat)
+	res.RPS = float64(len(lat)) / elapsed.Seconds()
+	res.P50 = lat[len(lat)/2]
+	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	return res, nil
+}
+
+func submit(ctx context.Context, client *http.Client, url, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"input":{"message":"hello"}}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("submit: status %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Command router is aigw's router function: the public REST API of the
+// algorithm catalog and jobs (see package router).
+//
+//	router [serve]    serve the function (default)
+//	router version    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/aigw/aigw/functions/router"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", "router", "version", version)
+	if err := run(ctx, log, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		log.Error("router failed", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, args []string, getenv func(string) string, stdout io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch {
+	case cmd == "serve" && len(args) <= 1:
+		return router.Serve(ctx, log, getenv)
+	case cmd == "version" && len(args) == 1:
+		_, err := fmt.Fprintln(stdout, version)
+		return err
+	}
+	return errors.New("usage: router [serve | version]")
+}

@@ -1,0 +1,91 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/ratelimit"
+	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/internal/submit"
+	"github.com/aigw/aigw/internal/webhook"
+)
+
+// Serve runs the router function until ctx ends.
+func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) error {
+	cfg, err := ReadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	v, err := auth.NewVerifier(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	db := mc.Database(cfg.MongoDB)
+	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
+	if err != nil {
+		return err
+	}
+	d, err := Build(db, jobs, rdb, v, cfg, log)
+	if err != nil {
+		return err
+	}
+	return fnserve.Serve(ctx, log, cfg.Fn, New(d))
+}
+
+// Build wires the API's dependencies on open clients and the job store.
+func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, v *auth.Verifier, cfg Config, log *slog.Logger) (Deps, error) {
+	algos := algorithm.NewStore(db)
+	q := queue.New(rdb, queue.Config{})
+	ev := events.New(rdb, events.Config{})
+	d := Deps{
+		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q,
+		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
+		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log}),
+		Ready:   func(ctx context.Context) error { return ping(ctx, db, rdb) },
+	}
+	if cfg.RateLimit.Rate > 0 {
+		l, err := ratelimit.New(rdb, cfg.RateLimit)
+		if err != nil {
+			return Deps{}, err
+		}
+		d.Limiter = l
+	}
+	return d, nil
+}
+
+// ping checks MongoDB and Redis within a second each.
+func ping(ctx context.Context, db *mongo.Database, rdb redis.UniversalClient) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var errs []error
+	if err := db.Client().Ping(ctx, nil); err != nil {
+		errs = append(errs, fmt.Errorf("mongodb: %w", err))
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		errs = append(errs, fmt.Errorf("redis: %w", err))
+	}
+	return errors.Join(errs...)
+}

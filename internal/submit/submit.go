@@ -1,0 +1,388 @@
+// Package submit is the job service shared by the router (the public API) and
+// the orchestrator (pipeline steps): it submits, cancels and retries jobs,
+// keeping the MongoDB record (the source of truth), the job's event stream and
+// its pool's queue in step.
+//
+// Order of writes, so nothing is half-written: a submit validates everything
+// first, then inserts the queued record, then publishes the queued state event,
+// then enqueues. When MongoDB fails nothing exists; when Redis fails after the
+// insert the job exists as queued and the orchestrator's reconciler enqueues it
+// (Submit still returns the job, and logs the error).
+package submit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
+)
+
+// Limits of a job's policy.
+const (
+	DefaultTTL  = 24 * time.Hour
+	MaxTTL      = 7 * 24 * time.Hour
+	MaxGangSize = 64
+	// MaxIdempotencyKey is the longest accepted idempotency key, in bytes.
+	MaxIdempotencyKey = 255
+	// afterInsertTimeout bounds the Redis writes that follow a durable MongoDB
+	// write; they run even when the caller went away, so a job is not left
+	// without its event or queue entry only because a client hung up.
+	afterInsertTimeout = 5 * time.Second
+)
+
+var (
+	// ErrUnknownAlgorithm: no such algorithm (or version). Errors wrap it and
+	// algorithm.ErrNotFound.
+	ErrUnknownAlgorithm = errors.New("unknown algorithm")
+	// ErrInvalid: a bad policy, webhook or request field; the message says which.
+	ErrInvalid = errors.New("invalid job request")
+)
+
+// InputError is a job input that breaks the algorithm's input schema. Path is
+// the JSON Pointer of the failing value within the input ("" for the input as
+// a whole), Message what rule it broke.
+type InputError struct {
+	Path    string
+	Message string
+}
+
+func (e *InputError) Error() string {
+	if e.Path == "" {
+		return "input: " + e.Message
+	}
+	return "input at " + e.Path + ": " + e.Message
+}
+
+// Policy is how a job asks to be run; zero fields take the algorithm's
+// defaults.
+type Policy struct {
+	// Priority is high, normal (default) or low.
+	Priority string `json:"priority,omitempty"`
+	// TTL is a Go duration (e.g. "10m"): a job still queued after it expires.
+	TTL string `json:"ttl,omitempty"`
+	// ExecutionTimeout is a Go duration bounding one attempt (default: the
+	// algorithm's timeout, at most algorithm.MaxTimeout).
+	ExecutionTimeout string `json:"execution_timeout,omitempty"`
+	// MaxRetries is the number of automatic retries (default: the algorithm's,
+	// 0 to algorithm.MaxRetriesLimit).
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// Gang runs the job as Size members at once.
+	Gang *Gang `json:"gang,omitempty"`
+}
+
+// Gang asks for Size worker slots, all or nothing.
+type Gang struct {
+	Size int `json:"size"`
+}
+
+// Request is one job submission.
+type Request struct {
+	Tenant    string
+	Algorithm string
+	// Version "" runs the highest registered version.
+	Version string
+	Input   json.RawMessage
+	// IdempotencyKey, when set, makes a repeated submit of the tenant return the
+	// first job.
+	IdempotencyKey string
+	// Webhook is an http(s) URL told about state changes filtered by
+	// WebhookEvents (state names; empty: every terminal state).
+	Webhook       string
+	WebhookEvents []string
+	Policy        Policy
+}
+
+// Config wires a Service.
+type Config struct {
+	Jobs       *jobstore.Store
+	Algorithms *algorithm.Store
+	Queue      *queue.Queue
+	Events     *events.Stream
+	Log        *slog.Logger
+	// DefaultTTL applies when a policy names none (default 24h); MaxTTL is the
+	// longest a policy may ask for (default 7 days).
+	DefaultTTL, MaxTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service submits, cancels and retries jobs. It is safe for concurrent use and
+// keeps nothing in memory but compiled input schemas.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	schemas *schemaCache
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.DefaultTTL <= 0 {
+		cfg.DefaultTTL = DefaultTTL
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = MaxTTL
+	}
+	cfg.DefaultTTL = min(cfg.DefaultTTL, cfg.MaxTTL)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, log: log, schemas: newSchemaCache()}
+}
+
+// Submit records a new queued job and enqueues it. With an idempotency key, a
+// repeated submit of the tenant returns the existing job and created=false
+// (re-enqueued when it is still queued, which is idempotent per job id).
+//
+// Errors: ErrUnknownAlgorithm, *InputError, ErrInvalid, and
+// jobstore.ErrUnavailable or a Redis error when a backing server fails before
+// the job is recorded.
+func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, error) {
+	if req.Tenant == "" {
+		return nil, false, fmt.Errorf("%w: tenant is required", ErrInvalid)
+	}
+	if !algorithm.ValidName(req.Algorithm) {
+		return nil, false, fmt.Errorf("%w: %q is not an algorithm name", ErrUnknownAlgorithm, req.Algorithm)
+	}
+	if len(req.IdempotencyKey) > MaxIdempotencyKey {
+		return nil, false, fmt.Errorf("%w: idempotency key is %d bytes, over the limit of %d", ErrInvalid, len(req.IdempotencyKey), MaxIdempotencyKey)
+	}
+	hook, err := parseWebhook(req.Webhook, req.WebhookEvents)
+	if err != nil {
+		return nil, false, err
+	}
+	def, err := s.cfg.Algorithms.Get(ctx, req.Algorithm, req.Version)
+	if errors.Is(err, algorithm.ErrNotFound) {
+		return nil, false, fmt.Errorf("%w: %w", ErrUnknownAlgorithm, err)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	now := s.cfg.Now()
+	j, err := s.jobFor(def, req, now)
+	if err != nil {
+		return nil, false, err
+	}
+	j.Webhook = hook
+	if err := s.validateInput(def, req.Input); err != nil {
+		return nil, false, err
+	}
+	out, created, err := s.cfg.Jobs.Create(ctx, j)
+	if err != nil {
+		return nil, false, err
+	}
+	if !created && out.State != job.Queued {
+		return out, false, nil
+	}
+	// The record is durable: what follows must not be cut short by a client
+	// that hangs up, and its failure leaves the job to the reconciler.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterInsertTimeout)
+	defer cancel()
+	if created {
+		if _, err := s.cfg.Events.PublishState(rctx, out); err != nil {
+			s.log.WarnContext(ctx, "queued event not published", "job", out.ID, "err", err)
+		}
+	}
+	s.enqueue(rctx, out)
+	return out, created, nil
+}
+
+// jobFor builds the record of a submit from the definition and the policy.
+func (s *Service) jobFor(def *algorithm.Definition, req Request, now time.Time) (job.Job, error) {
+	p := req.Policy
+	prio, err := job.ParsePriority(p.Priority)
+	if err != nil {
+		return job.Job{}, fmt.Errorf("%w: policy.priority: %v", ErrInvalid, err)
+	}
+	ttl := s.cfg.DefaultTTL
+	if p.TTL != "" {
+		ttl, err = time.ParseDuration(p.TTL)
+		if err != nil || ttl <= 0 || ttl > s.cfg.MaxTTL {
+			return job.Job{}, fmt.Errorf("%w: policy.ttl %q: want a duration such as 10m, at most %s", ErrInvalid, p.TTL, s.cfg.MaxTTL)
+		}
+	}
+	timeout := def.Timeout()
+	if p.ExecutionTimeout != "" {
+		timeout, err = time.ParseDuration(p.ExecutionTimeout)
+		if err != nil || timeout < time.Second || timeout > algorithm.MaxTimeout {
+			return job.Job{}, fmt.Errorf("%w: policy.execution_timeout %q: want a duration from 1s to %s", ErrInvalid, p.ExecutionTimeout, algorithm.MaxTimeout)
+		}
+	}
+	retries := def.Retries()
+	if p.MaxRetries != nil {
+		if *p.MaxRetries < 0 || *p.MaxRetries > algorithm.MaxRetriesLimit {
+			return job.Job{}, fmt.Errorf("%w: policy.max_retries %d: want 0-%d", ErrInvalid, *p.MaxRetries, algorithm.MaxRetriesLimit)
+		}
+		retries = *p.MaxRetries
+	}
+	gang := 0
+	if p.Gang != nil {
+		if p.Gang.Size < 1 || p.Gang.Size > MaxGangSize {
+			return job.Job{}, fmt.Errorf("%w: policy.gang.size %d: want 1-%d", ErrInvalid, p.Gang.Size, MaxGangSize)
+		}
+		if p.Gang.Size > 1 {
+			gang = p.Gang.Size
+		}
+	}
+	expires := now.Add(ttl).UTC().Truncate(time.Millisecond)
+	return job.Job{
+		Tenant:             req.Tenant,
+		Algorithm:          def.Name,
+		Version:            def.Version,
+		Pool:               def.Pool,
+		Priority:           prio,
+		Input:              req.Input,
+		MaxRetries:         retries,
+		ExecutionTimeoutMS: timeout.Milliseconds(),
+		GangSize:           gang,
+		ExpiresAt:          &expires,
+		IdempotencyKey:     req.IdempotencyKey,
+	}, nil
+}
+
+// parseWebhook checks the webhook URL (http or https with a host) and its
+// event filter (state names).
+func parseWebhook(raw string, evs []string) (*job.Webhook, error) {
+	if raw == "" {
+		if len(evs) > 0 {
+			return nil, fmt.Errorf("%w: webhook_events needs a webhook URL", ErrInvalid)
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("%w: webhook %q: want an absolute http:// or https:// URL without credentials", ErrInvalid, raw)
+	}
+	for _, e := range evs {
+		if _, err := job.ParseState(e); err != nil {
+			return nil, fmt.Errorf("%w: webhook_events: %v", ErrInvalid, err)
+		}
+	}
+	return &job.Webhook{URL: raw, Events: evs}, nil
+}
+
+// enqueue adds j to its pool's queue; a failure is logged and left to the
+// reconciler, which enqueues every queued job missing from its queue.
+func (s *Service) enqueue(ctx context.Context, j *job.Job) {
+	m := queue.Message{JobID: j.ID, Pool: j.Pool, Priority: j.Priority}
+	if j.NotBefore != nil {
+		m.NotBefore = *j.NotBefore
+	}
+	if _, err := s.cfg.Queue.Enqueue(ctx, m); err != nil {
+		s.log.ErrorContext(ctx, "job recorded but not enqueued; the reconciler will enqueue it",
+			"job", j.ID, "pool", j.Pool, "err", err)
+	}
+}
+
+// Cancel cancels a tenant's job. A queued job becomes canceled at once; a
+// running job gets a cancel request (its worker kills the run and records
+// canceled within about a second) and is returned still running. A finished
+// job is a *jobstore.ConflictError; another tenant's is jobstore.ErrNotFound.
+func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, error) {
+	j, err := s.cfg.Jobs.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		switch j.State {
+		case job.Running:
+			if err := s.cfg.Events.RequestCancel(ctx, j.ID); err != nil {
+				return nil, err
+			}
+			return j, nil
+		case job.Queued:
+			done, err := s.cfg.Jobs.Transition(ctx, j.ID, jobstore.Change{
+				From: job.Queued, To: job.Canceled,
+				Error:  &job.Error{Code: "canceled", Message: "canceled by the client before it started"},
+				Notify: j.Notifies(job.Canceled),
+			})
+			var conflict *jobstore.ConflictError
+			if errors.As(err, &conflict) && done != nil {
+				j = done // a worker took it meanwhile (or it expired): decide again
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterInsertTimeout)
+			defer cancel()
+			// A worker that already took the queue entry skips a job whose
+			// cancel was requested.
+			if err := s.cfg.Events.RequestCancel(rctx, done.ID); err != nil {
+				s.log.WarnContext(ctx, "cancel request not recorded", "job", done.ID, "err", err)
+			}
+			if _, err := s.cfg.Events.PublishState(rctx, done); err != nil {
+				s.log.WarnContext(ctx, "canceled event not published", "job", done.ID, "err", err)
+			}
+			return done, nil
+		default:
+			return j, &jobstore.ConflictError{ID: j.ID, Expected: job.Running, Actual: j.State}
+		}
+	}
+}
+
+// Retry re-runs a tenant's failed or expired job: it goes back to queued with
+// attempt+1 and is enqueued again. Any other state is a *jobstore.ConflictError.
+func (s *Service) Retry(ctx context.Context, tenant, id string) (*job.Job, error) {
+	j, err := s.cfg.Jobs.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != job.Failed && j.State != job.Expired {
+		return j, &jobstore.ConflictError{ID: j.ID, Expected: job.Failed, Actual: j.State}
+	}
+	// The retried job gets the time to live it was submitted with, from now.
+	ttl := s.cfg.DefaultTTL
+	if j.ExpiresAt != nil && j.ExpiresAt.After(j.CreatedAt) {
+		ttl = j.ExpiresAt.Sub(j.CreatedAt)
+	}
+	done, err := s.cfg.Jobs.Transition(ctx, j.ID, jobstore.Change{
+		From: j.State, To: job.Queued, Attempt: j.Attempt, Error: j.Error,
+		ExpiresAt: time.Now().Add(ttl), Notify: j.Notifies(job.Queued),
+	})
+	if err != nil {
+		return done, err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterInsertTimeout)
+	defer cancel()
+	if _, err := s.cfg.Events.PublishState(rctx, done); err != nil {
+		s.log.WarnContext(ctx, "queued event not published", "job", done.ID, "err", err)
+	}
+	s.enqueue(rctx, done)
+	return done, nil
+}
+
+// validateInput checks input against the definition's schema; a schema-less
+// algorithm accepts any JSON value.
+func (s *Service) validateInput(def *algorithm.Definition, input json.RawMessage) error {
+	if len(input) == 0 {
+		return &InputError{Message: "input is required"}
+	}
+	sch, err := s.schemas.get(def)
+	if err != nil {
+		return fmt.Errorf("input schema of %s: %w", def.ID(), err)
+	}
+	if sch == nil {
+		if !json.Valid(input) {
+			return &InputError{Message: "input is not valid JSON"}
+		}
+		return nil
+	}
+	return validate(sch, input)
+}
+
+// jsonPointerEscaper escapes a JSON Pointer reference token (RFC 6901).
+var jsonPointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
