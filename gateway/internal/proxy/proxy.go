@@ -66,7 +66,7 @@ func New(fns Functions, timeout time.Duration, metrics *Metrics, log *slog.Logge
 			pr.SetXForwarded()
 		},
 		Transport:     roundTripper{p},
-		FlushInterval: -1,
+		FlushInterval: 0, // event streams and unsized bodies still flush at once (httputil)
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			httperr.Write(w, r, log, upstreamError(r.Context(), r.Context().Value(fnKey{}).(*registry.Function).Name(), err))
 		},

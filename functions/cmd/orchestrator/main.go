@@ -1,0 +1,47 @@
+// Command orchestrator serves the orchestrator function: pipelines, webhook
+// delivery, reaper and reconciler (see package orchestrator).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/aigw/aigw/functions/orchestrator"
+	"github.com/aigw/aigw/internal/fnserve"
+)
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println(version)
+		return
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", "orchestrator", "version", version)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error("orchestrator stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger) error {
+	cfg, err := orchestrator.ReadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	svc, closeConns, err := orchestrator.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeConns()
+	if cfg.Interval > 0 {
+		go svc.RunTicker(ctx, cfg.Interval)
+	}
+	return fnserve.Serve(ctx, log, cfg.Serve, svc.Handler())
+}

@@ -1,0 +1,54 @@
+package orchestrator
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadConfig(t *testing.T) {
+	dir := t.TempDir()
+	for name, v := range map[string]string{"aigw-mongo-uri": "mongodb://db:27017/\n", "aigw-admin-token": "s3cret"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{
+		"AIGW_SECRETS_DIR": dir, "AIGW_REDIS_ADDRS": "127.0.0.1:7001,127.0.0.1:7002",
+		"AIGW_MONGO_URI": "mongodb://ignored/", "AIGW_JWKS_URL": "http://auth:8080/.well-known/jwks.json",
+		"AIGW_ISSUER": "http://auth", "AIGW_AUDIENCE": "aigw-api",
+		"AIGW_ORCHESTRATOR_INTERVAL": "1s", "AIGW_WEBHOOK_TIMEOUT": "3s", "AIGW_REAPER_GRACE": "0s",
+	}
+	c, err := ReadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MongoURI != "mongodb://db:27017/" || c.AdminToken != "s3cret" || len(c.RedisAddrs) != 2 {
+		t.Fatalf("secrets: %+v (the secret file wins over the env fallback)", c)
+	}
+	if c.Interval != time.Second || c.WebhookTimeout != 3*time.Second || c.WebhookMaxAge != 24*time.Hour ||
+		c.ReaperGrace != 0 || c.ReconcileAge != 5*time.Second || c.MongoDB != "aigw" || c.Serve.Addr != ":8080" {
+		t.Fatalf("values and defaults: %+v", c)
+	}
+
+	bad := map[string]struct{ value, want string }{
+		"AIGW_WEBHOOK_TIMEOUT": {"0s", "AIGW_WEBHOOK_TIMEOUT"}, "AIGW_RECONCILE_AGE": {"-1s", "AIGW_RECONCILE_AGE"},
+		"AIGW_WEBHOOK_MAX_AGE": {"a day", "AIGW_WEBHOOK_MAX_AGE"}, "AIGW_REDIS_ADDRS": {"", "aigw-redis-addrs"},
+		"AIGW_JWKS_URL": {"", "AIGW_JWKS_URL"}, "AIGW_AUDIENCE": {"", "AIGW_AUDIENCE"},
+	}
+	for k, c := range bad {
+		env2 := map[string]string{}
+		for ek, ev := range env {
+			env2[ek] = ev
+		}
+		env2[k] = c.value
+		if _, err := ReadConfig(func(k string) string { return env2[k] }); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%q: err = %v, want an error naming %s", k, c.value, err, c.want)
+		}
+	}
+	if _, err := ReadConfig(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "aigw-admin-token") {
+		t.Errorf("empty environment: %v, want the missing secrets named", err)
+	}
+}

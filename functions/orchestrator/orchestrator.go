@@ -1,0 +1,195 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/pipeline"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/internal/submit"
+	"github.com/aigw/aigw/internal/web"
+	"github.com/aigw/aigw/internal/webhook"
+)
+
+// Deps is what New builds a Service from.
+type Deps struct {
+	DB         *mongo.Database
+	Redis      redis.UniversalClient
+	Verifier   *auth.Verifier
+	AdminToken string
+	// Webhook tunes delivery (Timeout, MaxAge, backoff).
+	Webhook      webhook.Config
+	ReaperGrace  time.Duration
+	ReconcileAge time.Duration
+	// LockTTL bounds one tick and is the TTL of its lock (default 2m).
+	LockTTL time.Duration
+	// LockKey is the tick lock's Redis key (default LockKey; tests isolate theirs).
+	LockKey string
+	// Queue configures the job queue; it must match the router's and workers' (shards).
+	Queue queue.Config
+	Log   *slog.Logger
+}
+
+// Service is the orchestrator function.
+type Service struct {
+	db         *mongo.Database
+	rdb        redis.UniversalClient
+	ticker     *Ticker
+	webhooks   *webhook.Store
+	pipelines  *pipeline.Store
+	engine     *pipeline.Engine
+	algorithms *algorithm.Store
+	verifier   *auth.Verifier
+	adminToken string
+	log        *slog.Logger
+}
+
+// New builds a Service on open connections and creates its indexes.
+func New(ctx context.Context, d Deps) (*Service, error) {
+	if d.AdminToken == "" {
+		return nil, errors.New("orchestrator: an admin token is required")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.LockKey == "" {
+		d.LockKey = LockKey
+	}
+	if d.LockTTL <= 0 {
+		d.LockTTL = 2 * time.Minute
+	}
+	jobs, err := jobstore.New(ctx, d.DB, jobstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	hooks := webhook.NewStore(d.DB)
+	if err := hooks.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	pipes := pipeline.NewStore(d.DB)
+	if err := pipes.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	algos := algorithm.NewStore(d.DB)
+	q := queue.New(d.Redis, d.Queue)
+	ev := events.New(d.Redis, events.Config{})
+	sub := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: d.Log})
+	if d.Webhook.Log == nil {
+		d.Webhook.Log = d.Log
+	}
+	s := &Service{
+		db: d.DB, rdb: d.Redis, webhooks: hooks, pipelines: pipes, algorithms: algos,
+		engine: pipeline.NewEngine(pipes, sub, jobs, d.Log), verifier: d.Verifier,
+		adminToken: d.AdminToken, log: d.Log,
+	}
+	s.ticker = &Ticker{
+		lock:      lock{rdb: d.Redis, key: d.LockKey, ttl: d.LockTTL},
+		jobs:      jobs,
+		deliverer: webhook.NewDeliverer(hooks, d.Webhook),
+		reaper: &Reaper{scan: jobScanner{jobs: d.DB.Collection("jobs")}, Jobs: jobs, Events: ev,
+			Workers: registry.New(d.Redis), Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log},
+		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log},
+		pipelines:  s.engine,
+		log:        d.Log,
+	}
+	return s, nil
+}
+
+// Handler routes the function's endpoints:
+//
+//	GET  /_/health
+//	POST /tick                                        admin token
+//	GET  /admin/tenants/{tenant}/webhook-secret       admin token
+//	POST /admin/tenants/{tenant}/webhook-secret       admin token: rotate
+//	GET  /v1/pipelines                                jobs:read
+//	GET  /v1/pipelines/{name}                         jobs:read
+//	PUT  /v1/pipelines/{name}                         jobs:write
+//	POST /v1/pipelines/{name}/runs                    jobs:write
+//	GET  /v1/pipelines/{name}/runs/{id}               jobs:read
+//	POST /v1/pipelines/{name}/runs/{id}/cancel        jobs:write
+//
+// The admin token is sent as `Authorization: Bearer <aigw-admin-token>`.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /_/health", fnserve.Health(s.ready))
+	mux.Handle("POST /tick", requireAdmin(s.adminToken, s.log, s.handleTick))
+	mux.Handle("GET /admin/tenants/{tenant}/webhook-secret", requireAdmin(s.adminToken, s.log, s.handleGetSecret))
+	mux.Handle("POST /admin/tenants/{tenant}/webhook-secret", requireAdmin(s.adminToken, s.log, s.handleRotateSecret))
+
+	api := http.NewServeMux()
+	route := func(pattern, scope string, h web.HandlerFunc) {
+		api.Handle(pattern, auth.Require(scope)(web.Handle(s.log, h)))
+	}
+	route("GET /v1/pipelines", auth.ScopeJobsRead, s.handleListPipelines)
+	route("GET /v1/pipelines/{name}", auth.ScopeJobsRead, s.handleGetPipeline)
+	route("PUT /v1/pipelines/{name}", auth.ScopeJobsWrite, s.handlePutPipeline)
+	route("POST /v1/pipelines/{name}/runs", auth.ScopeJobsWrite, s.handleStartRun)
+	route("GET /v1/pipelines/{name}/runs/{id}", auth.ScopeJobsRead, s.handleGetRun)
+	route("POST /v1/pipelines/{name}/runs/{id}/cancel", auth.ScopeJobsWrite, s.handleCancelRun)
+	mux.Handle("/v1/", auth.Middleware(s.verifier, s.log)(api))
+	return mux
+}
+
+func (s *Service) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.db.Client().Ping(ctx, nil); err != nil {
+		return fmt.Errorf("mongodb: %w", err)
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Tick runs the periodic work once (see Ticker.Tick).
+func (s *Service) Tick(ctx context.Context) (Summary, error) { return s.ticker.Tick(ctx) }
+
+// RunTicker ticks every interval until ctx ends.
+func (s *Service) RunTicker(ctx context.Context, interval time.Duration) { s.ticker.Run(ctx, interval) }
+
+// Open connects to MongoDB and Redis as cfg says and builds the Service; close
+// releases the connections.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, close func(), err error) {
+	v, err := auth.NewVerifier(auth.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	if err != nil {
+		return nil, nil, err
+	}
+	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword})
+	if err != nil {
+		_ = mc.Disconnect(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	close = func() {
+		_ = rdb.Close()
+		_ = mc.Disconnect(context.Background())
+	}
+	svc, err = New(ctx, Deps{
+		DB: mc.Database(cfg.MongoDB), Redis: rdb, Verifier: v, AdminToken: cfg.AdminToken,
+		Webhook:     webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge},
+		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Log: log,
+	})
+	if err != nil {
+		close()
+		return nil, nil, err
+	}
+	return svc, close, nil
+}

@@ -1,0 +1,145 @@
+// Command aigw-worker is the GPU worker agent of aigw: a daemon per node that
+// takes its pool's jobs from Redis and runs them (see worker/internal/agent).
+//
+//	aigw-worker              run the daemon (configured by AIGW_* variables)
+//	aigw-worker version      print the version
+//	aigw-worker register [dir]  store the definitions under dir (default
+//	                         $AIGW_ALGORITHMS_DIR) in MongoDB
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/worker/internal/agent"
+	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/config"
+	"github.com/aigw/aigw/worker/internal/gpu"
+	"github.com/aigw/aigw/worker/internal/metrics"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "aigw-worker", "version", version)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "version":
+		fmt.Println(version)
+	case len(os.Args) > 1 && os.Args[1] == "register":
+		err = register(ctx, os.Args[2:], log)
+	case len(os.Args) > 1:
+		err = fmt.Errorf("unknown command %q (want version, register [dir], or none to run the worker)", os.Args[1])
+	default:
+		err = daemon(ctx, log)
+	}
+	if err != nil {
+		log.Error("aigw-worker failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func register(ctx context.Context, args []string, log *slog.Logger) error {
+	cfg, err := config.LoadRegister(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	dir := cfg.AlgorithmsDir
+	if len(args) > 0 {
+		dir = args[0]
+	}
+	defs, err := algorithm.LoadDir(dir)
+	if err != nil {
+		return err
+	}
+	client, err := jobstore.Open(ctx, cfg.MongoURI)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	store := algorithm.NewStore(client.Database(cfg.MongoDB))
+	for _, d := range defs {
+		_, created, err := store.Put(ctx, *d)
+		if err != nil {
+			return fmt.Errorf("register %s: %w", d.ID(), err)
+		}
+		log.Info("algorithm registered", "algorithm", d.Name, "algorithm_version", d.Version, "pool", d.Pool, "created", created)
+	}
+	return nil
+}
+
+func daemon(ctx context.Context, log *slog.Logger) error {
+	cfg, err := config.Load(os.LookupEnv, os.Hostname)
+	if err != nil {
+		return err
+	}
+	gpus, err := gpu.Discover(ctx, cfg.NvidiaSMI)
+	if err != nil {
+		log.Warn("GPU discovery failed: running CPU-only", "err", err)
+		gpus = nil
+	}
+	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword})
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	client, err := jobstore.Open(ctx, cfg.MongoURI)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	db := client.Database(cfg.MongoDB)
+	// MongoDB may still be starting (or failing over): try a few times.
+	var jobs *jobstore.Store
+	for try := 1; ; try++ {
+		if jobs, err = jobstore.New(ctx, db, jobstore.Options{}); err == nil || try == 5 || ctx.Err() != nil {
+			break
+		}
+		log.Warn("job store not ready; retrying", "err", err, "try", try)
+		time.Sleep(time.Duration(try) * time.Second)
+	}
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	a, err := agent.New(cfg, agent.Deps{
+		Redis: rdb, Queue: queue.New(rdb, queue.Config{Lease: cfg.Lease}), Jobs: jobs,
+		Algorithms: algorithm.NewStore(db), Events: events.New(rdb, events.Config{}),
+		Registry: registry.New(rdb), Artifacts: artifacts.New(db, cfg.ArtifactLimit), Metrics: m, Log: log,
+	}, gpus, version)
+	if err != nil {
+		return err
+	}
+	if cfg.MetricsAddr != "" {
+		mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopMetrics()
+		go func() {
+			if err := metrics.Serve(mctx, cfg.MetricsAddr, m.Handler(a.Healthy)); err != nil {
+				log.Error("metrics server failed", "addr", cfg.MetricsAddr, "err", err)
+			}
+		}()
+	}
+	log.Info("worker starting", "slots", a.Slots(), "gpus", len(gpus), "metrics_addr", cfg.MetricsAddr)
+	start := time.Now()
+	err = a.Run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("worker stopped", "uptime", time.Since(start).Round(time.Second).String())
+	return nil
+}

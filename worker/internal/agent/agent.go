@@ -1,0 +1,465 @@
+// Package agent is the worker daemon: it registers the node, takes jobs of its
+// pool from the queue as far as free slots and GPUs allow, runs them with the
+// runtime, renews their leases, reacts to cancel requests, writes each outcome
+// as one compare-and-set transition of the job record, and drains on shutdown.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/config"
+	"github.com/aigw/aigw/worker/internal/gang"
+	"github.com/aigw/aigw/worker/internal/metrics"
+	"github.com/aigw/aigw/worker/internal/runtime"
+)
+
+// Causes of a run being stopped from outside (context.Cause of its context).
+var (
+	errCanceled  = errors.New("cancel requested")
+	errLost      = errors.New("lease lost: another worker took the job over")
+	errShutdown  = errors.New("worker shutting down: run handed back")
+	errGangAbort = errors.New("gang aborted")
+)
+
+// Deps are the agent's clients.
+type Deps struct {
+	Redis      redis.UniversalClient
+	Queue      *queue.Queue
+	Jobs       *jobstore.Store
+	Algorithms *algorithm.Store
+	Events     *events.Stream
+	Registry   *registry.Registry
+	Artifacts  *artifacts.Store
+	Metrics    *metrics.Metrics
+	Log        *slog.Logger
+	// OnStart, if set, is called when a run's process has started, with the
+	// time its delivery came out of the queue (benchmarks measure dispatch).
+	OnStart func(jobID string, taken, started time.Time)
+}
+
+// Agent is one worker. Run it once.
+type Agent struct {
+	cfg     config.Config
+	d       Deps
+	version string
+	log     *slog.Logger
+	runner  *runtime.Runner
+	gang    *gang.Gang
+	ctl     *queue.Consumer // acks, extends, requeues (the taking consumer is the loop's own)
+	ctlMu   sync.Mutex
+	started time.Time
+
+	mu       sync.Mutex
+	gpus     []registry.GPU
+	gpuBusy  []bool
+	busy     int             // slots held: runs, deliveries being dispatched, gang members
+	pending  int             // gang members reserved here, not started yet
+	held     map[string]held // deliveries held, by job id
+	runs     map[string]*run // running attempts and gang members, by run key
+	draining bool
+	freed    chan struct{}
+}
+
+// held is a delivery this worker holds (its lease is renewed) and its stop.
+type held struct {
+	d      queue.Delivery
+	cancel context.CancelCauseFunc
+}
+
+// run is a running attempt (key = job id) or gang member (key = job id#rank).
+type run struct {
+	jobID  string
+	rank   int
+	member bool
+	cancel context.CancelCauseFunc
+}
+
+// New returns an agent for a node with gpus (nil: CPU only). cfg.Slots 0 takes
+// config.DefaultSlots.
+func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent, error) {
+	if cfg.Slots <= 0 {
+		cfg.Slots = config.DefaultSlots(len(gpus))
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
+	}
+	ctl, err := d.Queue.Consumer(cfg.Pool, cfg.Node, queue.ConsumerOptions{Home: -1})
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool),
+		log: d.Log.With("pool", cfg.Pool, "node", cfg.Node),
+		runner: &runtime.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
+			Limits: runtime.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
+		gpus: gpus, gpuBusy: make([]bool, len(gpus)),
+		held: map[string]held{}, runs: map[string]*run{}, freed: make(chan struct{}, 1),
+	}, nil
+}
+
+// Slots is the number of runs the agent takes at once.
+func (a *Agent) Slots() int { return a.cfg.Slots }
+
+// Healthy reports nil while the agent takes work.
+func (a *Agent) Healthy() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining {
+		return errors.New("draining")
+	}
+	return nil
+}
+
+// Run registers the worker and works until ctx ends, then drains: it takes no
+// new work, lets its runs finish within cfg.ShutdownGrace and hands back those
+// still running (killed, recorded queued again, requeued), removes itself from
+// the registry and returns nil.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now().UTC()
+	taker, err := a.d.Queue.Consumer(a.cfg.Pool, a.cfg.Node, queue.ConsumerOptions{Home: -1})
+	if err != nil {
+		return err
+	}
+	if err := a.heartbeat(ctx); err != nil {
+		return err
+	}
+	// Background loops outlive ctx until the drain is over.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var loops sync.WaitGroup
+	every := func(d time.Duration, fn func(context.Context)) {
+		loops.Go(func() {
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-t.C:
+					fn(bg)
+				}
+			}
+		})
+	}
+	every(a.cfg.Heartbeat, func(ctx context.Context) {
+		if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "err", err)
+		}
+	})
+	every(max(a.cfg.Lease/3, 100*time.Millisecond), a.extendLeases)
+	every(250*time.Millisecond, a.checkCancels)
+	every(200*time.Millisecond, a.gangTick)
+
+	var runs sync.WaitGroup
+	a.takeLoop(ctx, bg, taker, &runs)
+
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
+	a.log.Info("draining", "grace", a.cfg.ShutdownGrace.String())
+	_ = a.heartbeat(bg)
+	done := make(chan struct{})
+	go func() { runs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.cfg.ShutdownGrace):
+		a.mu.Lock()
+		for _, h := range a.held {
+			h.cancel(errShutdown)
+		}
+		for _, r := range a.runs {
+			r.cancel(errShutdown)
+		}
+		a.mu.Unlock()
+		<-done
+	}
+	stopBG()
+	loops.Wait()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = a.gang.Unpublish(rctx, a.cfg.Node)
+	if err := a.d.Registry.Remove(rctx, a.cfg.Pool, a.cfg.Node); err != nil {
+		a.log.Warn("leaving the registry", "err", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// takeLoop takes as many jobs as there are free slots and dispatches each in
+// its own goroutine, until ctx ends.
+func (a *Agent) takeLoop(ctx, bg context.Context, c *queue.Consumer, runs *sync.WaitGroup) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		free := a.freeSlots()
+		if free <= 0 {
+			select {
+			case <-ctx.Done():
+			case <-a.freed:
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		ds, err := c.Take(ctx, free, 250*time.Millisecond)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			a.log.Warn("take failed", "err", err)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		taken := time.Now()
+		for _, d := range ds {
+			hctx, cancel := context.WithCancelCause(bg)
+			a.mu.Lock()
+			a.busy++
+			a.held[d.JobID] = held{d: d, cancel: cancel}
+			a.mu.Unlock()
+			a.setGauges()
+			runs.Go(func() {
+				defer cancel(nil)
+				a.handle(hctx, d, taken)
+				a.unhold(d.JobID)
+			})
+		}
+	}
+}
+
+func (a *Agent) freeSlots() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.Slots - a.busy - a.pending
+}
+
+// unhold forgets a delivery and frees its slot.
+func (a *Agent) unhold(jobID string) {
+	a.mu.Lock()
+	delete(a.held, jobID)
+	a.busy--
+	a.mu.Unlock()
+	a.setGauges()
+	select {
+	case a.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) setGauges() {
+	a.mu.Lock()
+	busy, gpus := a.busy, 0
+	for _, b := range a.gpuBusy {
+		if b {
+			gpus++
+		}
+	}
+	a.mu.Unlock()
+	a.d.Metrics.SlotsBusy.Set(float64(busy))
+	a.d.Metrics.GPUsBusy.Set(float64(gpus))
+}
+
+// allocGPUs assigns n free GPUs of the node, or none (false).
+func (a *Agent) allocGPUs(n int) ([]int, bool) {
+	if n == 0 {
+		return nil, true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var idx []int
+	for i, b := range a.gpuBusy {
+		if !b {
+			idx = append(idx, i)
+			if len(idx) == n {
+				break
+			}
+		}
+	}
+	if len(idx) < n {
+		return nil, false
+	}
+	out := make([]int, n)
+	for k, i := range idx {
+		a.gpuBusy[i] = true
+		out[k] = a.gpus[i].Index
+	}
+	return out, true
+}
+
+func (a *Agent) freeGPUs(indices []int) {
+	a.mu.Lock()
+	for _, gi := range indices {
+		for i, g := range a.gpus {
+			if g.Index == gi {
+				a.gpuBusy[i] = false
+			}
+		}
+	}
+	a.mu.Unlock()
+	a.setGauges()
+}
+
+// heartbeat writes the worker's registry entry (TTL: two heartbeats).
+func (a *Agent) heartbeat(ctx context.Context) error {
+	a.mu.Lock()
+	w := registry.Worker{
+		Node: a.cfg.Node, Pool: a.cfg.Pool, Version: a.version, Addr: a.cfg.AdvertiseAddr, Labels: a.cfg.Labels,
+		Slots: a.cfg.Slots, SlotsBusy: a.busy, Draining: a.draining, StartedAt: a.started,
+	}
+	for i, g := range a.gpus {
+		g.Busy = a.gpuBusy[i]
+		w.GPUs = append(w.GPUs, g)
+	}
+	seen := map[string]bool{}
+	for id := range a.held {
+		seen[id] = true
+		w.Running = append(w.Running, id)
+	}
+	for _, r := range a.runs {
+		if !seen[r.jobID] {
+			seen[r.jobID] = true
+			w.Running = append(w.Running, r.jobID)
+		}
+	}
+	a.mu.Unlock()
+	return a.d.Registry.Heartbeat(ctx, w, 2*a.cfg.Heartbeat)
+}
+
+// extendLeases renews the leases of every held delivery; a lost one stops its run.
+func (a *Agent) extendLeases(ctx context.Context) {
+	a.mu.Lock()
+	ds := make([]queue.Delivery, 0, len(a.held))
+	for _, h := range a.held {
+		ds = append(ds, h.d)
+	}
+	a.mu.Unlock()
+	if len(ds) == 0 {
+		return
+	}
+	a.ctlMu.Lock()
+	lost, err := a.ctl.Extend(ctx, ds...)
+	a.ctlMu.Unlock()
+	if err != nil {
+		a.log.Warn("extend leases failed", "err", err)
+	}
+	for _, d := range lost {
+		a.log.Warn("lease lost", "job_id", d.JobID)
+		a.mu.Lock()
+		if h, ok := a.held[d.JobID]; ok && h.d.EntryID == d.EntryID {
+			h.cancel(errLost)
+		}
+		a.mu.Unlock()
+	}
+}
+
+// checkCancels asks, in one pipelined call, whether any held job's cancel was
+// requested, and stops those runs.
+func (a *Agent) checkCancels(ctx context.Context) {
+	a.mu.Lock()
+	ids := make([]string, 0, len(a.held))
+	for id := range a.held {
+		ids = append(ids, id)
+	}
+	a.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	req, err := a.d.Events.CancelRequested(ctx, ids...)
+	if err != nil {
+		a.log.Warn("cancel check failed", "err", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id := range req {
+		if h, ok := a.held[id]; ok {
+			h.cancel(errCanceled)
+		}
+	}
+}
+
+// ack completes a delivery; requeue hands it back (delayed until nb); both
+// are logged, not returned: a failed ack leaves the entry to be redelivered,
+// and completion is idempotent.
+func (a *Agent) ack(ctx context.Context, d queue.Delivery) {
+	a.ctlMu.Lock()
+	err := a.ctl.Ack(ctx, d)
+	a.ctlMu.Unlock()
+	if err != nil {
+		a.log.Warn("ack failed", "job_id", d.JobID, "err", err)
+	}
+}
+
+func (a *Agent) requeue(ctx context.Context, d queue.Delivery, nb time.Time) {
+	a.ctlMu.Lock()
+	err := a.ctl.Requeue(ctx, d, nb)
+	a.ctlMu.Unlock()
+	if err != nil {
+		a.log.Warn("requeue failed (the reconciler re-adds the queued job)", "job_id", d.JobID, "err", err)
+	}
+}
+
+func (a *Agent) deadLetter(ctx context.Context, d queue.Delivery, reason string) {
+	a.ctlMu.Lock()
+	err := a.ctl.DeadLetter(ctx, d, reason)
+	a.ctlMu.Unlock()
+	if err != nil {
+		a.log.Warn("dead-letter failed", "job_id", d.JobID, "err", err)
+	}
+}
+
+// transition applies a change and publishes the new state; it returns the
+// record after the change, or the current record and the error.
+func (a *Agent) transition(ctx context.Context, j *job.Job, c jobstore.Change) (*job.Job, error) {
+	c.Notify = j.Notifies(c.To)
+	nj, err := a.d.Jobs.Transition(ctx, j.ID, c)
+	if err != nil {
+		return nj, err
+	}
+	if _, err := a.d.Events.PublishState(ctx, nj); err != nil {
+		a.log.Warn("publish state failed", "job_id", j.ID, "err", err)
+	}
+	a.log.Info("job state", "job_id", j.ID, "state", string(nj.State), "attempt", nj.Attempt)
+	return nj, nil
+}
+
+// backoff is the delay before retry attempt+1: RetryBase·2^(attempt-1), at most
+// RetryMax, with ±20% jitter.
+func (a *Agent) backoff(attempt int) time.Duration {
+	d := a.cfg.RetryBase
+	for i := 1; i < attempt && d < a.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, a.cfg.RetryMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func removeAll(dir string) {
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func jobErr(code, format string, args ...any) *job.Error {
+	return &job.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func rand64(n int64) int64 { return rand.Int64N(n) }

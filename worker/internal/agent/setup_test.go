@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/config"
+	"github.com/aigw/aigw/worker/internal/metrics"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// binDir holds aigw-echo and aigw-worker, built once by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "aigw-worker-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	for pkg, name := range map[string]string{
+		"github.com/aigw/aigw/algorithms/echo":        "aigw-echo",
+		"github.com/aigw/aigw/worker/cmd/aigw-worker": "aigw-worker",
+	} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			return 1
+		}
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// bundle is one test's world: its own pool, database, stores and workers.
+type bundle struct {
+	t      *testing.T
+	rdb    redis.UniversalClient
+	db     *mongo.Database
+	pool   string
+	q      *queue.Queue
+	jobs   *jobstore.Store
+	algos  *algorithm.Store
+	ev     *events.Stream
+	reg    *registry.Registry
+	arts   *artifacts.Store
+	pidDir string
+	lease  time.Duration
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{t: t, rdb: testenv.Redis(t), db: testenv.MongoDB(t), pool: testenv.UniqueName(t, 40), lease: 3 * time.Second}
+	ctx := context.Background()
+	var err error
+	b.q = queue.New(b.rdb, queue.Config{Lease: b.lease})
+	if b.jobs, err = jobstore.New(ctx, b.db, jobstore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b.algos = algorithm.NewStore(b.db)
+	b.ev = events.New(b.rdb, events.Config{})
+	b.reg = registry.New(b.rdb)
+	b.arts = artifacts.New(b.db, 1<<20)
+	b.pidDir = t.TempDir()
+	t.Cleanup(func() { _ = b.q.Purge(context.Background(), b.pool) })
+	return b
+}
+
+// config is a worker configuration for this bundle.
+func (b *bundle) config(node string, slots int) config.Config {
+	return config.Config{
+		Pool: b.pool, Node: node, Slots: slots, AdvertiseAddr: "127.0.0.1",
+		AlgorithmsDir: "testdata", BinDir: binDir, WorkDir: b.t.TempDir(),
+		Heartbeat: 300 * time.Millisecond, Lease: b.lease, ShutdownGrace: 5 * time.Second,
+		KillGrace: 300 * time.Millisecond, RetryBase: 200 * time.Millisecond, RetryMax: 5 * time.Second,
+		GangTimeout: 5 * time.Second, OutputLimit: 1 << 20, LogTail: 4 << 10, ArtifactLimit: 1 << 20,
+	}
+}
+
+// worker runs an agent until the test ends (or stop is called); stop waits
+// for Run to return.
+func (b *bundle) worker(cfg config.Config, gpus []registry.GPU) (a *Agent, stop func()) {
+	b.t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{b.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := New(cfg, Deps{Redis: b.rdb, Queue: b.q, Jobs: b.jobs, Algorithms: b.algos, Events: b.ev,
+		Registry: b.reg, Artifacts: b.arts, Metrics: metrics.New(), Log: log}, gpus, "test")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.t.Errorf("worker %s: %v", cfg.Node, err)
+			}
+		})
+	}
+	b.t.Cleanup(stop)
+	return a, stop
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// algo registers an exec algorithm of the bundle's pool.
+func (b *bundle) algo(name string, command []string, retries int, mod func(*algorithm.Definition)) {
+	b.t.Helper()
+	d := algorithm.Definition{Name: name, Version: "1.0.0", Pool: b.pool,
+		Runtime: algorithm.Runtime{Type: algorithm.Exec, Command: command}, MaxRetries: &retries,
+		TimeoutMS: 30000, Env: map[string]string{"PID_DIR": b.pidDir}}
+	if mod != nil {
+		mod(&d)
+	}
+	if _, _, err := b.algos.Put(context.Background(), d); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// submit records and enqueues a job as the API does.
+func (b *bundle) submit(algo, input string, mod func(*job.Job)) string {
+	b.t.Helper()
+	j := job.Job{Tenant: "t1", Algorithm: algo, Pool: b.pool, Input: json.RawMessage(input), MaxRetries: 0}
+	if mod != nil {
+		mod(&j)
+	}
+	ctx := context.Background()
+	rec, _, err := b.jobs.Create(ctx, j)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := b.ev.PublishState(ctx, rec); err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := b.q.Enqueue(ctx, queue.Message{JobID: rec.ID, Pool: b.pool, Priority: rec.Priority}); err != nil {
+		b.t.Fatal(err)
+	}
+	return rec.ID
+}
+
+// wait polls the record until cond holds, failing after timeout.
+func (b *bundle) wait(id string, timeout time.Duration, what string, cond func(*job.Job) bool) *job.Job {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j, err := b.jobs.GetByID(context.Background(), id)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if cond(j) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("job %s: not %s after %s: state %s attempt %d error %+v", id, what, timeout, j.State, j.Attempt, j.Error)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (b *bundle) waitState(id string, timeout time.Duration, s job.State) *job.Job {
+	b.t.Helper()
+	return b.wait(id, timeout, string(s), func(j *job.Job) bool { return j.State == s })
+}
+
+// pid reads the pid a sleeper recorded, waiting for it.
+func (b *bundle) pid(id string) int {
+	b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(filepath.Join(b.pidDir, id))
+		if err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				return pid
+			}
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("job %s: no pid recorded", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// gone waits until pid no longer exists.
+func gone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for syscall.Kill(pid, 0) != syscall.ESRCH {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d is still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// events returns a job's events.
+func (b *bundle) events(id string) []events.Event {
+	b.t.Helper()
+	evs, err := b.ev.Read(context.Background(), id, "", 1000, 0)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return evs
+}
+
+func stateOf(t *testing.T, e events.Event) events.State {
+	t.Helper()
+	var s events.State
+	if err := json.Unmarshal(e.Data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,109 @@
+// Package runtime runs one attempt of an algorithm: an exec runtime (a child
+// process in its own process group: input on stdin, output on stdout, log and
+// progress on stderr, files in $AIGW_OUTPUT_DIR) or an http runtime (a POST to a
+// model server on the node). It knows nothing of queues or job records: the
+// agent turns a Result into a transition.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/job"
+)
+
+// Failure codes of an attempt.
+const (
+	CodeRuntime  = "runtime_error" // could not start, or exited non-zero: retried
+	CodeTimeout  = "timeout"       // ran past its execution timeout: retried
+	CodeBadOut   = "bad_output"    // output not JSON or over the limit: not retried
+	CodeHTTP     = "http_error"    // the model server answered non-2xx: 5xx retried, 4xx not
+	CodeStopped  = "stopped"       // stopped from outside (cancel, lost lease, shutdown): see context.Cause
+	CodeArtifact = "artifact_error"
+)
+
+// Failure is why an attempt failed.
+type Failure struct {
+	Code      string
+	Message   string
+	Retryable bool
+}
+
+func (f *Failure) Error() string { return f.Code + ": " + f.Message }
+
+// Spec is one attempt to run.
+type Spec struct {
+	JobID   string
+	Attempt int
+	Input   json.RawMessage
+	Def     *algorithm.Definition
+	// Timeout bounds the attempt (the job's, else the definition's).
+	Timeout time.Duration
+	// GPUs are the indices assigned (CUDA_VISIBLE_DEVICES).
+	GPUs []int
+	// Env is added last (e.g. the gang's WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT).
+	Env map[string]string
+}
+
+// Hooks receive what a run reports while it runs; either may be nil. They are
+// called from the runtime's goroutines, one call at a time per hook.
+type Hooks struct {
+	Progress func(events.Progress)
+	Logs     func(lines []string)
+	// Started is called once the process is running (exec) or the request is sent (http).
+	Started func(pid int)
+}
+
+// Result is the outcome of an attempt.
+type Result struct {
+	Output json.RawMessage
+	// Log is the tail of the run's log (stderr).
+	Log string
+	// OutputDir holds the files the run wrote ("" for http runs); the caller
+	// stores them and removes Dir.
+	OutputDir string
+	Dir       string
+	// Artifacts are filled in by the caller once it stored OutputDir's files.
+	Artifacts []job.Artifact
+	// Err is nil on success.
+	Err *Failure
+	// PID of the exec run's process (its process group id too), 0 for http.
+	PID int
+}
+
+// Limits bound what a run may produce.
+type Limits struct {
+	Output    int64         // stdout / response bytes
+	LogTail   int64         // stderr bytes kept in Result.Log
+	KillGrace time.Duration // SIGTERM → SIGKILL
+}
+
+// Runner runs attempts.
+type Runner struct {
+	AlgorithmsDir, BinDir, WorkDir string
+	Limits                         Limits
+	// FlushEvery and FlushLines batch log lines (defaults 250ms, 100 lines).
+	FlushEvery time.Duration
+	FlushLines int
+}
+
+// Run runs spec with its definition's runtime. Stopping ctx stops the run (the
+// exec runtime's process group gets SIGTERM, then SIGKILL after the grace):
+// the Result then fails with CodeStopped and the caller reads context.Cause.
+func (r *Runner) Run(ctx context.Context, s Spec, h Hooks) Result {
+	switch s.Def.Runtime.Type {
+	case algorithm.Exec:
+		return r.runExec(ctx, s, h)
+	case algorithm.HTTP:
+		return r.runHTTP(ctx, s, h)
+	}
+	return Result{Err: &Failure{Code: CodeRuntime, Message: fmt.Sprintf("unknown runtime type %q", s.Def.Runtime.Type)}}
+}
+
+// errTimeout is the cause of a run context that ran out of time.
+var errTimeout = errors.New("execution timeout")
