@@ -26,8 +26,8 @@ import (
 	"testing"
 	"time"
 
-	sdk "github.com/openfaas/go-sdk"
 	"github.com/openfaas/faas-provider/types"
+	sdk "github.com/openfaas/go-sdk"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -204,7 +204,7 @@ func up(t *testing.T) *system {
 	run(t, []string{"OPENFAAS_URL=" + s.gateway, "AIGW_GATEWAY_USER=" + s.user, "AIGW_GATEWAY_PASSWORD=" + s.password},
 		filepath.Join(binDir, "aigw-stack"), "deploy", "-f", filepath.Join(repo, "stack.yml"), "-secrets-dir", s.secrets,
 		"-env", "AIGW_JWKS_URL="+s.gateway+"/function/auth/.well-known/jwks.json,AIGW_MONGO_DB="+s.mongoDB+
-			",AIGW_ORCHESTRATOR_INTERVAL=500ms,AIGW_WEBHOOK_MIN_BACKOFF=200ms")
+			",AIGW_ORCHESTRATOR_INTERVAL=500ms,AIGW_RATE_LIMIT_RPS=100000")
 
 	start(t, "worker", append([]string{"AIGW_POOL=" + s.pool, "AIGW_SLOTS=2", "AIGW_NODE_NAME=e2e-" + s.pool,
 		"AIGW_BIN_DIR=" + binDir, "AIGW_ALGORITHMS_DIR=" + filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off"}, s.env...),

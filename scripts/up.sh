@@ -94,9 +94,8 @@ cmd_up() {
 	pass="$(cat "$STATE/gateway/auth/basic-auth-password")"
 
 	OPENFAAS_URL="$GATEWAY" AIGW_GATEWAY_USER="$user" AIGW_GATEWAY_PASSWORD="$pass" \
-		AIGW_VERSION="${AIGW_VERSION:-latest}" \
-		"$BIN/aigw-stack" deploy -f "$ROOT/stack.yml" -secrets-dir "$SECRETS" \
-		-env "AIGW_JWKS_URL=$GATEWAY/function/auth/.well-known/jwks.json"
+		AIGW_VERSION="${AIGW_VERSION:-latest}" AIGW_GATEWAY_URL="$GATEWAY" \
+		"$BIN/aigw-stack" deploy -f "$ROOT/stack.yml" -secrets-dir "$SECRETS"
 	log "stack.yml deployed to $GATEWAY"
 
 	AIGW_MONGO_URI="$AIGW_MONGO_URI" "$BIN/aigw-worker" register "$ROOT/algorithms"

@@ -1,7 +1,9 @@
 // Package cron invokes functions on a schedule, as OpenFaaS's cron-connector
 // does: a function annotated `topic: cron-function` and `schedule: "<cron
 // expression>"` is invoked with POST and an empty body, at the path of its
-// `aigw.path` annotation (default "/").
+// `aigw.path` annotation (default "/"). A function annotated
+// `aigw.auth-secret: <secret name>` is sent `Authorization: Bearer <that
+// secret's value>` (the orchestrator's /tick wants its admin token).
 package cron
 
 import (
@@ -23,7 +25,13 @@ const (
 	TopicCron          = "cron-function"
 	AnnotationSchedule = "schedule"
 	AnnotationPath     = "aigw.path"
+	AnnotationAuth     = "aigw.auth-secret"
 )
+
+// Secrets reads a secret's value (the gateway's secret store).
+type Secrets interface {
+	Read(name string) ([]byte, error)
+}
 
 // Invoker calls a function (proxy.Proxy).
 type Invoker interface {
@@ -35,6 +43,8 @@ type Job struct {
 	Function string
 	Schedule string
 	Path     string
+	// AuthSecret names the secret sent as a bearer token ("" for none).
+	AuthSecret string
 }
 
 // JobFor returns the cron job a function asks for, false if none; a bad
@@ -47,7 +57,8 @@ func JobFor(fn types.FunctionStatus) (Job, bool, error) {
 	if a[AnnotationTopic] != TopicCron {
 		return Job{}, false, nil
 	}
-	j := Job{Function: fn.Name, Schedule: strings.TrimSpace(a[AnnotationSchedule]), Path: a[AnnotationPath]}
+	j := Job{Function: fn.Name, Schedule: strings.TrimSpace(a[AnnotationSchedule]), Path: a[AnnotationPath],
+		AuthSecret: strings.TrimSpace(a[AnnotationAuth])}
 	if _, err := parser.Parse(j.Schedule); err != nil {
 		return Job{}, false, fmt.Errorf("function %s: schedule %q: %w", fn.Name, j.Schedule, err)
 	}
@@ -64,7 +75,8 @@ var parser = robfig.NewParser(robfig.Minute | robfig.Hour | robfig.Dom | robfig.
 
 // Scheduler runs the jobs of the deployed functions.
 type Scheduler struct {
-	inv  Invoker
+	inv     Invoker
+	secrets Secrets
 	log  *slog.Logger
 	ctx  context.Context
 	cron *robfig.Cron
@@ -78,10 +90,11 @@ type entry struct {
 	id  robfig.EntryID
 }
 
-// New returns a scheduler whose invocations use ctx; Start runs it.
-func New(ctx context.Context, inv Invoker, log *slog.Logger, opts ...robfig.Option) *Scheduler {
+// New returns a scheduler whose invocations use ctx; Start runs it. secrets
+// may be nil when no function asks for an auth secret.
+func New(ctx context.Context, inv Invoker, secrets Secrets, log *slog.Logger, opts ...robfig.Option) *Scheduler {
 	return &Scheduler{
-		inv: inv, log: log, ctx: ctx, jobs: map[string]entry{},
+		inv: inv, secrets: secrets, log: log, ctx: ctx, jobs: map[string]entry{},
 		cron: robfig.New(append([]robfig.Option{robfig.WithParser(parser)}, opts...)...),
 	}
 }
@@ -146,6 +159,18 @@ func (s *Scheduler) fire(j Job) {
 	}
 	req.Header.Set("X-Connector", "cron-connector")
 	req.Header.Set("X-Topic", TopicCron)
+	if j.AuthSecret != "" {
+		if s.secrets == nil {
+			s.log.Warn("cron: no secret store for the auth secret", "function", j.Function, "secret", j.AuthSecret)
+			return
+		}
+		tok, err := s.secrets.Read(j.AuthSecret)
+		if err != nil {
+			s.log.Warn("cron: reading the auth secret", "function", j.Function, "secret", j.AuthSecret, "err", err)
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
 	res, err := s.inv.Invoke(s.ctx, j.Function, req)
 	if err != nil {
 		s.log.Warn("cron: invocation failed", "function", j.Function, "err", err)

@@ -82,6 +82,20 @@ func (s *Store) Put(name string, value []byte, create bool) error {
 	return writeFile(p, value)
 }
 
+// Read returns a secret's value.
+func (s *Store) Read(name string) ([]byte, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return b, err
+}
+
 // Delete removes a secret.
 func (s *Store) Delete(name string) error {
 	if err := ValidName(name); err != nil {

@@ -33,3 +33,26 @@ func TestCronFires(t *testing.T) {
 		t.Errorf("jobs after delete: %v", jobs)
 	}
 }
+
+// TestCronSendsTheAuthSecret: aigw.auth-secret names a secret sent as a bearer
+// token (the orchestrator's /tick wants the admin token).
+func TestCronSendsTheAuthSecret(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	secret := fnName("tok")
+	if _, err := b.client.CreateSecret(t.Context(), types.Secret{Name: secret, Value: "t0ken\n"}); err != nil {
+		t.Fatal(err)
+	}
+	name := fnName("cronauth")
+	ann := map[string]string{"topic": "cron-function", "schedule": "@every 1s", "aigw.path": "/print?text=tick:", "aigw.auth-secret": secret}
+	b.deploy(name, func(d *types.FunctionDeployment) { d.Annotations = &ann })
+	f, _ := b.g.Registry().Lookup(name)
+	eventually(t, 5*time.Second, "a tick with the token", func() bool {
+		for _, m := range f.Logs().Snapshot(time.Time{}, 0) {
+			if m.Text == "tick:Bearer t0ken" {
+				return true
+			}
+		}
+		return false
+	})
+}

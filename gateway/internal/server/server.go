@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.proxy = proxy.New(g.reg, cfg.UpstreamTimeout, proxy.NewMetrics(promReg), log)
-	g.cron = cron.New(g.bgCtx, g.proxy, log, opts.Cron...)
+	g.cron = cron.New(g.bgCtx, g.proxy, store, log, opts.Cron...)
 
 	var asyncHandler http.Handler = httperr.Handler(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(http.StatusServiceUnavailable, "async invocation is off: this gateway has no Redis (set AIGW_REDIS_ADDRS)", nil)

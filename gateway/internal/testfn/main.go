@@ -10,7 +10,7 @@
 //	/until?file=F      503 until the file F exists, then 200
 //	/env?key=K         the value of env K
 //	/secret?name=N     the content of $AIGW_SECRETS_DIR/N
-//	/print?text=T      prints T to stdout, then echoes
+//	/print?text=T      prints T and the Authorization header to stdout, then echoes
 //	anything else      echoes method, path, query, body and headers as JSON
 //	                   (and prints the query parameter print, if given)
 package main
@@ -110,7 +110,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 	default:
 		if r.URL.Path == "/print" {
-			fmt.Println(q.Get("text"))
+			fmt.Println(q.Get("text") + r.Header.Get("Authorization"))
 		}
 		if v := q.Get("print"); v != "" {
 			fmt.Println(v)
