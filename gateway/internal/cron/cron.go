@@ -77,9 +77,9 @@ var parser = robfig.NewParser(robfig.Minute | robfig.Hour | robfig.Dom | robfig.
 type Scheduler struct {
 	inv     Invoker
 	secrets Secrets
-	log  *slog.Logger
-	ctx  context.Context
-	cron *robfig.Cron
+	log     *slog.Logger
+	ctx     context.Context
+	cron    *robfig.Cron
 
 	mu   sync.Mutex
 	jobs map[string]entry

@@ -16,8 +16,8 @@ func TestJobFor(t *testing.T) {
 	}{
 		{ann: nil},
 		{ann: ann(map[string]string{"schedule": "* * * * *"})},
-		{ann: ann(map[string]string{"topic": "cron-function", "schedule": "*/5 * * * *"}), want: Job{"f", "*/5 * * * *", "/"}, ok: true},
-		{ann: ann(map[string]string{"topic": "cron-function", "schedule": "@every 1s", "aigw.path": "/tick"}), want: Job{"f", "@every 1s", "/tick"}, ok: true},
+		{ann: ann(map[string]string{"topic": "cron-function", "schedule": "*/5 * * * *"}), want: Job{Function: "f", Schedule: "*/5 * * * *", Path: "/"}, ok: true},
+		{ann: ann(map[string]string{"topic": "cron-function", "schedule": "@every 1s", "aigw.path": "/tick", "aigw.auth-secret": "tok"}), want: Job{Function: "f", Schedule: "@every 1s", Path: "/tick", AuthSecret: "tok"}, ok: true},
 		{ann: ann(map[string]string{"topic": "cron-function", "schedule": "61 * * * *"}), bad: true},
 		{ann: ann(map[string]string{"topic": "cron-function"}), bad: true},
 	} {
