@@ -149,15 +149,24 @@ func (a *api) queuePosition(ctx context.Context, j *job.Job) *int64 {
 
 // tenantJob returns the job of the path's id if the request's tenant owns it.
 func (a *api) tenantJob(r *http.Request) (*job.Job, error) {
-	t, err := tenant(r)
+	t, id, err := jobRef(r)
 	if err != nil {
 		return nil, err
 	}
-	id := chi.URLParam(r, "id")
-	if !job.ValidID(id) {
-		return nil, web.NotFound("no such job")
-	}
 	return a.Jobs.Get(r.Context(), t, id)
+}
+
+// jobRef returns the request's tenant and the path's job id (404 when the id
+// cannot be a job's).
+func jobRef(r *http.Request) (tenantID, id string, err error) {
+	if tenantID, err = tenant(r); err != nil {
+		return "", "", err
+	}
+	id = chi.URLParam(r, "id")
+	if !job.ValidID(id) {
+		return "", "", web.NotFound("no such job")
+	}
+	return tenantID, id, nil
 }
 
 // listJobs: GET /v1/jobs?algorithm=&state=&since=&limit=&cursor= →
@@ -229,13 +238,9 @@ func parseFilter(q url.Values) (jobstore.Filter, error) {
 // cancelJob: POST /v1/jobs/{id}/cancel → 200 with the canceled job, or 202
 // with the running job whose worker was asked to stop; 409 once finished.
 func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, id, err := jobRef(r)
 	if err != nil {
 		return err
-	}
-	id := chi.URLParam(r, "id")
-	if !job.ValidID(id) {
-		return web.NotFound("no such job")
 	}
 	j, err := a.Service.Cancel(r.Context(), t, id)
 	if err != nil {
@@ -252,13 +257,9 @@ func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) error {
 // retryJob: POST /v1/jobs/{id}/retry → 202 with the job queued again; 409
 // unless it failed or expired.
 func (a *api) retryJob(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, id, err := jobRef(r)
 	if err != nil {
 		return err
-	}
-	id := chi.URLParam(r, "id")
-	if !job.ValidID(id) {
-		return web.NotFound("no such job")
 	}
 	j, err := a.Service.Retry(r.Context(), t, id)
 	if err != nil {
