@@ -1,5 +1,5 @@
 // Command aigw-worker is the GPU worker agent of aigw: a daemon per node that
-// takes its pool's jobs from Redis and runs them (see worker/internal/agent).
+// takes its pool's jobs from Redis and runs them (see worker/agent).
 //
 //	aigw-worker              run the daemon (configured by AIGW_* variables)
 //	aigw-worker version      print the version
@@ -23,7 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
-	"github.com/aigw/aigw/worker/internal/agent"
+	"github.com/aigw/aigw/worker/agent"
 	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gpu"

@@ -51,6 +51,23 @@ type Deps struct {
 	// OnStart, if set, is called when a run's process has started, with the
 	// time its delivery came out of the queue (benchmarks measure dispatch).
 	OnStart func(jobID string, taken, started time.Time)
+	// OnDispatch, if set, is called with the same moment as OnStart and the
+	// split of the time between take and start (benchmarks; gang members do
+	// not report).
+	OnDispatch func(Dispatch)
+	// OnFinish, if set, is called once a run's outcome is written (or given
+	// up), with the outcome label of JobsFinished.
+	OnFinish func(jobID, outcome string)
+}
+
+// Dispatch is the time from a delivery coming out of the queue to its
+// process having started.
+type Dispatch struct {
+	JobID          string
+	Taken, Started time.Time
+	// Store is the part spent waiting on MongoDB: reading the job record and
+	// the algorithm, and the queued → running compare-and-set.
+	Store time.Duration
 }
 
 // Agent is one worker. Run it once.
@@ -74,6 +91,12 @@ type Agent struct {
 	runs     map[string]*run // running attempts and gang members, by run key
 	draining bool
 	freed    chan struct{}
+}
+
+// dispatch follows one delivery from its take to its process start.
+type dispatch struct {
+	taken time.Time
+	store time.Duration // waiting on MongoDB since taken
 }
 
 // held is a delivery this worker holds (its lease is renewed) and its stop.
@@ -238,7 +261,7 @@ func (a *Agent) takeLoop(ctx, bg context.Context, c *queue.Consumer, runs *sync.
 			a.setGauges()
 			runs.Go(func() {
 				defer cancel(nil)
-				a.handle(hctx, d, taken)
+				a.handle(hctx, d, &dispatch{taken: taken})
 				a.unhold(d.JobID)
 			})
 		}
@@ -429,8 +452,17 @@ func (a *Agent) deadLetter(ctx context.Context, d queue.Delivery, reason string)
 // transition applies a change and publishes the new state; it returns the
 // record after the change, or the current record and the error.
 func (a *Agent) transition(ctx context.Context, j *job.Job, c jobstore.Change) (*job.Job, error) {
+	return a.transitionTimed(ctx, j, c, nil)
+}
+
+// transitionTimed is transition, adding the compare-and-set's time to dp.
+func (a *Agent) transitionTimed(ctx context.Context, j *job.Job, c jobstore.Change, dp *dispatch) (*job.Job, error) {
 	c.Notify = j.Notifies(c.To)
+	t0 := time.Now()
 	nj, err := a.d.Jobs.Transition(ctx, j.ID, c)
+	if dp != nil {
+		dp.store += time.Since(t0)
+	}
 	if err != nil {
 		return nj, err
 	}

@@ -39,7 +39,7 @@ func freePort() (int, error) {
 // reserve all slots or hand the job back, wait for every member to start,
 // mark the record running once, run rank 0, collect the members' results and
 // record one outcome. Any member failing stops the others.
-func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition, gpus []int, taken time.Time) {
+func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition, gpus []int, dp *dispatch) {
 	log := a.log.With("job_id", j.ID, "attempt", j.Attempt)
 	retryLater := func() {
 		a.requeue(ctx, d, time.Now().Add(time.Duration(500+rand64(500))*time.Millisecond))
@@ -89,7 +89,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 			return
 		}
 	}
-	j, err = a.transition(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node})
+	j, err = a.transitionTimed(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node}, dp)
 	if err != nil {
 		a.abortGang(ctx, j.ID)
 		a.conflict(ctx, d, j, err)
@@ -108,7 +108,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	}
 	own := make(chan outcome, 1)
 	go func() {
-		res, cause := a.attempt(rctx, d, j, def, gpus, gangEnv(r, 0), taken, true)
+		res, cause := a.attempt(rctx, d, j, def, gpus, gangEnv(r, 0), dp, true)
 		own <- outcome{res, cause}
 	}()
 	var mine *outcome
@@ -333,7 +333,7 @@ func (a *Agent) runMember(ctx context.Context, r *gang.Reservation, rank int) {
 	}
 	defer a.freeGPUs(gpus)
 	j.Attempt = r.Attempt
-	res, cause := a.attempt(ctx, queue.Delivery{}, j, def, gpus, gangEnv(r, rank), time.Time{}, false)
+	res, cause := a.attempt(ctx, queue.Delivery{}, j, def, gpus, gangEnv(r, rank), nil, false)
 	removeAll(res.Dir)
 	switch {
 	case cause != nil:

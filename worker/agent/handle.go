@@ -26,9 +26,11 @@ const (
 // handle takes a delivery from its record's state to running (or to the end),
 // runs it and records the outcome. ctx is stopped (with a cause) on a cancel
 // request, a lost lease or the end of the shutdown grace.
-func (a *Agent) handle(ctx context.Context, d queue.Delivery, taken time.Time) {
+func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 	log := a.log.With("job_id", d.JobID)
+	t0 := time.Now()
 	j, err := a.d.Jobs.GetByID(ctx, d.JobID)
+	dp.store += time.Since(t0)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		log.Warn("no job record: dead-lettered")
 		a.deadLetter(ctx, d, "no job record")
@@ -62,7 +64,9 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, taken time.Time) {
 		return
 	}
 
+	t0 = time.Now()
 	def, err := a.d.Algorithms.Get(ctx, j.Algorithm, j.Version)
+	dp.store += time.Since(t0)
 	if errors.Is(err, algorithm.ErrNotFound) {
 		a.failAtStart(ctx, d, j, jobErr(codeUnknownAlgo, "algorithm %q version %q is not registered", j.Algorithm, j.Version))
 		return
@@ -86,15 +90,15 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, taken time.Time) {
 	defer a.freeGPUs(gpus)
 	a.setGauges()
 	if j.GangSize > 1 {
-		a.lead(ctx, d, j, def, gpus, taken)
+		a.lead(ctx, d, j, def, gpus, dp)
 		return
 	}
-	j, err = a.transition(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node})
+	j, err = a.transitionTimed(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node}, dp)
 	if err != nil {
 		a.conflict(ctx, d, j, err)
 		return
 	}
-	res, cause := a.attempt(ctx, d, j, def, gpus, nil, taken, true)
+	res, cause := a.attempt(ctx, d, j, def, gpus, nil, dp, true)
 	a.finish(ctx, d, j, res, cause)
 }
 
@@ -111,8 +115,16 @@ func (a *Agent) failAtStart(ctx context.Context, d queue.Delivery, j *job.Job, e
 		a.conflict(ctx, d, j, err)
 		return
 	}
-	a.d.Metrics.JobsFinished.WithLabelValues("failed").Inc()
+	a.finished(j.ID, "failed")
 	a.ack(ctx, d)
+}
+
+// finished counts a run's outcome.
+func (a *Agent) finished(jobID, outcome string) {
+	a.d.Metrics.JobsFinished.WithLabelValues(outcome).Inc()
+	if a.d.OnFinish != nil {
+		a.d.OnFinish(jobID, outcome)
+	}
 }
 
 // conflict handles a lost compare-and-set: a job someone else finished (e.g.
@@ -140,9 +152,9 @@ func (a *Agent) poolHasGPUs(ctx context.Context, n int) bool {
 }
 
 // attempt runs one attempt (or gang member) and returns its result and, when it
-// was stopped from outside, the cause.
+// was stopped from outside, the cause. dp is nil for gang members (no delivery).
 func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition,
-	gpus []int, env map[string]string, taken time.Time, progress bool) (runtime.Result, error) {
+	gpus []int, env map[string]string, dp *dispatch, progress bool) (runtime.Result, error) {
 	timeout := def.Timeout()
 	if j.ExecutionTimeoutMS > 0 {
 		timeout = time.Duration(j.ExecutionTimeoutMS) * time.Millisecond
@@ -159,8 +171,15 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 			}
 		},
 		Started: func(int) {
-			if a.d.OnStart != nil && !taken.IsZero() {
-				a.d.OnStart(j.ID, taken, time.Now())
+			if dp == nil {
+				return
+			}
+			now := time.Now()
+			if a.d.OnStart != nil {
+				a.d.OnStart(j.ID, dp.taken, now)
+			}
+			if a.d.OnDispatch != nil {
+				a.d.OnDispatch(Dispatch{JobID: j.ID, Taken: dp.taken, Started: now, Store: dp.store})
 			}
 		},
 	}
@@ -189,7 +208,7 @@ func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res ru
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	outcome := func(o string) { a.d.Metrics.JobsFinished.WithLabelValues(o).Inc() }
+	outcome := func(o string) { a.finished(j.ID, o) }
 	switch {
 	case errors.Is(cause, errLost):
 		log.Warn("lease lost: result dropped")
