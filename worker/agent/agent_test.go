@@ -238,6 +238,30 @@ func TestGPUAssignment(t *testing.T) {
 	}
 }
 
+// TestCPUFallback: without GPUs, a GPU job is unschedulable, unless the worker
+// falls back to its CPU; then it runs with no GPU visible.
+func TestCPUFallback(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.algo("env1", []string{"./env"}, 0, func(d *algorithm.Definition) { d.Resources.GPUs = 1 })
+	cfg := b.config("w1", 1)
+	cfg.CPUFallback = true
+	b.worker(cfg, nil)
+	j := b.waitState(b.submit("env1", `{}`, nil), 15*time.Second, job.Succeeded)
+	var out struct{ Cuda, Nvidia string }
+	if err := json.Unmarshal(j.Output, &out); err != nil || out.Cuda != "" || out.Nvidia != "" {
+		t.Fatalf("CPU fallback: %s %v", j.Output, err)
+	}
+
+	strict := setup(t)
+	strict.algo("env1", []string{"./env"}, 0, func(d *algorithm.Definition) { d.Resources.GPUs = 1 })
+	strict.worker(strict.config("w2", 1), nil)
+	j = strict.waitState(strict.submit("env1", `{}`, nil), 15*time.Second, job.Failed)
+	if j.Error == nil || j.Error.Code != "unschedulable" {
+		t.Fatalf("without fallback: %+v", j.Error)
+	}
+}
+
 func TestHTTPRuntime(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

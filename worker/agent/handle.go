@@ -76,6 +76,10 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 		return
 	}
 	need := def.Resources.GPUs
+	if need > 0 && len(a.gpus) == 0 && a.cfg.CPUFallback {
+		log.Info("no GPU on this node: running on the CPU (AIGW_CPU_FALLBACK)", "gpus_wanted", need)
+		need = 0
+	}
 	if need > len(a.gpus) && !a.poolHasGPUs(ctx, need) {
 		a.failAtStart(ctx, d, j, jobErr(codeNoCapacity, "needs %d GPUs on one node; no worker of pool %s has that many", need, a.cfg.Pool))
 		return

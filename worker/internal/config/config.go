@@ -32,6 +32,10 @@ type Config struct {
 	BinDir        string            // AIGW_BIN_DIR (default ./bin)
 	WorkDir       string            // AIGW_WORK_DIR: parent of per-run temp dirs (default: the OS temp dir)
 	NvidiaSMI     string            // AIGW_NVIDIA_SMI (default nvidia-smi on PATH)
+	// CPUFallback (AIGW_CPU_FALLBACK=true): a node without GPUs runs jobs that ask
+	// for GPUs on its CPU, with CUDA_VISIBLE_DEVICES empty (for algorithms that
+	// fall back to the CPU, on dev machines and CPU-only pools).
+	CPUFallback bool
 
 	Heartbeat     time.Duration // AIGW_HEARTBEAT (default 2s); registry TTL is two heartbeats
 	Lease         time.Duration // AIGW_LEASE: queue lease (default 30s)
@@ -105,6 +109,7 @@ func Load(lookupEnv func(string) (string, bool), hostname func() (string, error)
 	c.BinDir = r.str("AIGW_BIN_DIR", c.BinDir)
 	c.WorkDir = r.str("AIGW_WORK_DIR", "")
 	c.NvidiaSMI = r.str("AIGW_NVIDIA_SMI", c.NvidiaSMI)
+	c.CPUFallback = r.bool("AIGW_CPU_FALLBACK", false)
 	c.Heartbeat = r.dur("AIGW_HEARTBEAT", c.Heartbeat)
 	c.Lease = r.dur("AIGW_LEASE", c.Lease)
 	c.ShutdownGrace = r.dur("AIGW_SHUTDOWN_GRACE", c.ShutdownGrace)
@@ -175,6 +180,21 @@ func (r *reader) int(k string, def int) int {
 		return def
 	}
 	return n
+}
+
+// bool reads true/false (also 1/0, yes/no); anything else is an error.
+func (r *reader) bool(k string, def bool) bool {
+	switch v := strings.ToLower(strings.TrimSpace(r.getenv(k))); v {
+	case "":
+		return def
+	case "true", "1", "yes":
+		return true
+	case "false", "0", "no":
+		return false
+	default:
+		r.fail(k, fmt.Sprintf("=%q: want true or false", v))
+		return def
+	}
 }
 
 func (r *reader) dur(k string, def time.Duration) time.Duration {

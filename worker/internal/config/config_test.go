@@ -42,7 +42,7 @@ func TestLoadValues(t *testing.T) {
 		"AIGW_SLOTS": "4", "AIGW_NODE_NAME": "n1", "AIGW_LABELS": "zone=a, gpu=a100",
 		"AIGW_METRICS_ADDR": "off", "AIGW_HEARTBEAT": "500ms", "AIGW_LEASE": "2s",
 		"AIGW_OUTPUT_LIMIT": "2MiB", "AIGW_LOG_TAIL": "1000", "AIGW_ARTIFACT_LIMIT": "1GB",
-		"AIGW_NVIDIA_SMI": "/opt/fake-smi", "AIGW_ADVERTISE_ADDR": "10.0.0.5",
+		"AIGW_NVIDIA_SMI": "/opt/fake-smi", "AIGW_ADVERTISE_ADDR": "10.0.0.5", "AIGW_CPU_FALLBACK": "true",
 	} {
 		m[k] = v
 	}
@@ -54,7 +54,7 @@ func TestLoadValues(t *testing.T) {
 		t.Errorf("got %+v", c)
 	}
 	if c.Heartbeat != 500*time.Millisecond || c.Lease != 2*time.Second || c.OutputLimit != 2<<20 ||
-		c.LogTail != 1000 || c.ArtifactLimit != 1e9 || c.NvidiaSMI != "/opt/fake-smi" || c.AdvertiseAddr != "10.0.0.5" {
+		c.LogTail != 1000 || c.ArtifactLimit != 1e9 || c.NvidiaSMI != "/opt/fake-smi" || c.AdvertiseAddr != "10.0.0.5" || !c.CPUFallback {
 		t.Errorf("got %+v", c)
 	}
 	m["AIGW_METRICS_ADDR"] = ""
@@ -68,6 +68,7 @@ func TestLoadErrors(t *testing.T) {
 		"AIGW_POOL": "Bad Pool", "AIGW_REDIS_ADDRS": "", "AIGW_MONGO_URI": "",
 		"AIGW_SLOTS": "0", "AIGW_HEARTBEAT": "2", "AIGW_LEASE": "1s", "AIGW_LABELS": "novalue",
 		"AIGW_OUTPUT_LIMIT": "lots", "AIGW_METRICS_ADDR": "9108", "AIGW_SHUTDOWN_GRACE": "-1s",
+		"AIGW_CPU_FALLBACK": "maybe",
 	} {
 		t.Run(k, func(t *testing.T) {
 			m := base()
