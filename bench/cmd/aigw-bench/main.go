@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/aigw/aigw/bench/internal/report"
 	"github.com/aigw/aigw/bench/internal/routerbench"
 	"github.com/aigw/aigw/bench/internal/storebench"
+	"github.com/aigw/aigw/bench/internal/workerbench"
 	"github.com/aigw/aigw/internal/redisconn"
 )
 
@@ -31,7 +33,7 @@ func main() {
 
 func run() error {
 	out := flag.String("out", "results/latest.json", "JSON file the figures are merged into")
-	only := flag.String("only", "queue,jobstore", "benches to run, comma-separated")
+	only := flag.String("only", "queue,jobstore,api,worker,gateway", "benches to run, comma-separated")
 	jobs := flag.Int("jobs", 50000, "end-to-end queue jobs")
 	producers := flag.Int("producers", 16, "producers")
 	consumers := flag.Int("consumers", 16, "consumers")
@@ -45,8 +47,15 @@ func run() error {
 	systems := flag.String("systems", "aigw,asynq,asynq-tuned", "queue systems to run, comma-separated")
 	gwFor := flag.Duration("gateway-for", 10*time.Second, "gateway bench: load time per target (direct, proxied)")
 	gwConc := flag.Int("gateway-concurrency", 32, "gateway bench: concurrent requests")
-	routerFor := flag.Duration("router-for", 5*time.Second, "router bench: load time (e.g. 20s)")
-	routerConc := flag.Int("router-concurrency", 16, "router bench: concurrent clients")
+	gwTarget := flag.String("gateway-target", "router", "gateway bench: targets, comma-separated: router (auth+router on MongoDB and Redis, authenticated reads), echo (a no-op function: the proxy's own cost)")
+	gwRounds := flag.Int("gateway-rounds", 3, "gateway bench: direct, proxied round pairs per workload (figures are medians)")
+	apiFor := flag.Duration("api-for", 20*time.Second, "api bench: load time of each workload (submit, get)")
+	apiConc := flag.Int("api-concurrency", 16, "api bench: concurrent clients")
+	workerJobs := flag.Int("worker-jobs", 200, "worker bench: no-op jobs per run (the issue's 10,000 needs a real MongoDB: devmongo's compare-and-set slows down with the collection size)")
+	workerCount := flag.Int("worker-workers", 2, "worker bench: in-process agents")
+	workerSlots := flag.Int("worker-slots", 8, "worker bench: slots per agent")
+	workerRuns := flag.Int("worker-runs", 3, "worker bench: runs per system (figures are medians)")
+	workerSystems := flag.String("worker-systems", "aigw,asynq", "worker bench: systems to run, comma-separated")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -65,10 +74,10 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "queue", "jobstore", "gateway", "router":
+		case "queue", "jobstore", "api", "worker", "gateway":
 			benches[b] = true
 		default:
-			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, gateway, router)", b)
+			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, api, worker, gateway)", b)
 		}
 	}
 	rep := &report.Report{}
@@ -144,13 +153,19 @@ func run() error {
 		rep.Table(os.Stdout, "jobstore", []string{"aigw"})
 		fmt.Println()
 	}
-	if benches["router"] {
-		if err := runRouter(ctx, rep, *routerFor, *routerConc); err != nil {
+	if benches["api"] {
+		if err := runAPI(ctx, rep, *apiFor, *apiConc); err != nil {
+			return err
+		}
+	}
+	if benches["worker"] {
+		wc := workerbench.Config{Jobs: *workerJobs, Workers: *workerCount, Slots: *workerSlots, Timeout: 10 * time.Minute}
+		if err := runWorker(ctx, rep, wc, *workerRuns, *workerSystems); err != nil {
 			return err
 		}
 	}
 	if benches["gateway"] {
-		if err := runGateway(ctx, rep, *gwFor, *gwConc); err != nil {
+		if err := runGateway(ctx, rep, *gwFor, *gwConc, *gwRounds, *gwTarget); err != nil {
 			return err
 		}
 	}
@@ -161,7 +176,11 @@ func run() error {
 	return nil
 }
 
-func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c int) error {
+// runGateway measures requests through the gateway against the function
+// called directly (issue 5). The router target's GET /v1/jobs/{id} gives the
+// issue's rows (direct_rps, proxied_rps, proxy_overhead_pct, …); the other
+// workloads get the same metrics prefixed with their key (get_algorithm_…, echo_…).
+func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c, rounds int, targets string) error {
 	wd, err := os.Getwd()
 	if err != nil {
 		return err
@@ -170,17 +189,33 @@ func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c int)
 	if err != nil {
 		return err
 	}
-	slog.Info("running", "bench", "gateway", "per_target", d, "concurrency", c)
-	res, err := gatewaybench.Run(ctx, gatewaybench.Config{RepoRoot: root, Duration: d, Concurrency: c})
-	if err != nil {
-		return fmt.Errorf("gateway bench: %w", err)
+	for _, target := range strings.Split(targets, ",") {
+		target = strings.TrimSpace(target)
+		slog.Info("running", "bench", "gateway", "target", target, "per_round", d, "rounds", rounds, "concurrency", c)
+		fmt.Printf("gateway (%s): %d concurrent requests, %d rounds of %s per target, direct and proxied alternating\n", target, c, rounds, d)
+		results, err := gatewaybench.Run(ctx, gatewaybench.Config{RepoRoot: root, Duration: d, Concurrency: c, Rounds: rounds,
+			Target: target, MongoURI: os.Getenv("AIGW_MONGO_URI"), RedisAddrs: os.Getenv("AIGW_REDIS_ADDRS"), Progress: os.Stdout})
+		if err != nil {
+			return fmt.Errorf("gateway bench (%s): %w", target, err)
+		}
+		for _, res := range results {
+			prefix := res.Key + "_"
+			if res.Key == "get_job" {
+				prefix = ""
+			}
+			what := fmt.Sprintf("%s, %s target, c=%d, median of %d", res.Workload, target, c, rounds)
+			rep.Add("gateway", "aigw", prefix+"direct_rps", res.DirectRPS, "req/s ("+what+")")
+			rep.Add("gateway", "aigw", prefix+"proxied_rps", res.ProxiedRPS, "req/s ("+what+")")
+			rep.Add("gateway", "aigw", prefix+"proxy_overhead_pct", res.OverheadPct, "% of direct_rps")
+			rep.Add("gateway", "aigw", prefix+"direct_p99_ms", ms(res.DirectP99), "ms")
+			rep.Add("gateway", "aigw", prefix+"proxied_p99_ms", ms(res.ProxiedP99), "ms")
+			verdict := "meets"
+			if res.OverheadPct > 15 {
+				verdict = "misses"
+			}
+			fmt.Printf("%s: proxy overhead %.1f %% %s the 15 %% target\n", res.Workload, res.OverheadPct, verdict)
+		}
 	}
-	rep.Add("gateway", "aigw", "direct_rps", res.DirectRPS, "req/s")
-	rep.Add("gateway", "aigw", "proxied_rps", res.ProxiedRPS, "req/s")
-	rep.Add("gateway", "aigw", "proxy_overhead_pct", res.OverheadPct, "%")
-	rep.Add("gateway", "aigw", "direct_p99_ms", ms(res.DirectP99), "ms")
-	rep.Add("gateway", "aigw", "proxied_p99_ms", ms(res.ProxiedP99), "ms")
-	fmt.Printf("gateway: echo function, %d concurrent requests, %s per target\n", c, d)
 	rep.Table(os.Stdout, "gateway", []string{"aigw"})
 	fmt.Println()
 	return nil
@@ -188,23 +223,118 @@ func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c int)
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// runRouter measures submits through the router function on MongoDB and Redis.
-func runRouter(ctx context.Context, rep *report.Report, d time.Duration, conc int) error {
+// runAPI measures the public API through the router function on MongoDB and
+// Redis (issue 4): submits, then GET /v1/jobs/{id}, next to the queue-only
+// ceiling when the queue bench ran in the same invocation.
+func runAPI(ctx context.Context, rep *report.Report, d time.Duration, conc int) error {
 	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
 	if err != nil {
 		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
 	}
 	uri := os.Getenv("AIGW_MONGO_URI")
-	slog.Info("running", "bench", "router")
+	slog.Info("running", "bench", "api", "per_workload", d)
 	res, err := routerbench.Run(ctx, routerbench.Config{MongoURI: uri, RedisAddrs: addrs, Duration: d, Concurrency: conc})
 	if err != nil {
-		return fmt.Errorf("router bench: %w", err)
+		return fmt.Errorf("api bench: %w", err)
 	}
-	rep.Add("router", "aigw", "submit_rps", res.RPS, "submits/s")
-	rep.Add("router", "aigw", "submit_p50_ms", ms(res.P50), "ms")
-	rep.Add("router", "aigw", "submit_p99_ms", ms(res.P99), "ms")
-	fmt.Printf("router: %d submits (%d errors) in %s, %d clients, MongoDB %s, Redis %v\n", res.Submits, res.Errors, d, conc, uri, addrs)
-	rep.Table(os.Stdout, "router", []string{"aigw"})
+	server := "MongoDB " + uri
+	if strings.Contains(uri, "127.0.0.1:27018") || strings.Contains(uri, "localhost:27018") {
+		server = "aigw-devmongo (FerretDB 1.24, SQLite)"
+	}
+	rep.Add("api", "aigw", "submit_rps", res.Submit.RPS, "submits/s ("+server+")")
+	rep.Add("api", "aigw", "submit_p50_ms", ms(res.Submit.P50), "ms")
+	rep.Add("api", "aigw", "submit_p99_ms", ms(res.Submit.P99), "ms")
+	rep.Add("api", "aigw", "get_rps", res.Get.RPS, "req/s ("+server+")")
+	rep.Add("api", "aigw", "get_p99_ms", ms(res.Get.P99), "ms")
+	if q, ok := rep.Get("queue", "aigw", "e2e_jobs_per_s"); ok {
+		rep.Add("api", "aigw", "queue_ceiling_jobs_per_s", q, "jobs/s (queue bench, same run)")
+	}
+	fmt.Printf("api: %d submits (%d errors), %d gets (%d errors), %s each, %d clients, %s, Redis %v\n",
+		res.Submit.Requests, res.Submit.Errors, res.Get.Requests, res.Get.Errors, d, conc, server, addrs)
+	rep.Table(os.Stdout, "api", []string{"aigw"})
+	fmt.Println()
+	return nil
+}
+
+// runWorker runs no-op exec jobs through in-process worker agents (and the
+// same process per task through asynq) runs times and records the medians.
+func runWorker(ctx context.Context, rep *report.Report, cfg workerbench.Config, runs int, systems string) error {
+	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	if err != nil {
+		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+	}
+	cfg.RedisAddrs, cfg.MongoURI = addrs, os.Getenv("AIGW_MONGO_URI")
+	if cfg.MongoURI == "" {
+		return fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
+	}
+	tmp, err := os.MkdirTemp("", "aigw-bench-noop-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	var noop string
+	if cfg.Noop, noop, err = workerbench.BuildNoop(ctx, tmp); err != nil {
+		return err
+	}
+	runs = max(runs, 1)
+	server := workerbench.MongoServer(ctx, cfg.MongoURI)
+	fmt.Printf("worker: %d no-op exec jobs (%s) through %d agents × %d slots, median of %d runs; MongoDB %s at %s, Redis %v\n",
+		cfg.Jobs, noop, cfg.Workers, cfg.Slots, runs, server, cfg.MongoURI, addrs)
+	var ran []string
+	for _, system := range []string{"aigw", "asynq"} {
+		if !strings.Contains(","+systems+",", ","+system+",") {
+			continue
+		}
+		var all []workerbench.Result
+		for i := range runs {
+			slog.Info("running", "bench", "worker", "system", system, "run", i+1, "jobs", cfg.Jobs)
+			var res workerbench.Result
+			if system == "aigw" {
+				res, err = workerbench.RunAigw(ctx, cfg)
+			} else {
+				res, err = workerbench.RunAsynq(ctx, cfg)
+			}
+			if err != nil {
+				return fmt.Errorf("worker bench, %s: %w", system, err)
+			}
+			fmt.Printf("  %s run %d: %.1f jobs/s, dispatch p50 %.2f ms p99 %.2f ms", system, i+1, res.JobsPerSec, ms(res.P50), ms(res.P99))
+			if system == "aigw" {
+				fmt.Printf(" (excl. MongoDB p50 %.2f ms p99 %.2f ms; MongoDB part p50 %.2f ms)", ms(res.ExclStoreP50), ms(res.ExclStoreP99), ms(res.StoreP50))
+			}
+			fmt.Println()
+			all = append(all, res)
+		}
+		med := func(f func(workerbench.Result) float64) float64 {
+			v := make([]float64, len(all))
+			for i, r := range all {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		unit := fmt.Sprintf("jobs/s (%d jobs", cfg.Jobs)
+		if system == "aigw" {
+			unit += ", " + server
+		}
+		rep.Add("worker", system, "jobs_per_s", med(func(r workerbench.Result) float64 { return r.JobsPerSec }), unit+")")
+		rep.Add("worker", system, "jobs", float64(cfg.Jobs), "jobs")
+		rep.Add("worker", system, "dispatch_overhead_p50_ms", med(func(r workerbench.Result) float64 { return ms(r.P50) }), "ms")
+		rep.Add("worker", system, "dispatch_overhead_p99_ms", med(func(r workerbench.Result) float64 { return ms(r.P99) }), "ms")
+		if system == "aigw" {
+			rep.Add("worker", system, "dispatch_overhead_excl_store_p50_ms", med(func(r workerbench.Result) float64 { return ms(r.ExclStoreP50) }), "ms")
+			rep.Add("worker", system, "dispatch_overhead_excl_store_p99_ms", med(func(r workerbench.Result) float64 { return ms(r.ExclStoreP99) }), "ms")
+			rep.Add("worker", system, "dispatch_store_p50_ms", med(func(r workerbench.Result) float64 { return ms(r.StoreP50) }), "ms")
+		}
+		ran = append(ran, system)
+	}
+	rep.Table(os.Stdout, "worker", ran)
+	if p99, ok := rep.Get("worker", "aigw", "dispatch_overhead_p99_ms"); ok {
+		verdict := "meets"
+		if p99 > 20 {
+			verdict = "misses"
+		}
+		fmt.Printf("aigw dispatch overhead p99 %.2f ms %s the 20 ms target\n", p99, verdict)
+	}
 	fmt.Println()
 	return nil
 }

@@ -1,13 +1,16 @@
-// Package routerbench measures job submission through the router function:
-// an HTTP POST on loopback, JWT verification, the per-tenant rate limit check
-// (Redis), the algorithm lookup and job insert (MongoDB), the queued event and
-// the enqueue (Redis), from a closed-loop load generator.
+// Package routerbench measures the public API served by the router function,
+// from a closed-loop load generator on loopback: job submission (JWT
+// verification, the per-tenant rate limit check in Redis, the algorithm lookup
+// and job insert in MongoDB, the queued event and the enqueue in Redis), then
+// GET /v1/jobs/{id} of the submitted jobs (JWT verification, one MongoDB read
+// by _id, a queue-position estimate from Redis).
 package routerbench
 
 import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,7 +42,12 @@ type Config struct {
 
 // Result of a run.
 type Result struct {
-	Submits  int
+	Submit, Get Phase
+}
+
+// Phase is what one workload measured.
+type Phase struct {
+	Requests int
 	Errors   int
 	RPS      float64
 	P50, P99 time.Duration
@@ -98,12 +106,38 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	token, err := auth.Sign(key, &auth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: "routerbench", Subject: "bench", Audience: jwt.ClaimStrings{"aigw-api"},
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-		Tenant: "bench", Scope: auth.ScopeJobsWrite,
+		Tenant: "bench", Scope: auth.ScopeJobsWrite + " " + auth.ScopeJobsRead,
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	return load(ctx, srv.Client(), srv.URL+"/v1/algorithms/echo/jobs", token, cfg)
+	client := srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = cfg.Concurrency
+	var idsMu sync.Mutex
+	var ids []string
+	var res Result
+	res.Submit, err = load(ctx, cfg, func(ctx context.Context, _ int) error {
+		id, err := call(ctx, client, http.MethodPost, srv.URL+"/v1/algorithms/echo/jobs", token, `{"input":{"message":"hello"}}`, http.StatusAccepted)
+		if err == nil {
+			idsMu.Lock()
+			if len(ids) < 10000 {
+				ids = append(ids, id)
+			}
+			idsMu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("submit: %w", err)
+	}
+	res.Get, err = load(ctx, cfg, func(ctx context.Context, n int) error {
+		_, err := call(ctx, client, http.MethodGet, srv.URL+"/v1/jobs/"+ids[n%len(ids)], token, "", http.StatusOK)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("get: %w", err)
+	}
+	return res, nil
 }
 
 func newKey() (auth.Key, []byte, error) {
@@ -120,25 +154,25 @@ func newKey() (auth.Key, []byte, error) {
 	return k, jwks, err
 }
 
-// load runs cfg.Concurrency closed-loop clients for cfg.Duration.
-func load(ctx context.Context, client *http.Client, url, token string, cfg Config) (Result, error) {
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = cfg.Concurrency
+// load runs cfg.Concurrency closed-loop clients of do for cfg.Duration; do
+// gets a request counter (to spread over inputs).
+func load(ctx context.Context, cfg Config, do func(ctx context.Context, n int) error) (Phase, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var mu sync.Mutex
 	var lat []time.Duration
-	var res Result
+	var res Phase
 	var firstErr error
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range cfg.Concurrency {
+	for c := range cfg.Concurrency {
 		wg.Go(func() {
 			var mine []time.Duration
 			errs := 0
 			var werr error
-			for ctx.Err() == nil {
+			for n := c; ctx.Err() == nil; n += cfg.Concurrency {
 				t0 := time.Now()
-				err := submit(ctx, client, url, token)
+				err := do(ctx, n)
 				if ctx.Err() != nil {
 					break
 				}
@@ -161,33 +195,43 @@ func load(ctx context.Context, client *http.Client, url, token string, cfg Confi
 	wg.Wait()
 	elapsed := time.Since(start)
 	if len(lat) == 0 {
-		return res, fmt.Errorf("no submit succeeded: %v", firstErr)
+		return res, fmt.Errorf("no request succeeded: %v", firstErr)
 	}
 	slices.Sort(lat)
-	res.Submits = len(lat)
+	res.Requests = len(lat)
 	res.RPS = float64(len(lat)) / elapsed.Seconds()
 	res.P50 = lat[len(lat)/2]
 	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	return res, nil
 }
 
-func submit(ctx context.Context, client *http.Client, url, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"input":{"message":"hello"}}`))
+// call sends one request and returns the id in the JSON answer.
+func call(ctx context.Context, client *http.Client, method, url, token, body string, want int) (string, error) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
+	var out struct {
+		ID string `json:"id"`
 	}
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("submit: status %d", resp.StatusCode)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", err
 	}
-	return nil
+	if resp.StatusCode != want {
+		return "", fmt.Errorf("%s %s: status %d", method, url, resp.StatusCode)
+	}
+	return out.ID, nil
 }

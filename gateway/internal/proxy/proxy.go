@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/procs"
 	"github.com/aigw/aigw/gateway/internal/registry"
@@ -43,7 +45,33 @@ type Proxy struct {
 	log       *slog.Logger
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
+	// series caches the metrics' label handles per function and status code:
+	// WithLabelValues hashes the labels and takes a lock on every call.
+	series sync.Map // seriesKey → *series
 }
+
+type seriesKey struct {
+	name   string
+	status int
+}
+
+type series struct {
+	invocations prometheus.Counter
+	seconds     prometheus.Observer
+}
+
+// bufferPool lends ReverseProxy its copy buffers; without one it allocates
+// 32 KiB per response, most of what a proxied request allocates.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 type fnKey struct{}
 
@@ -67,6 +95,7 @@ func New(fns Functions, timeout time.Duration, metrics *Metrics, log *slog.Logge
 		},
 		Transport:     roundTripper{p},
 		FlushInterval: 0, // event streams and unsized bodies still flush at once (httputil)
+		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			httperr.Write(w, r, log, upstreamError(r.Context(), r.Context().Value(fnKey{}).(*registry.Function).Name(), err))
 		},
@@ -98,22 +127,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f, ok := p.fns.Lookup(name)
 	if !ok {
-		p.observe(name, http.StatusNotFound, start)
+		p.observeUncached(name, http.StatusNotFound, start)
 		httperr.Write(w, r, p.log, httperr.New(http.StatusNotFound, fmt.Sprintf("function %s not found", name), nil))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), fnKey{}, f), p.timeout)
 	defer cancel()
-	out := r.Clone(ctx)
-	out.URL.Path = "/" + r.PathValue("path")
-	out.URL.RawPath = ""
+	// A shallow copy with its own URL: ReverseProxy clones the request (its
+	// headers included) itself, so a deep r.Clone here would copy them twice.
+	out := r.WithContext(ctx)
+	u := *r.URL
+	u.Path, u.RawPath = "/"+r.PathValue("path"), ""
+	out.URL = &u
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	p.rp.ServeHTTP(rec, out)
 	f.CountInvocation()
 	p.observe(name, rec.status, start)
 }
 
+// observe counts an invocation of a deployed function (its label handles are
+// cached; names come from the registry, so the cache stays bounded).
 func (p *Proxy) observe(name string, status int, start time.Time) {
+	key := seriesKey{name, status}
+	v, ok := p.series.Load(key)
+	if !ok {
+		fn, code := name+"."+procs.Namespace, strconv.Itoa(status)
+		v, _ = p.series.LoadOrStore(key, &series{
+			invocations: p.metrics.Invocations.WithLabelValues(fn, code),
+			seconds:     p.metrics.Seconds.WithLabelValues(fn, code),
+		})
+	}
+	s := v.(*series)
+	s.invocations.Inc()
+	s.seconds.Observe(time.Since(start).Seconds())
+}
+
+// observeUncached counts a call to a name that is not deployed (any name a
+// client sends: not worth a cache entry).
+func (p *Proxy) observeUncached(name string, status int, start time.Time) {
 	fn, code := name+"."+procs.Namespace, strconv.Itoa(status)
 	p.metrics.Invocations.WithLabelValues(fn, code).Inc()
 	p.metrics.Seconds.WithLabelValues(fn, code).Observe(time.Since(start).Seconds())
@@ -126,7 +177,7 @@ func (p *Proxy) Invoke(ctx context.Context, name string, req *http.Request) (*ht
 	start := time.Now()
 	f, ok := p.fns.Lookup(name)
 	if !ok {
-		p.observe(name, http.StatusNotFound, start)
+		p.observeUncached(name, http.StatusNotFound, start)
 		return nil, fmt.Errorf("%w: %s", ErrUnknownFunction, name)
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, fnKey{}, f), p.timeout)

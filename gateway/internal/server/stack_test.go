@@ -52,7 +52,7 @@ func TestStackYML(t *testing.T) {
 	wantSecrets := map[string][]string{
 		"auth":         {"aigw-mongo-uri", "aigw-jwt-signing-key", "aigw-admin-token"},
 		"router":       {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"},
-		"orchestrator": {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"},
+		"orchestrator": {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token"},
 	}
 	if len(s.Functions) != len(wantSecrets) {
 		t.Errorf("functions: %d, want %d", len(s.Functions), len(wantSecrets))
