@@ -197,7 +197,16 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 
 // Get returns a tenant's job; another tenant's job is ErrNotFound.
 func (s *Store) Get(ctx context.Context, tenant, id string) (*job.Job, error) {
-	return s.get(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}}, id)
+	// Read by _id alone and compare the tenant here: the same one-document read
+	// on MongoDB, and the only filter FerretDB answers from its primary key.
+	j, err := s.get(ctx, bson.D{{Key: "_id", Value: id}}, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Tenant != tenant {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return j, nil
 }
 
 // GetByID returns a job whatever its tenant (for workers and the orchestrator).
