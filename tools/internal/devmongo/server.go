@@ -11,6 +11,13 @@
 // connection, so cursors and sessions stay per connection; only the
 // request/reply exchanges are serialized.
 //
+// Two things keep a lookup by _id independent of the collection's size, as on
+// MongoDB: each collection's table gets an SQLite index on the expression
+// FerretDB's _id lookups use (idindex.go), and a command whose filter is _id
+// plus simple conditions, such as a compare-and-set on {_id, state}, is
+// narrowed to {_id} after the proxy has checked the conditions itself under the
+// same turn (narrow.go).
+//
 // It is a stand-in for tests, never for production, which uses MongoDB.
 package devmongo
 
@@ -71,8 +78,11 @@ type Server struct {
 
 	nextConnID atomic.Uint64
 	requests   atomic.Uint64
-	closeOnce  sync.Once
-	closeErr   error
+	narrowed   atomic.Uint64 // commands whose filter was narrowed to {_id}
+
+	ids       *idIndexer
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start starts FerretDB and the proxy, and returns once a ping through FerretDB
@@ -163,6 +173,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		conns:       make(map[*proxyConn]struct{}),
 		stopBackend: stopBackend,
 		backendDone: backendDone,
+		ids:         newIDIndexer(dataDir, log),
 	}
 	if err := s.pingBackend(ctx); err != nil {
 		return nil, fmt.Errorf("devmongo: ferretdb not ready: %w", err)
@@ -209,10 +220,11 @@ func (s *Server) close() error {
 	s.mu.Unlock()
 	s.conn.Wait()
 
+	s.ids.close()
 	s.stopBackend()
 	<-s.backendDone
 	_ = os.RemoveAll(s.sockDir)
-	s.log.Info("devmongo stopped", "requests", s.requests.Load())
+	s.log.Info("devmongo stopped", "requests", s.requests.Load(), "narrowed", s.narrowed.Load())
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -395,6 +407,24 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 
 	_ = pc.backend.SetDeadline(time.Now().Add(s.timeout))
 	defer func() { _ = pc.backend.SetDeadline(time.Time{}) }()
+	db, coll := commandTarget(req)
+	if collCommands[cmd] && coll != "" {
+		s.ensureIndex(db, coll)
+		defer s.afterCommand(cmd, db, coll)
+	} else if cmd == "drop" || cmd == "dropDatabase" || cmd == "renameCollection" {
+		defer s.afterCommand(cmd, db, coll)
+	}
+	if wantReply {
+		if n, ok := parseNarrowable(req); ok {
+			narrowed, err := s.narrow(pc, n)
+			if err != nil {
+				return nil, err
+			}
+			if narrowed != nil {
+				req = narrowed
+			}
+		}
+	}
 	if _, err := pc.backend.Write(req); err != nil {
 		return nil, fmt.Errorf("to ferretdb: %w", err)
 	}
@@ -407,15 +437,20 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 		// ping's reply is dropped.
 		return nil, s.syncBackend(pc, req.requestID())
 	}
+	return s.readReply(pc, req.requestID())
+}
 
+// readReply reads FerretDB's reply to request id on pc's connection, with the
+// replies that follow it on an exhaust stream.
+func (s *Server) readReply(pc *proxyConn, id int32) ([]byte, error) {
 	var out []byte
 	for i := 0; ; i++ {
 		rep, err := readMessage(pc.br)
 		if err != nil {
 			return nil, fmt.Errorf("from ferretdb: %w", err)
 		}
-		if i == 0 && rep.responseTo() != req.requestID() {
-			return nil, fmt.Errorf("from ferretdb: reply to request %d, want %d", rep.responseTo(), req.requestID())
+		if i == 0 && rep.responseTo() != id {
+			return nil, fmt.Errorf("from ferretdb: reply to request %d, want %d", rep.responseTo(), id)
 		}
 		if len(out)+len(rep) > 4*maxMessageLen {
 			return nil, errors.New("from ferretdb: exhaust reply stream too long")
@@ -427,6 +462,54 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 			return out, nil
 		}
 	}
+}
+
+// collCommands are the commands whose first value names a collection that
+// FerretDB may look documents up in by _id, or create.
+var collCommands = map[string]bool{
+	"find": true, "findAndModify": true, "findandmodify": true, "update": true,
+	"delete": true, "insert": true, "count": true, "distinct": true,
+	"aggregate": true, "create": true, "createIndexes": true,
+}
+
+// ensureIndex gives the collection's table the _id index FerretDB's queries
+// can use (see idIndexer).
+func (s *Server) ensureIndex(db, coll string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	s.ids.ensure(ctx, db, coll)
+}
+
+// afterCommand runs, with the turn still held, after a command on coll in db
+// (cmd's collection, if any) has been executed.
+func (s *Server) afterCommand(cmd, db, coll string) {
+	switch cmd {
+	case "drop":
+		s.ids.forget(db, coll)
+	case "dropDatabase":
+		s.ids.forget(db, "")
+	case "renameCollection":
+		s.ids.forgetAll()
+	default:
+		s.ensureIndex(db, coll) // it may have created the collection
+	}
+}
+
+// commandTarget returns the $db of an OP_MSG and the collection its command
+// names (its first value, when a string).
+func commandTarget(m message) (db, coll string) {
+	if m.opCode() != opMsg {
+		return "", ""
+	}
+	body, err := opMsgBody(m)
+	if err != nil {
+		return "", ""
+	}
+	db, _ = body.Lookup("$db").StringValueOK()
+	if first, err := body.IndexErr(0); err == nil {
+		coll, _ = first.Value().StringValueOK()
+	}
+	return db, coll
 }
 
 // syncBackend sends a ping on pc's FerretDB connection and reads until its
