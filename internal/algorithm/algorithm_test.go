@@ -116,3 +116,48 @@ func TestStorePutGetListVersions(t *testing.T) {
 		t.Fatalf("invalid put: %v", err)
 	}
 }
+
+type countingSource struct {
+	n   int
+	def *Definition
+	err error
+}
+
+func (s *countingSource) Get(context.Context, string, string) (*Definition, error) {
+	s.n++
+	return s.def, s.err
+}
+
+func TestCacheKeepsDefinitionsForTheTTL(t *testing.T) {
+	d, _ := Parse([]byte(echoYAML))
+	src := &countingSource{def: d}
+	c := NewCache(src, time.Minute)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	for range 3 {
+		if got, err := c.Get(context.Background(), "echo", ""); err != nil || got != d {
+			t.Fatalf("get: %v %v", got, err)
+		}
+	}
+	if src.n != 1 {
+		t.Fatalf("source read %d times within the TTL, want 1", src.n)
+	}
+	if _, err := c.Get(context.Background(), "echo", "1.0.0"); err != nil || src.n != 2 {
+		t.Fatalf("another version is another key: reads %d, %v", src.n, err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := c.Get(context.Background(), "echo", ""); err != nil || src.n != 3 {
+		t.Fatalf("after the TTL: reads %d, %v", src.n, err)
+	}
+	src.err = ErrNotFound
+	src.def = nil
+	c2 := NewCache(src, time.Minute)
+	for range 2 {
+		if _, err := c2.Get(context.Background(), "gone", ""); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown: %v", err)
+		}
+	}
+	if src.n != 5 {
+		t.Fatalf("failed lookups must not be cached: reads %d", src.n)
+	}
+}

@@ -42,7 +42,7 @@ type Deps struct {
 	Redis      redis.UniversalClient
 	Queue      *queue.Queue
 	Jobs       *jobstore.Store
-	Algorithms *algorithm.Store
+	Algorithms algorithm.Source // a Store, or an algorithm.Cache in front of one
 	Events     *events.Stream
 	Registry   *registry.Registry
 	Artifacts  *artifacts.Store

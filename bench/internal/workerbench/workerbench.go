@@ -241,7 +241,7 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 			RetryBase: time.Second, RetryMax: 5 * time.Second, GangTimeout: 30 * time.Second,
 			OutputLimit: 1 << 20, LogTail: 64 << 10, ArtifactLimit: 1 << 20,
 		}, agent.Deps{
-			Redis: rdb, Queue: q, Jobs: jobs, Algorithms: algos, Events: events.New(rdb, events.Config{}),
+			Redis: rdb, Queue: q, Jobs: jobs, Algorithms: algorithm.NewCache(algos, 2*time.Second), Events: events.New(rdb, events.Config{}),
 			Registry: registry.New(rdb), Artifacts: agent.NewArtifactStore(db, 1<<20),
 			OnDispatch: func(d agent.Dispatch) { smp.add(d.Started.Sub(d.Taken), d.Store) },
 			OnFinish:   onFinish,

@@ -119,7 +119,7 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	m := metrics.New()
 	a, err := agent.New(cfg, agent.Deps{
 		Redis: rdb, Queue: queue.New(rdb, queue.Config{Lease: cfg.Lease}), Jobs: jobs,
-		Algorithms: algorithm.NewStore(db), Events: events.New(rdb, events.Config{}),
+		Algorithms: algorithm.NewCache(algorithm.NewStore(db), 2*time.Second), Events: events.New(rdb, events.Config{}),
 		Registry: registry.New(rdb), Artifacts: artifacts.New(db, cfg.ArtifactLimit), Metrics: m, Log: log,
 	}, gpus, version)
 	if err != nil {
