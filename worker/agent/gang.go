@@ -171,6 +171,28 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	a.finish(ctx, d, j, res, cause)
 }
 
+// waitGangRunning waits until the leader marks the job's reservation running;
+// false when it is aborted, gone, or not running within the gang start timeout.
+func (a *Agent) waitGangRunning(ctx context.Context, jobID string) bool {
+	deadline := time.Now().Add(a.cfg.GangTimeout + a.cfg.Heartbeat)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		r, err := a.gang.Get(ctx, jobID)
+		switch {
+		case err != nil:
+			a.log.Warn("read gang reservation failed", "job_id", jobID, "err", err)
+		case r == nil || r.State == gang.Abort:
+			return false
+		case r.State == gang.Running:
+			return true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return false
+}
+
 func allStarted(r *gang.Reservation) bool {
 	for _, m := range r.Members {
 		if !m.Started {
@@ -315,6 +337,14 @@ func (a *Agent) runMember(ctx context.Context, r *gang.Reservation, rank int) {
 		if err := a.gang.Report(rctx, r.JobID, rank, mr); err != nil {
 			log.Warn("report gang result failed", "err", err)
 		}
+	}
+	// A member holds its slot but runs only once every member has claimed one
+	// and the leader has started the job: a reservation made on a stale count of
+	// free slots then never runs its members one after another, it times out and
+	// is released, and the gang waits for N slots that are really free.
+	if !a.waitGangRunning(ctx, r.JobID) {
+		log.Info("gang did not start: member not run")
+		return
 	}
 	j, err := a.d.Jobs.GetByID(ctx, r.JobID)
 	if err != nil {

@@ -175,3 +175,18 @@ variable "ssh_private_key" {
   default     = ""
   sensitive   = true
 }
+
+variable "jwt_signing_key" {
+  description = <<-EOT
+    Private key the auth function signs its JWTs with (OpenFaaS secret aigw-jwt-signing-key): a
+    PKCS#8 PEM Ed25519 or RSA key, the same on every API server (any router verifies any auth
+    replica's token). Create it with `bin/auth genkey > signing-key.pem` and pass
+    -var jwt_signing_key="$(cat signing-key.pem)" or TF_VAR_jwt_signing_key; keep the file safe.
+  EOT
+  type        = string
+  sensitive   = true
+  validation {
+    condition     = strcontains(var.jwt_signing_key, "-----BEGIN PRIVATE KEY-----") && strcontains(var.jwt_signing_key, "-----END PRIVATE KEY-----")
+    error_message = "jwt_signing_key must be a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----): create one with `bin/auth genkey > signing-key.pem`."
+  }
+}

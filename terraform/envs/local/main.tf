@@ -6,6 +6,14 @@ locals {
   stack_yml = fileexists("${path.root}/../../../stack.yml") ? file("${path.root}/../../../stack.yml") : ""
 }
 
+# The admin token (OpenFaaS secret aigw-admin-token): the bearer token of auth's
+# admin endpoints and of the orchestrator's /tick. Letters and digits only, so
+# that it survives shells and headers unquoted; `terraform output -raw admin_token`.
+resource "random_password" "admin_token" {
+  length  = 48
+  special = false
+}
+
 resource "hcloud_ssh_key" "this" {
   name       = "${var.name}-test"
   public_key = var.ssh_public_key
@@ -58,9 +66,11 @@ module "openfaas" {
   aigw_version     = var.aigw_version
   stack_yml        = local.stack_yml
   function_secrets = {
-    "aigw-redis-addrs"    = join(",", module.redis.endpoints)
-    "aigw-redis-password" = module.redis.password
-    "aigw-mongo-uri"      = module.mongodb.uri
+    "aigw-redis-addrs"     = join(",", module.redis.endpoints)
+    "aigw-redis-password"  = module.redis.password
+    "aigw-mongo-uri"       = module.mongodb.uri
+    "aigw-admin-token"     = random_password.admin_token.result
+    "aigw-jwt-signing-key" = var.jwt_signing_key
   }
 }
 

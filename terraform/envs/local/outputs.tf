@@ -9,6 +9,12 @@ output "gateway_password" {
   sensitive   = true
 }
 
+output "admin_token" {
+  description = "Admin token of the API (OpenFaaS secret aigw-admin-token): terraform output -raw admin_token."
+  value       = random_password.admin_token.result
+  sensitive   = true
+}
+
 output "redis_endpoints" {
   description = "Private host:port of every Redis Cluster node."
   value       = module.redis.endpoints

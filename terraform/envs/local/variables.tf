@@ -66,3 +66,23 @@ variable "gpu_workers" {
     error_message = "gpu_workers must be from 0 to 4."
   }
 }
+
+variable "jwt_signing_key" {
+  description = <<-EOT
+    Private key the auth function signs its JWTs with (OpenFaaS secret aigw-jwt-signing-key): a
+    PKCS#8 PEM Ed25519 or RSA key, made with `bin/auth genkey > signing-key.pem` and passed as
+    -var jwt_signing_key="$(cat signing-key.pem)" or TF_VAR_jwt_signing_key. The default is a
+    throwaway TEST-ONLY Ed25519 key (it is public: never use it outside this local environment).
+  EOT
+  type        = string
+  sensitive   = true
+  default     = <<-EOT
+    -----BEGIN PRIVATE KEY-----
+    MC4CAQAwBQYDK2VwBCIEIKPjp3WwsIKEqGbeODdk9sOgMX8UJIdoTpC79twbyIsA
+    -----END PRIVATE KEY-----
+  EOT
+  validation {
+    condition     = strcontains(var.jwt_signing_key, "-----BEGIN PRIVATE KEY-----") && strcontains(var.jwt_signing_key, "-----END PRIVATE KEY-----")
+    error_message = "jwt_signing_key must be a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----): create one with `bin/auth genkey > signing-key.pem`."
+  }
+}

@@ -277,6 +277,18 @@ func (g *Gang) Reservations(ctx context.Context) ([]Reservation, error) {
 	return out, nil
 }
 
+// Get returns a job's reservation, nil when there is none.
+func (g *Gang) Get(ctx context.Context, jobID string) (*Reservation, error) {
+	v, err := g.rdb.HGet(ctx, g.resKey(), jobID).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gang reservation of job %s: %w", jobID, err)
+	}
+	return decode(v)
+}
+
 // Start claims member rank of a job's reservation for node; false means the
 // member is not to be started (the reservation is gone or aborting).
 func (g *Gang) Start(ctx context.Context, jobID string, rank int, node string) (*Reservation, error) {

@@ -26,6 +26,7 @@ variables {
   ssh_public_keys   = { ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDfYgG5qXTXAMlHXnsxKQEhHdVxQHu4axjVJ9j4SvKxC ops" }
   ssh_allowed_cidrs = ["198.51.100.7/32"]
   domain            = "api.example.com"
+  jwt_signing_key   = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIDGcSDhQAVrfSQJWzEQgg/kuDw9hhC6RdJAaLhKtN7iu\n-----END PRIVATE KEY-----\n"
   gpu_pools = {
     "gpu-a100" = { slots = 2, labels = { gpu = "a100" }, cloud_count = 1 }
     "gpu-l4"   = { cloud_count = 2 }
@@ -57,6 +58,28 @@ run "production_defaults" {
     condition     = startswith(output.mongodb_endpoint, "mongodb://10.40.0.20:27017,")
     error_message = "private MongoDB endpoint"
   }
+  assert {
+    condition = alltrue([for n in ["aigw-admin-token", "aigw-jwt-signing-key", "aigw-mongo-uri", "aigw-redis-addrs", "aigw-redis-password"] :
+      contains([for f in yamldecode(output.cloud_init_documents["aigw-prod-api-1"]).write_files : f.path], "/etc/aigw/secrets/${n}")
+    ])
+    error_message = "every secret stack.yml names (admin token and JWT signing key included) is written for faas-cli secret create"
+  }
+  assert {
+    condition     = [for f in yamldecode(output.cloud_init_documents["aigw-prod-api-1"]).write_files : f.content if f.path == "/etc/aigw/secrets/aigw-jwt-signing-key"] == [var.jwt_signing_key]
+    error_message = "aigw-jwt-signing-key is the jwt_signing_key variable"
+  }
+  assert {
+    condition     = [for f in yamldecode(output.cloud_init_documents["aigw-prod-api-1"]).write_files : f.content if f.path == "/etc/aigw/secrets/aigw-admin-token"] == [output.admin_token]
+    error_message = "aigw-admin-token is the generated admin token, also in output admin_token"
+  }
+  assert {
+    condition     = random_password.admin_token.length >= 32 && !random_password.admin_token.special
+    error_message = "the admin token is long and shell-safe (no special characters)"
+  }
+  assert {
+    condition     = strcontains([for f in yamldecode(output.cloud_init_documents["aigw-prod-api-1"]).write_files : f.content if f.path == "/usr/local/sbin/aigw-deploy"][0], "export AIGW_GATEWAY_URL=http://gateway:8080")
+    error_message = "the deploy script gives stack.yml the gateway's address as seen from the functions"
+  }
 }
 
 run "rejects_short_token" {
@@ -73,4 +96,12 @@ run "rejects_missing_ssh_keys" {
     ssh_public_keys = {}
   }
   expect_failures = [var.ssh_public_keys]
+}
+
+run "rejects_a_signing_key_that_is_not_pkcs8_pem" {
+  command = plan
+  variables {
+    jwt_signing_key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+  }
+  expect_failures = [var.jwt_signing_key]
 }

@@ -66,6 +66,37 @@ run "two_api_servers_with_domain" {
     condition     = yamldecode(output.cloud_init[0]).write_files[6].path == "/etc/aigw/secrets/aigw-redis-password"
     error_message = "function secrets are written for faas-cli secret create"
   }
+  assert {
+    condition     = can(regex("(?s)\n\texport AIGW_GATEWAY_URL=http://gateway:8080\n.*\tfaas-cli deploy -f /etc/aigw/stack.yml", yamldecode(output.cloud_init[0]).write_files[5].content))
+    error_message = "the deploy script exports AIGW_GATEWAY_URL=http://gateway:8080 (the functions' way to the gateway on faasd) before faas-cli deploy"
+  }
+}
+
+run "multi_line_and_every_secret_written" {
+  variables {
+    function_secrets = {
+      "aigw-redis-password"  = "s3cret"
+      "aigw-admin-token"     = "0123456789abcdefghijABCDEFGHIJ0123456789abcdefgh"
+      "aigw-jwt-signing-key" = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKPjp3WwsIKEqGbeODdk9sOgMX8UJIdoTpC79twbyIsA\n-----END PRIVATE KEY-----\n"
+    }
+  }
+
+  assert {
+    condition = [for f in yamldecode(output.cloud_init[0]).write_files : f.path if startswith(f.path, "/etc/aigw/secrets/")] == [
+      "/etc/aigw/secrets/aigw-admin-token",
+      "/etc/aigw/secrets/aigw-jwt-signing-key",
+      "/etc/aigw/secrets/aigw-redis-password",
+    ]
+    error_message = "one file per function secret, sorted by name"
+  }
+  assert {
+    condition     = [for f in yamldecode(output.cloud_init[0]).write_files : f.content if f.path == "/etc/aigw/secrets/aigw-jwt-signing-key"][0] == "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKPjp3WwsIKEqGbeODdk9sOgMX8UJIdoTpC79twbyIsA\n-----END PRIVATE KEY-----\n"
+    error_message = "a PEM secret survives cloud-init's YAML byte for byte"
+  }
+  assert {
+    condition     = alltrue([for f in yamldecode(output.cloud_init[0]).write_files : f.permissions == "0600" if startswith(f.path, "/etc/aigw/secrets/")])
+    error_message = "secret files are readable by root only"
+  }
 }
 
 run "ip_only_uses_internal_tls" {
