@@ -83,8 +83,9 @@ type Result struct {
 	// Medians of the rounds.
 	DirectRPS, ProxiedRPS float64
 	DirectP99, ProxiedP99 time.Duration
-	// OverheadPct is the throughput lost to the proxy, in percent of direct
-	// (of the median rates).
+	// OverheadPct is the throughput lost to the proxy, in percent of direct:
+	// the median over rounds of each round's pair (direct, then proxied right
+	// after it), so that the machine's load drifting between rounds cancels out.
 	OverheadPct float64
 }
 
@@ -171,10 +172,23 @@ func measureWorkload(ctx context.Context, cfg Config, w workload) (Result, error
 	}
 	res.DirectRPS, res.DirectP99 = medians(res.Direct)
 	res.ProxiedRPS, res.ProxiedP99 = medians(res.Proxied)
-	if res.DirectRPS > 0 {
-		res.OverheadPct = (res.DirectRPS - res.ProxiedRPS) / res.DirectRPS * 100
-	}
+	res.OverheadPct = pairedOverhead(res.Direct, res.Proxied)
 	return res, nil
+}
+
+// pairedOverhead is the median of the rounds' (direct − proxied) / direct, in percent.
+func pairedOverhead(direct, proxied []Sample) float64 {
+	var pct []float64
+	for i := range min(len(direct), len(proxied)) {
+		if direct[i].RPS > 0 {
+			pct = append(pct, (direct[i].RPS-proxied[i].RPS)/direct[i].RPS*100)
+		}
+	}
+	if len(pct) == 0 {
+		return 0
+	}
+	slices.Sort(pct)
+	return pct[len(pct)/2]
 }
 
 func medians(s []Sample) (float64, time.Duration) {
