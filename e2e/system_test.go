@@ -32,6 +32,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
 	"github.com/aigw/aigw/internal/webhook"
 )
@@ -172,6 +174,11 @@ func up(t *testing.T) *system {
 	s := &system{t: t, mongoDB: "e2e_" + testenv.UniqueName(t, 20), pool: testenv.UniqueName(t, 24), tenant: "e2e"}
 	s.mongoDB = strings.ReplaceAll(s.mongoDB, "-", "_")
 	t.Cleanup(func() { dropDB(mongoURI, s.mongoDB) })
+	rdb := testenv.Redis(t)
+	t.Cleanup(func() { // the pool's queue and registry entry go with the test
+		_ = queue.New(rdb, queue.Config{}).Purge(context.Background(), s.pool)
+		_ = registry.New(rdb).RemovePool(context.Background(), s.pool)
+	})
 	s.env = []string{"AIGW_MONGO_URI=" + mongoURI, "AIGW_MONGO_DB=" + s.mongoDB, "AIGW_REDIS_ADDRS=" + redisAddrs}
 
 	// Secrets, as make up writes them.

@@ -156,3 +156,15 @@ func (r *Registry) AddPool(ctx context.Context, pool string) error {
 	}
 	return nil
 }
+
+// RemovePool forgets pool (tests and benchmarks that made one for a run).
+// Workers still heartbeating in it add it again.
+func (r *Registry) RemovePool(ctx context.Context, pool string) error {
+	pipe := r.rdb.Pipeline()
+	pipe.SRem(ctx, PoolsKey, pool)
+	pipe.Del(ctx, WorkersKey(pool))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("remove pool %s: %w", pool, err)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,5 +57,11 @@ func TestHeartbeatListAndDropOut(t *testing.T) {
 	}
 	if err := r.Heartbeat(ctx, Worker{Pool: pool}, time.Second); err == nil {
 		t.Fatal("heartbeat without a node accepted")
+	}
+	if err := r.RemovePool(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if pools, _ := r.Pools(ctx); slices.Contains(pools, pool) {
+		t.Fatalf("pool %s still listed after RemovePool", pool)
 	}
 }

@@ -87,7 +87,10 @@ func setup(t *testing.T) *bundle {
 	b.reg = registry.New(b.rdb)
 	b.arts = artifacts.New(b.db, 1<<20)
 	b.pidDir = t.TempDir()
-	t.Cleanup(func() { _ = b.q.Purge(context.Background(), b.pool) })
+	t.Cleanup(func() {
+		_ = b.q.Purge(context.Background(), b.pool)
+		_ = b.reg.RemovePool(context.Background(), b.pool)
+	})
 	return b
 }
 

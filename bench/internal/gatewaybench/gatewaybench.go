@@ -41,6 +41,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/registry"
+
 	"github.com/aigw/aigw/internal/algorithm"
 )
 
@@ -348,6 +352,7 @@ func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(
 	db := "bench_gw_" + run
 	pool := "benchgw-" + run
 	cl.add(func() { dropDB(cfg.MongoURI, db) })
+	cl.add(func() { forgetPool(cfg.RedisAddrs, pool) })
 
 	// Secrets, as scripts/up.sh writes them.
 	secrets := filepath.Join(dir, "secrets")
@@ -567,6 +572,23 @@ func call(ctx context.Context, method, u string, hdr http.Header, body, out any,
 		}
 	}
 	return res.StatusCode, nil
+}
+
+// forgetPool removes the run's pool from Redis: its queue and its registry entry.
+func forgetPool(addrs, pool string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	as, err := redisconn.ParseAddrs(addrs)
+	if err != nil {
+		return
+	}
+	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: as})
+	if err != nil {
+		return
+	}
+	defer func() { _ = rdb.Close() }()
+	_ = queue.New(rdb, queue.Config{}).Purge(ctx, pool)
+	_ = registry.New(rdb).RemovePool(ctx, pool)
 }
 
 func dropDB(uri, name string) {
