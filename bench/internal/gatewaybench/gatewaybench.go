@@ -32,7 +32,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -41,6 +40,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/aigw/aigw/bench/internal/loadgen"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
@@ -607,57 +607,32 @@ func dropDB(uri, name string) {
 func measure(ctx context.Context, url string, hdr http.Header, c int, d time.Duration) (Sample, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: c, MaxIdleConnsPerHost: c}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	lat := make([][]time.Duration, c)
-	errs := make([]error, c)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range c {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				for k, v := range hdr {
-					req.Header[k] = v
-				}
-				res, err := client.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						errs[i] = err
-					}
-					return
-				}
-				_, err = io.Copy(io.Discard, res.Body)
-				_ = res.Body.Close()
-				if err == nil && res.StatusCode != http.StatusOK {
-					err = fmt.Errorf("%s answered %s", url, res.Status)
-				}
-				if err != nil {
-					if ctx.Err() == nil {
-						errs[i] = err
-					}
-					return
-				}
-				lat[i] = append(lat[i], time.Since(t0))
-			}
-		})
+	res, err := loadgen.Run(ctx, c, d, func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if err == nil && res.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s answered %s", url, res.Status)
+		}
+		return err
+	})
+	if err != nil {
+		return Sample{}, fmt.Errorf("%s: %w", url, err)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return Sample{}, err
+	if res.Errors > 0 {
+		return Sample{}, fmt.Errorf("%s: %d requests failed, e.g. %w", url, res.Errors, res.FirstErr)
 	}
-	all := slices.Concat(lat...)
-	if len(all) == 0 {
-		return Sample{}, fmt.Errorf("%s: no request completed", url)
-	}
-	slices.Sort(all)
-	return Sample{RPS: float64(len(all)) / elapsed.Seconds(), P99: all[len(all)*99/100]}, nil
+	return Sample{RPS: res.RPS, P99: res.P99}, nil
 }
 
 func start(cmd *exec.Cmd) error {

@@ -16,13 +16,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/aigw/aigw/bench/internal/loadgen"
 	"github.com/aigw/aigw/functions/router"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
@@ -40,17 +40,9 @@ type Config struct {
 	Concurrency int
 }
 
-// Result of a run.
+// Result of a run: one load per workload.
 type Result struct {
-	Submit, Get Phase
-}
-
-// Phase is what one workload measured.
-type Phase struct {
-	Requests int
-	Errors   int
-	RPS      float64
-	P50, P99 time.Duration
+	Submit, Get loadgen.Result
 }
 
 // Run serves a router on loopback and submits jobs to it for cfg.Duration.
@@ -116,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var idsMu sync.Mutex
 	var ids []string
 	var res Result
-	res.Submit, err = load(ctx, cfg, func(ctx context.Context, _ int) error {
+	res.Submit, err = loadgen.Run(ctx, cfg.Concurrency, cfg.Duration, func(ctx context.Context, _ int) error {
 		id, err := call(ctx, client, http.MethodPost, srv.URL+"/v1/algorithms/echo/jobs", token, `{"input":{"message":"hello"}}`, http.StatusAccepted)
 		if err == nil {
 			idsMu.Lock()
@@ -130,7 +122,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("submit: %w", err)
 	}
-	res.Get, err = load(ctx, cfg, func(ctx context.Context, n int) error {
+	res.Get, err = loadgen.Run(ctx, cfg.Concurrency, cfg.Duration, func(ctx context.Context, n int) error {
 		_, err := call(ctx, client, http.MethodGet, srv.URL+"/v1/jobs/"+ids[n%len(ids)], token, "", http.StatusOK)
 		return err
 	})
@@ -152,57 +144,6 @@ func newKey() (auth.Key, []byte, error) {
 	k := auth.Key{ID: kid, Alg: auth.AlgEdDSA, Private: priv}
 	jwks, err := auth.JWKS(k)
 	return k, jwks, err
-}
-
-// load runs cfg.Concurrency closed-loop clients of do for cfg.Duration; do
-// gets a request counter (to spread over inputs).
-func load(ctx context.Context, cfg Config, do func(ctx context.Context, n int) error) (Phase, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
-	var mu sync.Mutex
-	var lat []time.Duration
-	var res Phase
-	var firstErr error
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range cfg.Concurrency {
-		wg.Go(func() {
-			var mine []time.Duration
-			errs := 0
-			var werr error
-			for n := c; ctx.Err() == nil; n += cfg.Concurrency {
-				t0 := time.Now()
-				err := do(ctx, n)
-				if ctx.Err() != nil {
-					break
-				}
-				if err != nil {
-					errs++
-					werr = err
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			res.Errors += errs
-			if firstErr == nil {
-				firstErr = werr
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if len(lat) == 0 {
-		return res, fmt.Errorf("no request succeeded: %v", firstErr)
-	}
-	slices.Sort(lat)
-	res.Requests = len(lat)
-	res.RPS = float64(len(lat)) / elapsed.Seconds()
-	res.P50 = lat[len(lat)/2]
-	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	return res, nil
 }
 
 // call sends one request and returns the id in the JSON answer.
