@@ -54,7 +54,7 @@ func (s *Store) Put(ctx context.Context, d Definition) (*Definition, bool, error
 	_, err = s.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID()}}, record{ID: d.ID(), Definition: d},
 		options.Replace().SetUpsert(true))
 	if err != nil {
-		return nil, false, fmt.Errorf("put algorithm %s: %w", d.ID(), unavailable(err))
+		return nil, false, fmt.Errorf("put algorithm %s: %w", d.ID(), jobstore.WrapUnavailable(err))
 	}
 	return &d, prev == nil, nil
 }
@@ -68,7 +68,7 @@ func (s *Store) Get(ctx context.Context, name, version string) (*Definition, err
 			return nil, fmt.Errorf("%w: %s version %s", ErrNotFound, name, version)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("get algorithm %s: %w", name, unavailable(err))
+			return nil, fmt.Errorf("get algorithm %s: %w", name, jobstore.WrapUnavailable(err))
 		}
 		return &r.Definition, nil
 	}
@@ -95,11 +95,11 @@ func (s *Store) List(ctx context.Context) ([]Definition, error) {
 func (s *Store) find(ctx context.Context, filter bson.D) ([]Definition, error) {
 	cur, err := s.c.Find(ctx, filter)
 	if err != nil {
-		return nil, fmt.Errorf("list algorithms: %w", unavailable(err))
+		return nil, fmt.Errorf("list algorithms: %w", jobstore.WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("list algorithms: %w", unavailable(err))
+		return nil, fmt.Errorf("list algorithms: %w", jobstore.WrapUnavailable(err))
 	}
 	out := make([]Definition, len(recs))
 	for i := range recs {
@@ -115,11 +115,4 @@ func (s *Store) find(ctx context.Context, filter bson.D) ([]Definition, error) {
 		return CompareVersions(a.Version, b.Version)
 	})
 	return out, nil
-}
-
-func unavailable(err error) error {
-	if mongo.IsTimeout(err) || mongo.IsNetworkError(err) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %v", jobstore.ErrUnavailable, err)
-	}
-	return err
 }

@@ -116,12 +116,15 @@ func New(ctx context.Context, db *mongo.Database, o Options) (*Store, error) {
 		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")},
 	}...)
 	if err != nil {
-		return nil, fmt.Errorf("create job indexes: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("create job indexes: %w", WrapUnavailable(err))
 	}
 	return s, nil
 }
 
-func wrapUnavailable(err error) error {
+// WrapUnavailable marks an error of a MongoDB that did not answer (network,
+// timeout, server selection, closed client) with ErrUnavailable, so that the
+// edge answers 503; any other error is returned as is. Every MongoDB store uses it.
+func WrapUnavailable(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -172,7 +175,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 			return &rec.Job, true, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) || j.IdempotencyKey == "" {
-			return nil, false, fmt.Errorf("create job: %w", wrapUnavailable(err))
+			return nil, false, fmt.Errorf("create job: %w", WrapUnavailable(err))
 		}
 		var existing record
 		err = s.jobs.FindOne(ctx, bson.D{{Key: "dedup", Value: rec.Dedup}}).Decode(&existing)
@@ -180,7 +183,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 			continue // the holder of the key just released it: try again
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("create job: %w", wrapUnavailable(err))
+			return nil, false, fmt.Errorf("create job: %w", WrapUnavailable(err))
 		}
 		if now.Sub(existing.CreatedAt) < s.idemTTL {
 			return &existing.Job, false, nil
@@ -189,7 +192,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 		_, err = s.jobs.UpdateOne(ctx, bson.D{{Key: "_id", Value: existing.ID}, {Key: "dedup", Value: rec.Dedup}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "dedup", Value: "id:" + existing.ID}}}})
 		if err != nil {
-			return nil, false, fmt.Errorf("create job: %w", wrapUnavailable(err))
+			return nil, false, fmt.Errorf("create job: %w", WrapUnavailable(err))
 		}
 	}
 	return nil, false, fmt.Errorf("create job: idempotency key %q kept changing hands", j.IdempotencyKey)
@@ -221,7 +224,7 @@ func (s *Store) get(ctx context.Context, filter bson.D, id string) (*job.Job, er
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get job %s: %w", id, wrapUnavailable(err))
+		return nil, fmt.Errorf("get job %s: %w", id, WrapUnavailable(err))
 	}
 	return &rec.Job, nil
 }
@@ -279,11 +282,11 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	cur, err := s.jobs.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(f.Limit+1)))
 	if err != nil {
-		return Page{}, fmt.Errorf("list jobs: %w", wrapUnavailable(err))
+		return Page{}, fmt.Errorf("list jobs: %w", WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return Page{}, fmt.Errorf("list jobs: %w", wrapUnavailable(err))
+		return Page{}, fmt.Errorf("list jobs: %w", WrapUnavailable(err))
 	}
 	var p Page
 	for i, r := range recs {
@@ -303,11 +306,11 @@ func (s *Store) ListQueuedBefore(ctx context.Context, t time.Time, limit int) ([
 		bson.D{{Key: "state", Value: job.Queued}, {Key: "queued_at", Value: bson.D{{Key: "$lt", Value: t}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("list queued jobs: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("list queued jobs: %w", WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("list queued jobs: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("list queued jobs: %w", WrapUnavailable(err))
 	}
 	out := make([]job.Job, len(recs))
 	for i, r := range recs {
@@ -337,7 +340,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]Count, error) {
 	)
 	cur, err := s.jobs.Aggregate(ctx, pipeline)
 	if err != nil {
-		return nil, fmt.Errorf("count jobs: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("count jobs: %w", WrapUnavailable(err))
 	}
 	var rows []struct {
 		ID struct {
@@ -347,7 +350,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]Count, error) {
 		N int64 `bson:"n"`
 	}
 	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("count jobs: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("count jobs: %w", WrapUnavailable(err))
 	}
 	out := make([]Count, len(rows))
 	for i, r := range rows {

@@ -115,7 +115,7 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 		return &rec.Job, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, wrapUnavailable(err))
+		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, WrapUnavailable(err))
 	}
 	cur, err := s.GetByID(ctx, id)
 	if err != nil {
@@ -143,11 +143,11 @@ func (s *Store) PendingNotifications(ctx context.Context, limit int) ([]job.Job,
 	cur, err := s.jobs.Find(ctx, bson.D{{Key: "outbox.0", Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("pending notifications: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("pending notifications: %w", WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("pending notifications: %w", wrapUnavailable(err))
+		return nil, fmt.Errorf("pending notifications: %w", WrapUnavailable(err))
 	}
 	out := make([]job.Job, len(recs))
 	for i := range recs {
@@ -163,7 +163,7 @@ func (s *Store) AckNotification(ctx context.Context, id string, n job.Notificati
 		bson.D{{Key: "$pull", Value: bson.D{{Key: "outbox", Value: job.Notification{
 			State: n.State, Attempt: n.Attempt, At: n.At.UTC().Truncate(time.Millisecond)}}}}})
 	if err != nil {
-		return fmt.Errorf("ack notification of %s: %w", id, wrapUnavailable(err))
+		return fmt.Errorf("ack notification of %s: %w", id, WrapUnavailable(err))
 	}
 	return nil
 }
