@@ -28,8 +28,6 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 	sdk "github.com/openfaas/go-sdk"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/queue"
@@ -171,9 +169,8 @@ func up(t *testing.T) *system {
 	}
 	redisAddrs := strings.Join(testenv.RedisAddrs(t), ",")
 	mongoURI := testenv.MongoURI(t)
-	s := &system{t: t, mongoDB: "e2e_" + testenv.UniqueName(t, 20), pool: testenv.UniqueName(t, 24), tenant: "e2e"}
-	s.mongoDB = strings.ReplaceAll(s.mongoDB, "-", "_")
-	t.Cleanup(func() { dropDB(mongoURI, s.mongoDB) })
+	// A database of the test's own, dropped when it ends (after the processes stop).
+	s := &system{t: t, mongoDB: testenv.MongoDB(t).Name(), pool: testenv.UniqueName(t, 24), tenant: "e2e"}
 	rdb := testenv.Redis(t)
 	t.Cleanup(func() { // the pool's queue and registry entry go with the test
 		_ = queue.New(rdb, queue.Config{}).Purge(context.Background(), s.pool)
@@ -227,17 +224,6 @@ func up(t *testing.T) *system {
 	}
 	s.token = s.getToken(creds["AIGW_CLIENT_ID"], creds["AIGW_CLIENT_SECRET"])
 	return s
-}
-
-func dropDB(uri, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		return
-	}
-	defer c.Disconnect(ctx)
-	_ = c.Database(name).Drop(ctx)
 }
 
 func readFile(t *testing.T, p string) string {
