@@ -327,7 +327,7 @@ func (f *Fake) routes() {
 
 	f.handle("GET /v1/networks", f.listNetworks)
 	f.handle("POST /v1/networks", f.createNetwork)
-	f.handle("GET /v1/networks/{id}", f.getNetwork)
+	f.handle("GET /v1/networks/{id}", getOne(f, "network", f.network, deref))
 	f.handle("PUT /v1/networks/{id}", f.updateNetwork)
 	f.handle("DELETE /v1/networks/{id}", f.deleteNetwork)
 	f.handle("POST /v1/networks/{id}/actions/add_subnet", f.addSubnet)
@@ -335,8 +335,8 @@ func (f *Fake) routes() {
 
 	f.handle("GET /v1/firewalls", f.listFirewalls)
 	f.handle("POST /v1/firewalls", f.createFirewall)
-	f.handle("GET /v1/firewalls/{id}", f.getFirewall)
-	f.handle("PUT /v1/firewalls/{id}", f.updateFirewall)
+	f.handle("GET /v1/firewalls/{id}", getOne(f, "firewall", f.firewall, deref))
+	f.handle("PUT /v1/firewalls/{id}", rename(f, "firewall", f.firewall, func(x *firewall) (*string, *map[string]string) { return &x.Name, &x.Labels }, deref))
 	f.handle("DELETE /v1/firewalls/{id}", f.deleteFirewall)
 	f.handle("POST /v1/firewalls/{id}/actions/set_rules", f.setFirewallRules)
 	f.handle("POST /v1/firewalls/{id}/actions/apply_to_resources", f.applyFirewall)
@@ -344,20 +344,20 @@ func (f *Fake) routes() {
 
 	f.handle("GET /v1/ssh_keys", f.listSSHKeys)
 	f.handle("POST /v1/ssh_keys", f.createSSHKey)
-	f.handle("GET /v1/ssh_keys/{id}", f.getSSHKey)
-	f.handle("PUT /v1/ssh_keys/{id}", f.updateSSHKey)
+	f.handle("GET /v1/ssh_keys/{id}", getOne(f, "ssh_key", f.sshKey, deref))
+	f.handle("PUT /v1/ssh_keys/{id}", rename(f, "ssh_key", f.sshKey, func(x *sshKey) (*string, *map[string]string) { return &x.Name, &x.Labels }, deref))
 	f.handle("DELETE /v1/ssh_keys/{id}", f.deleteSSHKey)
 
 	f.handle("GET /v1/placement_groups", f.listPlacementGroups)
 	f.handle("POST /v1/placement_groups", f.createPlacementGroup)
-	f.handle("GET /v1/placement_groups/{id}", f.getPlacementGroup)
-	f.handle("PUT /v1/placement_groups/{id}", f.updatePlacementGroup)
+	f.handle("GET /v1/placement_groups/{id}", getOne(f, "placement_group", f.placementGroup, deref))
+	f.handle("PUT /v1/placement_groups/{id}", rename(f, "placement_group", f.placementGroup, func(x *placementGroup) (*string, *map[string]string) { return &x.Name, &x.Labels }, deref))
 	f.handle("DELETE /v1/placement_groups/{id}", f.deletePlacementGroup)
 
 	f.handle("GET /v1/servers", f.listServers)
 	f.handle("POST /v1/servers", f.createServer)
-	f.handle("GET /v1/servers/{id}", f.getServer)
-	f.handle("PUT /v1/servers/{id}", f.updateServer)
+	f.handle("GET /v1/servers/{id}", getOne(f, "server", f.server, f.view))
+	f.handle("PUT /v1/servers/{id}", rename(f, "server", f.server, func(x *server) (*string, *map[string]string) { return &x.Name, &x.Labels }, f.view))
 	f.handle("DELETE /v1/servers/{id}", f.deleteServer)
 	f.handle("POST /v1/servers/{id}/actions/{command}", f.serverAction)
 
@@ -504,6 +504,43 @@ type updateRequest struct {
 	Name   *string            `json:"name"`
 	Labels *map[string]string `json:"labels"`
 }
+
+// getOne answers GET of one resource: found by the path's id under the lock,
+// answered as {key: show(it)}.
+func getOne[T any, V any](f *Fake, key string, find func(*http.Request) (*T, error), show func(*T) V) handlerFunc {
+	return func(r *http.Request) (int, any, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		v, err := find(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]any{key: show(v)}, nil
+	}
+}
+
+// rename answers a PUT that changes only the name and the labels of a resource
+// (fields points at them), answered as GET answers it.
+func rename[T any, V any](f *Fake, key string, find func(*http.Request) (*T, error),
+	fields func(*T) (*string, *map[string]string), show func(*T) V) handlerFunc {
+	return func(r *http.Request) (int, any, error) {
+		var req updateRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		v, err := find(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		req.apply(fields(v))
+		return http.StatusOK, map[string]any{key: show(v)}, nil
+	}
+}
+
+// deref shows a resource as it is stored.
+func deref[T any](v *T) T { return *v }
 
 // apply sets what a PUT changes of any resource: a non-empty name, the labels.
 func (u updateRequest) apply(name *string, labels *map[string]string) {
@@ -690,16 +727,6 @@ func (n *network) addSubnet(s subnet) error {
 	s.Gateway = outer.Addr().Next().String()
 	n.Subnets = append(n.Subnets, s)
 	return nil
-}
-
-func (f *Fake) getNetwork(r *http.Request) (int, any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n, err := f.network(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"network": *n}, nil
 }
 
 func (f *Fake) updateNetwork(r *http.Request) (int, any, error) {
@@ -907,31 +934,6 @@ func (f *Fake) createFirewall(r *http.Request) (int, any, error) {
 	return http.StatusCreated, map[string]any{"firewall": *fw, "actions": acts}, nil
 }
 
-func (f *Fake) getFirewall(r *http.Request) (int, any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fw, err := f.firewall(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"firewall": *fw}, nil
-}
-
-func (f *Fake) updateFirewall(r *http.Request) (int, any, error) {
-	var req updateRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fw, err := f.firewall(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.apply(&fw.Name, &fw.Labels)
-	return http.StatusOK, map[string]any{"firewall": *fw}, nil
-}
-
 func (f *Fake) deleteFirewall(r *http.Request) (int, any, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -1080,31 +1082,6 @@ func (f *Fake) createSSHKey(r *http.Request) (int, any, error) {
 	return http.StatusCreated, map[string]any{"ssh_key": *k}, nil
 }
 
-func (f *Fake) getSSHKey(r *http.Request) (int, any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	k, err := f.sshKey(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"ssh_key": *k}, nil
-}
-
-func (f *Fake) updateSSHKey(r *http.Request) (int, any, error) {
-	var req updateRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	k, err := f.sshKey(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.apply(&k.Name, &k.Labels)
-	return http.StatusOK, map[string]any{"ssh_key": *k}, nil
-}
-
 func (f *Fake) deleteSSHKey(r *http.Request) (int, any, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -1155,31 +1132,6 @@ func (f *Fake) createPlacementGroup(r *http.Request) (int, any, error) {
 		Servers: []int64{}, Type: req.Type}
 	f.placementGroups[p.ID] = p
 	return http.StatusCreated, map[string]any{"placement_group": *p, "action": nil}, nil
-}
-
-func (f *Fake) getPlacementGroup(r *http.Request) (int, any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p, err := f.placementGroup(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"placement_group": *p}, nil
-}
-
-func (f *Fake) updatePlacementGroup(r *http.Request) (int, any, error) {
-	var req updateRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p, err := f.placementGroup(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.apply(&p.Name, &p.Labels)
-	return http.StatusOK, map[string]any{"placement_group": *p}, nil
 }
 
 func (f *Fake) deletePlacementGroup(r *http.Request) (int, any, error) {
@@ -1391,31 +1343,6 @@ func (f *Fake) createServer(r *http.Request) (int, any, error) {
 	return http.StatusCreated, map[string]any{
 		"server": f.view(s), "action": create, "next_actions": next, "root_password": nil,
 	}, nil
-}
-
-func (f *Fake) getServer(r *http.Request) (int, any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, err := f.server(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"server": f.view(s)}, nil
-}
-
-func (f *Fake) updateServer(r *http.Request) (int, any, error) {
-	var req updateRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, err := f.server(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.apply(&s.Name, &s.Labels)
-	return http.StatusOK, map[string]any{"server": f.view(s)}, nil
 }
 
 func (f *Fake) deleteServer(r *http.Request) (int, any, error) {
