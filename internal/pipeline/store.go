@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/mongoindex"
 )
 
 // RunState is the state of a pipeline run.
@@ -102,26 +103,12 @@ func NewStore(db *mongo.Database) *Store {
 // EnsureIndexes creates the indexes that do not exist yet. (Only missing ones:
 // FerretDB drops the connection on a createIndexes of an index that exists.)
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	if err := ensureIndex(ctx, s.pipelines, "tenant_name", bson.D{{Key: "tenant", Value: 1}, {Key: "name", Value: 1}}); err != nil {
+	if err := mongoindex.Ensure(ctx, s.pipelines, mongo.IndexModel{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "name", Value: 1}},
+		Options: options.Index().SetName("tenant_name")}); err != nil {
 		return err
 	}
-	return ensureIndex(ctx, s.runs, "state_id", bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}})
-}
-
-func ensureIndex(ctx context.Context, c *mongo.Collection, name string, keys bson.D) error {
-	specs, err := c.Indexes().ListSpecifications(ctx)
-	if err != nil {
-		return fmt.Errorf("list indexes of %s: %w", c.Name(), err)
-	}
-	for _, sp := range specs {
-		if sp.Name == name {
-			return nil
-		}
-	}
-	if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys, Options: options.Index().SetName(name)}); err != nil {
-		return fmt.Errorf("create index %s of %s: %w", name, c.Name(), err)
-	}
-	return nil
+	return mongoindex.Ensure(ctx, s.runs, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}},
+		Options: options.Index().SetName("state_id")})
 }
 
 // Put registers (or replaces) a tenant's pipeline; created is true the first time.

@@ -12,6 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aigw/aigw/internal/mongoindex"
 )
 
 // Status of a delivery.
@@ -83,41 +85,10 @@ func NewStore(db *mongo.Database) *Store {
 // (Only missing ones: FerretDB drops the connection on a createIndexes of an
 // index that exists.)
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	return ensureIndexes(ctx, s.deliveries, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}, Options: options.Index().SetName("status_next")},
-		{Keys: bson.D{{Key: "job_id", Value: 1}}, Options: options.Index().SetName("job_id")},
-	})
-}
-
-// ensureIndexes creates those of models (each named) that c lacks.
-func ensureIndexes(ctx context.Context, c *mongo.Collection, models []mongo.IndexModel) error {
-	specs, err := c.Indexes().ListSpecifications(ctx)
-	if err != nil {
-		return fmt.Errorf("list indexes of %s: %w", c.Name(), err)
-	}
-	have := map[string]bool{}
-	for _, sp := range specs {
-		have[sp.Name] = true
-	}
-	var missing []mongo.IndexModel
-	for _, m := range models {
-		var o options.IndexOptions
-		for _, set := range m.Options.List() {
-			if err := set(&o); err != nil {
-				return err
-			}
-		}
-		if o.Name == nil || !have[*o.Name] {
-			missing = append(missing, m)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if _, err := c.Indexes().CreateMany(ctx, missing); err != nil {
-		return fmt.Errorf("create indexes of %s: %w", c.Name(), err)
-	}
-	return nil
+	return mongoindex.Ensure(ctx, s.deliveries,
+		mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}, Options: options.Index().SetName("status_next")},
+		mongo.IndexModel{Keys: bson.D{{Key: "job_id", Value: 1}}, Options: options.Index().SetName("job_id")},
+	)
 }
 
 // Deliveries returns the deliveries of a tenant's job, oldest first; another
