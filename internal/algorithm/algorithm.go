@@ -7,6 +7,7 @@ package algorithm
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -264,7 +265,7 @@ func CompareVersions(a, b string) int {
 		switch {
 		case xerr == nil && yerr == nil:
 			if xn != yn {
-				return cmpInt(xn, yn)
+				return cmp.Compare(xn, yn)
 			}
 		case x != y:
 			return strings.Compare(x, y)
@@ -279,11 +280,4 @@ func CompareVersions(a, b string) int {
 		return -1
 	}
 	return strings.Compare(ap, bp)
-}
-
-func cmpInt(a, b int) int {
-	if a < b {
-		return -1
-	}
-	return 1
 }

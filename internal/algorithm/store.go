@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -106,11 +107,8 @@ func (s *Store) find(ctx context.Context, filter bson.D) ([]Definition, error) {
 		out[i] = recs[i].Definition
 	}
 	slices.SortFunc(out, func(a, b Definition) int {
-		if a.Name != b.Name {
-			if a.Name < b.Name {
-				return -1
-			}
-			return 1
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
 		}
 		return CompareVersions(a.Version, b.Version)
 	})

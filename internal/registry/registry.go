@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -126,15 +127,7 @@ func (r *Registry) Workers(ctx context.Context, pool string) ([]Worker, error) {
 		// Best effort: a worker that came back in between rewrites its entry.
 		_ = r.rdb.HDel(ctx, WorkersKey(pool), dead...).Err()
 	}
-	slices.SortFunc(out, func(a, b Worker) int {
-		switch {
-		case a.Node < b.Node:
-			return -1
-		case a.Node > b.Node:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Worker) int { return strings.Compare(a.Node, b.Node) })
 	return out, nil
 }
 
