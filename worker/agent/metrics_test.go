@@ -61,26 +61,33 @@ func TestMetricsAndHealthOfARealAgent(t *testing.T) {
 	}
 	id := b.submit("echo", `{"message":"hi"}`, nil)
 	b.waitState(id, 15*time.Second, job.Succeeded)
-	deadline := time.Now().Add(5 * time.Second)
-	var body string
-	for {
-		_, body = httpGet(t, srv.URL+"/metrics")
-		if strings.Contains(body, `aigw_worker_jobs_finished_total{outcome="succeeded"} 1`) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for _, want := range []string{
+	// The record turns succeeded before the run's goroutine counts the
+	// outcome and gives its slot back, so wait for all of it to show.
+	wants := []string{
 		"aigw_worker_jobs_started_total 1",
 		`aigw_worker_jobs_finished_total{outcome="succeeded"} 1`,
 		"aigw_worker_run_seconds_count 1",
 		"aigw_worker_queue_wait_seconds_count 1",
 		"aigw_worker_slots_busy 0",
 		"aigw_worker_gpus_busy 0",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var missing []string
+	for {
+		_, body := httpGet(t, srv.URL+"/metrics")
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics still lacks %q after 5 s:\n%s", missing, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
 	if len(dispatched) != 1 || dispatched[0].JobID != id || dispatched[0].Store <= 0 ||
@@ -112,7 +119,7 @@ func TestMetricsAndHealthOfARealAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	done <- nil // for the deferred stop
-	_, body = httpGet(t, srv.URL+"/metrics")
+	_, body := httpGet(t, srv.URL+"/metrics")
 	if !strings.Contains(body, `aigw_worker_jobs_finished_total{outcome="handed_back"} 1`) {
 		t.Errorf("the handed-back run is not counted:\n%s", body)
 	}
