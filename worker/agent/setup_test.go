@@ -227,14 +227,27 @@ func gone(t *testing.T, pid int) {
 	}
 }
 
-// events returns a job's events.
+// events returns the events of a job that has ended, waiting for its terminal
+// state event: the worker publishes it just after the record's transition, so
+// a test that saw the record end can read the stream a moment too early.
 func (b *bundle) events(id string) []events.Event {
 	b.t.Helper()
-	evs, err := b.ev.Read(context.Background(), id, "", 1000, 0)
-	if err != nil {
-		b.t.Fatal(err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, err := b.ev.Read(context.Background(), id, "", 1000, 0)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Type == events.TypeState && stateOf(b.t, e).State.Terminal() {
+				return evs
+			}
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("job %s: no terminal state event after 5 s in %d events", id, len(evs))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return evs
 }
 
 func stateOf(t *testing.T, e events.Event) events.State {
