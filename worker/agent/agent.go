@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"time"
 
@@ -482,12 +481,6 @@ func (a *Agent) backoff(attempt int) time.Duration {
 	}
 	d = min(d, a.cfg.RetryMax)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-func removeAll(dir string) {
-	if dir != "" {
-		_ = os.RemoveAll(dir)
-	}
 }
 
 func jobErr(code, format string, args ...any) *job.Error {

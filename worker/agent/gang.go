@@ -364,7 +364,7 @@ func (a *Agent) runMember(ctx context.Context, r *gang.Reservation, rank int) {
 	defer a.freeGPUs(gpus)
 	j.Attempt = r.Attempt
 	res, cause := a.attempt(ctx, queue.Delivery{}, j, def, gpus, gangEnv(r, rank), nil, false)
-	removeAll(res.Dir)
+	res.RemoveDir()
 	switch {
 	case cause != nil:
 		log.Info("gang member stopped", "cause", cause.Error())

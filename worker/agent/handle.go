@@ -207,7 +207,7 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 // acknowledges, requeues or dead-letters the delivery. A run whose lease was
 // lost writes nothing: the job belongs to another worker now.
 func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runtime.Result, cause error) {
-	defer removeAll(res.Dir)
+	defer res.RemoveDir()
 	log := a.log.With("job_id", j.ID, "attempt", j.Attempt)
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

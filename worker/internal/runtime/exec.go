@@ -87,17 +87,17 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 		res.Err = &Failure{Code: code, Message: fmt.Sprintf(format, args...), Retryable: code == CodeRuntime || code == CodeTimeout}
 		return res
 	}
+	// One directory per run: the child's working directory, with the output
+	// directory inside it (only what lands in out/ becomes an artifact).
 	dir, err := os.MkdirTemp(r.WorkDir, "aigw-run-"+s.JobID+"-")
 	if err != nil {
 		return fail(CodeRuntime, "create run directory: %v", err)
 	}
 	res.Dir, res.OutputDir = dir, filepath.Join(dir, "out")
-	cwd := filepath.Join(dir, "work")
-	for _, d := range []string{res.OutputDir, cwd} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return fail(CodeRuntime, "create run directory: %v", err)
-		}
+	if err := os.Mkdir(res.OutputDir, 0o700); err != nil {
+		return fail(CodeRuntime, "create run directory: %v", err)
 	}
+	cwd := dir
 	if s.Def.Runtime.Dir != "" {
 		cwd = s.Def.Runtime.Dir
 		if !filepath.IsAbs(cwd) {
@@ -108,39 +108,45 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 	if err != nil {
 		return fail(CodeRuntime, "%v", err)
 	}
-	inPath := filepath.Join(dir, "input.json")
-	if err := os.WriteFile(inPath, s.Input, 0o600); err != nil {
-		return fail(CodeRuntime, "write input: %v", err)
-	}
-	stdin, err := os.Open(inPath)
-	if err != nil {
-		return fail(CodeRuntime, "open input: %v", err)
-	}
-	defer stdin.Close()
 	// Own pipes, not exec's copying goroutines: Wait returns when the child
 	// exits even if a grandchild still holds a pipe; the group kill below ends it.
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return fail(CodeRuntime, "pipe: %v", err)
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		closeAll(inR, inW)
 		return fail(CodeRuntime, "pipe: %v", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
+		closeAll(inR, inW, outR, outW)
 		return fail(CodeRuntime, "pipe: %v", err)
 	}
 	cmd := exec.Command(prog, s.Def.Runtime.Command[1:]...)
 	cmd.Dir, cmd.Env = cwd, environ(s, res.OutputDir)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, outW, errW
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
-	outW.Close()
-	errW.Close()
+	closeAll(inR, outW, errW)
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		closeAll(inW, outR, errR)
 		return fail(CodeRuntime, "start %s: %v", prog, err)
 	}
+	// The input goes in while the child runs (a child that does not read it
+	// all gets EPIPE here, which is not an error of the run); closing inW
+	// after the run also ends a write that a stray grandchild blocks.
+	inDone := make(chan struct{})
+	go func() {
+		defer close(inDone)
+		_, _ = inW.Write(s.Input)
+		_ = inW.Close()
+	}()
+	defer func() {
+		_ = inW.Close()
+		<-inDone
+	}()
 	pid := cmd.Process.Pid
 	res.PID = pid
 	if h.Started != nil {
@@ -203,6 +209,12 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 	}
 	res.Output = json.RawMessage(out)
 	return res
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
 }
 
 // kill stops the process group: SIGTERM, then SIGKILL after the grace.

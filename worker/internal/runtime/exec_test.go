@@ -79,6 +79,58 @@ func TestExecStdinToStdout(t *testing.T) {
 	}
 }
 
+// An input far over a pipe's buffer reaches a child that reads it all, and a
+// child that reads none of it still ends its run (the writer gets EPIPE).
+func TestExecLargeInputThroughThePipe(t *testing.T) {
+	t.Parallel()
+	r, dir := execRunner(t)
+	r.Limits.Output = 4 << 20
+	script(t, dir, "cat-input", "exec cat\n")
+	script(t, dir, "ignore-input", "echo '{}'\n")
+	big := `{"pad":"` + strings.Repeat("x", 1<<20) + `"}`
+	for _, c := range []struct{ cmd, want string }{{"cat-input", big}, {"ignore-input", `{}`}} {
+		s := execSpec(c.cmd)
+		s.Input = json.RawMessage(big)
+		res := r.Run(context.Background(), s, Hooks{})
+		res.RemoveDir()
+		if res.Err != nil || string(res.Output) != c.want {
+			t.Fatalf("%s: err %v, output %d bytes", c.cmd, res.Err, len(res.Output))
+		}
+	}
+}
+
+// The run's working directory is its own directory, with out/ inside it;
+// RemoveDir removes all of it, whether the run left files behind or not.
+func TestExecRunDirectory(t *testing.T) {
+	t.Parallel()
+	r, dir := execRunner(t)
+	script(t, dir, "where", `printf '{"cwd":"%s"}' "$(pwd -P)"`+"\n")
+	script(t, dir, "litter", `echo a > left.txt; mkdir -p "$AIGW_OUTPUT_DIR/sub"; echo b > "$AIGW_OUTPUT_DIR/sub/f"; echo '{}'`+"\n")
+	res := r.Run(context.Background(), execSpec("where"), Hooks{})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	real, err := filepath.EvalSymlinks(res.Dir)
+	if err != nil || string(res.Output) != `{"cwd":"`+real+`"}` || res.OutputDir != filepath.Join(res.Dir, "out") {
+		t.Fatalf("output %s, dir %s, out %s (%v)", res.Output, res.Dir, res.OutputDir, err)
+	}
+	res.RemoveDir()
+	if _, err := os.Stat(res.Dir); !os.IsNotExist(err) {
+		t.Fatalf("run directory still there: %v", err)
+	}
+	res = r.Run(context.Background(), execSpec("litter"), Hooks{})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "left.txt")); err != nil {
+		t.Fatal(err)
+	}
+	res.RemoveDir()
+	if _, err := os.Stat(res.Dir); !os.IsNotExist(err) {
+		t.Fatalf("littered run directory still there: %v", err)
+	}
+}
+
 func TestExecEnvironmentDropsWorkerSettings(t *testing.T) {
 	t.Setenv("AIGW_MONGO_URI", "mongodb://secret@host/")
 	r, dir := execRunner(t)

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/aigw/aigw/internal/algorithm"
@@ -65,7 +67,7 @@ type Result struct {
 	// Log is the tail of the run's log (stderr).
 	Log string
 	// OutputDir holds the files the run wrote ("" for http runs); the caller
-	// stores them and removes Dir.
+	// stores them, then calls RemoveDir.
 	OutputDir string
 	Dir       string
 	// Artifacts are filled in by the caller once it stored OutputDir's files.
@@ -74,6 +76,20 @@ type Result struct {
 	Err *Failure
 	// PID of the exec run's process (its process group id too), 0 for http.
 	PID int
+}
+
+// RemoveDir removes the run's directory (Dir). Most runs leave it as it was
+// made, the directory and its empty out/, which two rmdir calls remove;
+// RemoveAll's walk, several times the system calls, is only for what a run
+// left behind.
+func (r Result) RemoveDir() {
+	if r.Dir == "" {
+		return
+	}
+	if syscall.Rmdir(r.OutputDir) == nil && syscall.Rmdir(r.Dir) == nil {
+		return
+	}
+	_ = os.RemoveAll(r.Dir)
 }
 
 // Limits bound what a run may produce.
