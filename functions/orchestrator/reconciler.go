@@ -65,11 +65,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		if cur.State != job.Queued {
 			continue
 		}
-		m := queue.Message{JobID: cur.ID, Pool: cur.Pool, Priority: cur.Priority}
-		if cur.NotBefore != nil {
-			m.NotBefore = *cur.NotBefore
-		}
-		if _, err := r.Queue.Enqueue(ctx, m); err != nil {
+		if _, err := r.Queue.Enqueue(ctx, queue.MessageOf(cur)); err != nil {
 			return res, err
 		}
 		res.Enqueued++

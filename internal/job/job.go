@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,6 +129,27 @@ func (j *Job) Notifies(s State) bool {
 		}
 	}
 	return false
+}
+
+// DispatchHint is what a job's queue entry carries so that a worker can start
+// it with one update of its record (jobstore's Claim) instead of a read and a
+// compare-and-set: the algorithm, as "name@version". It is "" for a job whose
+// record must be read first: a gang, or one whose webhook wants the running
+// event (that notification is written in the same update as the state).
+func (j *Job) DispatchHint() string {
+	if j.GangSize > 1 || j.Notifies(Running) || j.Algorithm == "" || j.Version == "" {
+		return ""
+	}
+	return j.Algorithm + "@" + j.Version
+}
+
+// ParseDispatchHint reads a DispatchHint; ok is false for "" or anything else.
+func ParseDispatchHint(s string) (algorithm, version string, ok bool) {
+	algorithm, version, ok = strings.Cut(s, "@")
+	if !ok || algorithm == "" || version == "" {
+		return "", "", false
+	}
+	return algorithm, version, true
 }
 
 var (

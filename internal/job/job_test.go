@@ -122,3 +122,34 @@ func TestIDsSortByCreation(t *testing.T) {
 		}
 	}
 }
+
+func TestDispatchHint(t *testing.T) {
+	hook := func(events ...string) *Webhook { return &Webhook{URL: "https://example.com/h", Events: events} }
+	for _, c := range []struct {
+		name string
+		j    Job
+		want string
+	}{
+		{"plain", Job{Algorithm: "echo", Version: "1.0.0"}, "echo@1.0.0"},
+		{"gang of 1", Job{Algorithm: "echo", Version: "1.0.0", GangSize: 1}, "echo@1.0.0"},
+		{"terminal webhook", Job{Algorithm: "echo", Version: "1.0.0", Webhook: hook()}, "echo@1.0.0"},
+		{"gang", Job{Algorithm: "echo", Version: "1.0.0", GangSize: 2}, ""},
+		{"running webhook", Job{Algorithm: "echo", Version: "1.0.0", Webhook: hook("running")}, ""},
+		{"no version", Job{Algorithm: "echo"}, ""},
+	} {
+		got := c.j.DispatchHint()
+		if got != c.want {
+			t.Errorf("%s: hint %q, want %q", c.name, got, c.want)
+			continue
+		}
+		name, version, ok := ParseDispatchHint(got)
+		if ok != (c.want != "") || (ok && (name != c.j.Algorithm || version != c.j.Version)) {
+			t.Errorf("%s: parsed %q %q %v", c.name, name, version, ok)
+		}
+	}
+	for _, bad := range []string{"", "echo", "@1", "echo@"} {
+		if _, _, ok := ParseDispatchHint(bad); ok {
+			t.Errorf("%q parsed as a hint", bad)
+		}
+	}
+}

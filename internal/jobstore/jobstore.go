@@ -44,6 +44,9 @@ func (e *ConflictError) Error() string {
 	if e.ExpectedAttempt > 0 && e.ExpectedAttempt != e.ActualAttempt {
 		return fmt.Sprintf("job %s is at attempt %d, not %d", e.ID, e.ActualAttempt, e.ExpectedAttempt)
 	}
+	if e.Actual == "" {
+		return fmt.Sprintf("job %s is not %s (or not claimable in one update)", e.ID, e.Expected)
+	}
 	return fmt.Sprintf("job %s is %s, not %s", e.ID, e.Actual, e.Expected)
 }
 

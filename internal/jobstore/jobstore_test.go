@@ -188,6 +188,48 @@ func TestRacingTransitionsHaveExactlyOneWinner(t *testing.T) {
 	}
 }
 
+// Claim is the worker's read and queued → running in one update: 16 racers on
+// one job, exactly one winner, which gets the whole record; a job that is not
+// queued (or does not exist) is left alone, with a conflict.
+func TestClaim(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	j := b.create(t, newJob("acme", "echo"))
+	const racers = 16
+	var winners atomic.Int32
+	var won *job.Job
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for r := range racers {
+		wg.Go(func() {
+			<-start
+			got, err := b.store.Claim(b.ctx, j.ID, "w"+strconv.Itoa(r))
+			switch {
+			case err == nil:
+				winners.Add(1)
+				won = got
+			case !errors.Is(err, ErrConflict):
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if winners.Load() != 1 || won.State != job.Running || won.Worker == "" || won.StartedAt == nil ||
+		string(won.Input) != string(j.Input) || won.Attempt != 1 || len(won.Outbox) != 0 {
+		t.Fatalf("%d winners; record %+v", winners.Load(), won)
+	}
+	if _, err := b.store.Claim(b.ctx, j.ID, "late"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("claim of a running job: %v", err)
+	}
+	if cur, _ := b.store.GetByID(b.ctx, j.ID); cur.Worker != won.Worker || !cur.StartedAt.Equal(*won.StartedAt) {
+		t.Fatalf("a lost claim changed the record: %+v", cur)
+	}
+	if _, err := b.store.Claim(b.ctx, "nosuchjob", "w"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("claim of no job: %v", err)
+	}
+}
+
 // 50 concurrent creates with one idempotency key give one job.
 func TestConcurrentCreatesWithOneIdempotencyKeyGiveOneJob(t *testing.T) {
 	t.Parallel()

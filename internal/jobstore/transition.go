@@ -50,6 +50,51 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 	if err := job.CheckTransition(c.From, c.To); err != nil {
 		return nil, err
 	}
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: c.From}}
+	if c.Attempt > 0 {
+		filter = append(filter, bson.E{Key: "attempt", Value: c.Attempt})
+	}
+	var rec record
+	err := s.jobs.FindOneAndUpdate(ctx, filter, s.update(c), options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&rec)
+	if err == nil {
+		return &rec.Job, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, WrapUnavailable(err))
+	}
+	cur, err := s.GetByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return cur, &ConflictError{ID: id, Expected: c.From, Actual: cur.State, ExpectedAttempt: c.Attempt, ActualAttempt: cur.Attempt}
+}
+
+// Claim moves job id from queued to running for worker in one update that
+// also returns the record: a worker's read and compare-and-set in one round
+// trip. It is for a job whose queue entry carries its dispatch hint (see
+// job.DispatchHint): one that needs nothing else in that update (not a gang,
+// no webhook for the running event; both are fixed when the job is created).
+// A job that is not queued is left as it was, with a *ConflictError whose
+// Actual state is unknown (""): the caller reads the record and goes on from
+// there. The filter is {_id, state} alone, which aigw-devmongo answers
+// through the _id index.
+func (s *Store) Claim(ctx context.Context, id, worker string) (*job.Job, error) {
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: job.Queued}}
+	var rec record
+	err := s.jobs.FindOneAndUpdate(ctx, filter, s.update(Change{From: job.Queued, To: job.Running, Worker: worker}),
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&rec)
+	switch {
+	case err == nil:
+		return &rec.Job, nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return nil, &ConflictError{ID: id, Expected: job.Queued}
+	default:
+		return nil, fmt.Errorf("claim job %s: %w", id, WrapUnavailable(err))
+	}
+}
+
+// update is the update document of change c.
+func (s *Store) update(c Change) bson.D {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	set := bson.D{{Key: "state", Value: c.To}, {Key: "updated_at", Value: now}}
 	var unset bson.D
@@ -105,23 +150,7 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 		update = append(update, bson.E{Key: "$push", Value: bson.D{{Key: "outbox",
 			Value: job.Notification{State: c.To, Attempt: attempt, At: now}}}})
 	}
-	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: c.From}}
-	if c.Attempt > 0 {
-		filter = append(filter, bson.E{Key: "attempt", Value: c.Attempt})
-	}
-	var rec record
-	err := s.jobs.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&rec)
-	if err == nil {
-		return &rec.Job, nil
-	}
-	if !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, WrapUnavailable(err))
-	}
-	cur, err := s.GetByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return cur, &ConflictError{ID: id, Expected: c.From, Actual: cur.State, ExpectedAttempt: c.Attempt, ActualAttempt: cur.Attempt}
+	return update
 }
 
 func appendRunResult(set bson.D, c Change) bson.D {

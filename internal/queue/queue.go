@@ -208,6 +208,16 @@ type Message struct {
 	Payload string
 }
 
+// MessageOf is the queue entry of a recorded job: its id, pool, priority and
+// delay, and its dispatch hint as the payload.
+func MessageOf(j *job.Job) Message {
+	m := Message{JobID: j.ID, Pool: j.Pool, Priority: j.Priority, Payload: j.DispatchHint()}
+	if j.NotBefore != nil {
+		m.NotBefore = *j.NotBefore
+	}
+	return m
+}
+
 func (m Message) validate() error {
 	if err := ValidatePool(m.Pool); err != nil {
 		return err

@@ -277,11 +277,7 @@ func parseWebhook(raw string, evs []string) (*job.Webhook, error) {
 // enqueue adds j to its pool's queue; a failure is logged and left to the
 // reconciler, which enqueues every queued job missing from its queue.
 func (s *Service) enqueue(ctx context.Context, j *job.Job) {
-	m := queue.Message{JobID: j.ID, Pool: j.Pool, Priority: j.Priority}
-	if j.NotBefore != nil {
-		m.NotBefore = *j.NotBefore
-	}
-	if _, err := s.cfg.Queue.Enqueue(ctx, m); err != nil {
+	if _, err := s.cfg.Queue.Enqueue(ctx, queue.MessageOf(j)); err != nil {
 		s.log.ErrorContext(ctx, "job recorded but not enqueued; the reconciler will enqueue it",
 			"job", j.ID, "pool", j.Pool, "err", err)
 	}

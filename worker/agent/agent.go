@@ -65,8 +65,13 @@ type Dispatch struct {
 	JobID          string
 	Taken, Started time.Time
 	// Store is the part spent waiting on MongoDB: reading the job record and
-	// the algorithm, and the queued → running compare-and-set.
+	// the algorithm, and the queued → running compare-and-set (or the claim
+	// that does both).
 	Store time.Duration
+	// Claimed is true when the job started with one claim of its record
+	// (its queue entry carried the dispatch hint), not a read and a
+	// compare-and-set.
+	Claimed bool
 }
 
 // Agent is one worker. Run it once.
@@ -94,8 +99,13 @@ type Agent struct {
 
 // dispatch follows one delivery from its take to its process start.
 type dispatch struct {
-	taken time.Time
-	store time.Duration // waiting on MongoDB since taken
+	taken   time.Time
+	store   time.Duration // waiting on MongoDB since taken
+	claimed bool          // started by handleClaimed
+	// running, when set, is the record whose running state event is still to
+	// go out: attempt sends it as soon as the process has started (before any
+	// of its output is read), or when the start failed.
+	running *job.Job
 }
 
 // held is a delivery this worker holds (its lease is renewed) and its stop.
@@ -465,11 +475,17 @@ func (a *Agent) transitionTimed(ctx context.Context, j *job.Job, c jobstore.Chan
 	if err != nil {
 		return nj, err
 	}
-	if _, err := a.d.Events.PublishState(ctx, nj); err != nil {
+	a.publishState(ctx, nj)
+	return nj, nil
+}
+
+// publishState sends j's state to its event stream; a failure is logged (the
+// record, already written, stays the truth).
+func (a *Agent) publishState(ctx context.Context, j *job.Job) {
+	if _, err := a.d.Events.PublishState(ctx, j); err != nil {
 		a.log.Warn("publish state failed", "job_id", j.ID, "err", err)
 	}
-	a.log.Info("job state", "job_id", j.ID, "state", string(nj.State), "attempt", nj.Attempt)
-	return nj, nil
+	a.log.Info("job state", "job_id", j.ID, "state", string(j.State), "attempt", j.Attempt)
 }
 
 // backoff is the delay before retry attempt+1: RetryBase·2^(attempt-1), at most

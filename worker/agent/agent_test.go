@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,29 +19,52 @@ import (
 	"github.com/aigw/aigw/worker/internal/gpu"
 )
 
+// The same run both ways a worker starts a job: claimed in one update (the
+// queue entry names the algorithm) and read then compared-and-set (it does
+// not: the version is left to the worker, or the webhook wants the running
+// event, which the slow path writes to the outbox with the state).
 func TestEchoEndToEnd(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.algo("echo", []string{"aigw-echo"}, 0, nil)
 	b.worker(b.config("w1", 2), nil)
-	id := b.submit("echo", `{"message":"hi","sleep_ms":50}`, nil)
-	j := b.waitState(id, 15*time.Second, job.Succeeded)
-	if string(j.Output) != `{"message":"hi"}` || j.Attempt != 1 || j.Worker != "w1" {
-		t.Fatalf("record: output %s attempt %d worker %q", j.Output, j.Attempt, j.Worker)
-	}
-	var seq []string
-	for _, e := range b.events(id) {
-		s := string(e.Type)
-		if e.Type == events.TypeState {
-			s += ":" + string(stateOf(t, e).State)
+	for _, c := range []struct {
+		name   string
+		mod    func(*job.Job)
+		outbox []job.State
+	}{
+		{"claimed", nil, nil},
+		{"no hint", func(j *job.Job) { j.Version = "" }, nil},
+		{"running webhook", func(j *job.Job) {
+			j.Webhook = &job.Webhook{URL: "http://127.0.0.1:1/hook", Events: []string{"running", "succeeded"}}
+		}, []job.State{job.Running, job.Succeeded}},
+	} {
+		id := b.submit("echo", `{"message":"hi","sleep_ms":50}`, c.mod)
+		j := b.waitState(id, 15*time.Second, job.Succeeded)
+		if string(j.Output) != `{"message":"hi"}` || j.Attempt != 1 || j.Worker != "w1" {
+			t.Fatalf("%s: record: output %s attempt %d worker %q", c.name, j.Output, j.Attempt, j.Worker)
 		}
-		if len(seq) == 0 || seq[len(seq)-1] != s {
-			seq = append(seq, s)
+		var outbox []job.State
+		for _, n := range j.Outbox {
+			outbox = append(outbox, n.State)
 		}
-	}
-	want := "state:queued state:running progress output state:succeeded"
-	if got := strings.Join(seq, " "); got != want {
-		t.Fatalf("events %q, want %q", got, want)
+		if !slices.Equal(outbox, c.outbox) {
+			t.Fatalf("%s: outbox %v, want %v", c.name, outbox, c.outbox)
+		}
+		var seq []string
+		for _, e := range b.events(id) {
+			s := string(e.Type)
+			if e.Type == events.TypeState {
+				s += ":" + string(stateOf(t, e).State)
+			}
+			if len(seq) == 0 || seq[len(seq)-1] != s {
+				seq = append(seq, s)
+			}
+		}
+		want := "state:queued state:running progress output state:succeeded"
+		if got := strings.Join(seq, " "); got != want {
+			t.Fatalf("%s: events %q, want %q", c.name, got, want)
+		}
 	}
 }
 

@@ -90,7 +90,7 @@ func TestMetricsAndHealthOfARealAgent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
-	if len(dispatched) != 1 || dispatched[0].JobID != id || dispatched[0].Store <= 0 ||
+	if len(dispatched) != 1 || dispatched[0].JobID != id || dispatched[0].Store <= 0 || !dispatched[0].Claimed ||
 		dispatched[0].Store > dispatched[0].Started.Sub(dispatched[0].Taken) || finished[id] != "succeeded" {
 		t.Errorf("hooks: dispatched %+v, finished %v", dispatched, finished)
 	}

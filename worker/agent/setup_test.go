@@ -152,10 +152,11 @@ func (b *bundle) algo(name string, command []string, retries int, mod func(*algo
 	}
 }
 
-// submit records and enqueues a job as the API does.
+// submit records and enqueues a job as the API does (version 1.0.0, so its
+// queue entry carries the dispatch hint unless mod clears the version).
 func (b *bundle) submit(algo, input string, mod func(*job.Job)) string {
 	b.t.Helper()
-	j := job.Job{Tenant: "t1", Algorithm: algo, Pool: b.pool, Input: json.RawMessage(input), MaxRetries: 0}
+	j := job.Job{Tenant: "t1", Algorithm: algo, Version: "1.0.0", Pool: b.pool, Input: json.RawMessage(input), MaxRetries: 0}
 	if mod != nil {
 		mod(&j)
 	}
@@ -167,7 +168,7 @@ func (b *bundle) submit(algo, input string, mod func(*job.Job)) string {
 	if _, err := b.ev.PublishState(ctx, rec); err != nil {
 		b.t.Fatal(err)
 	}
-	if _, err := b.q.Enqueue(ctx, queue.Message{JobID: rec.ID, Pool: b.pool, Priority: rec.Priority}); err != nil {
+	if _, err := b.q.Enqueue(ctx, queue.MessageOf(rec)); err != nil {
 		b.t.Fatal(err)
 	}
 	return rec.ID
