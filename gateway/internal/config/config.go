@@ -38,6 +38,16 @@ type Config struct {
 	ReadyTimeout    time.Duration // AIGW_GATEWAY_READY_TIMEOUT, default 30s
 	StopGrace       time.Duration // AIGW_GATEWAY_STOP_GRACE, default 10s
 
+	// Health checks of ready replicas: every HealthCheckPeriod
+	// (AIGW_GATEWAY_HEALTH_CHECK_PERIOD, default 2s), each within
+	// HealthCheckTimeout (AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT, default 5s);
+	// HealthFailureThreshold failures in a row (AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD,
+	// default 3) take a replica out of the rotation (non-200) or restart it
+	// (no answer).
+	HealthCheckPeriod      time.Duration
+	HealthCheckTimeout     time.Duration
+	HealthFailureThreshold int
+
 	// AsyncMaxBody is the largest async request body kept in Redis
 	// (AIGW_GATEWAY_ASYNC_MAX_BODY, bytes, default 10 MiB).
 	AsyncMaxBody int64
@@ -55,16 +65,19 @@ type Config struct {
 // Load reads the configuration through getenv (os.Getenv in main).
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		Addr:             "127.0.0.1:8080",
-		BinDir:           "bin",
-		StateDir:         ".aigw/gateway",
-		ReadTimeout:      60 * time.Second,
-		UpstreamTimeout:  5 * time.Minute,
-		ReadyTimeout:     30 * time.Second,
-		StopGrace:        10 * time.Second,
-		AsyncMaxBody:     10 << 20,
-		AsyncMaxAttempts: 5,
-		LogLevel:         slog.LevelInfo,
+		Addr:                   "127.0.0.1:8080",
+		BinDir:                 "bin",
+		StateDir:               ".aigw/gateway",
+		ReadTimeout:            60 * time.Second,
+		UpstreamTimeout:        5 * time.Minute,
+		ReadyTimeout:           30 * time.Second,
+		StopGrace:              10 * time.Second,
+		HealthCheckPeriod:      2 * time.Second,
+		HealthCheckTimeout:     5 * time.Second,
+		HealthFailureThreshold: 3,
+		AsyncMaxBody:           10 << 20,
+		AsyncMaxAttempts:       5,
+		LogLevel:               slog.LevelInfo,
 	}
 	var errs []error
 	str := func(key string, dst *string) {
@@ -128,6 +141,11 @@ func Load(getenv func(string) string) (Config, error) {
 	dur("AIGW_GATEWAY_UPSTREAM_TIMEOUT", &c.UpstreamTimeout, false)
 	dur("AIGW_GATEWAY_READY_TIMEOUT", &c.ReadyTimeout, false)
 	dur("AIGW_GATEWAY_STOP_GRACE", &c.StopGrace, false)
+	dur("AIGW_GATEWAY_HEALTH_CHECK_PERIOD", &c.HealthCheckPeriod, false)
+	dur("AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT", &c.HealthCheckTimeout, false)
+	threshold := int64(c.HealthFailureThreshold)
+	integer("AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD", &threshold, 1)
+	c.HealthFailureThreshold = int(threshold)
 	integer("AIGW_GATEWAY_ASYNC_MAX_BODY", &c.AsyncMaxBody, 1)
 	attempts := int64(c.AsyncMaxAttempts)
 	integer("AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS", &attempts, 1)

@@ -21,6 +21,9 @@ func TestDefaults(t *testing.T) {
 	if c.RedisAddrs != nil || c.AsyncMaxBody != 10<<20 || c.ReadyTimeout != 30*time.Second || c.LogLevel != slog.LevelInfo {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.HealthCheckPeriod != 2*time.Second || c.HealthCheckTimeout != 5*time.Second || c.HealthFailureThreshold != 3 {
+		t.Errorf("health check defaults: %+v", c)
+	}
 	if c.AsyncConsumer != "gw-127-0-0-1-8080" {
 		t.Errorf("consumer = %q", c.AsyncConsumer)
 	}
@@ -29,16 +32,19 @@ func TestDefaults(t *testing.T) {
 func TestValues(t *testing.T) {
 	t.Parallel()
 	c, err := Load(env(map[string]string{
-		"AIGW_GATEWAY_ADDR":             "0.0.0.0:9090",
-		"AIGW_GATEWAY_BIN_DIR":          "/opt/bin",
-		"AIGW_GATEWAY_STATE_DIR":        "/var/lib/aigw",
-		"AIGW_REDIS_ADDRS":              "127.0.0.1:7001, 127.0.0.1:7002",
-		"AIGW_REDIS_PASSWORD":           "pw",
-		"AIGW_GATEWAY_UPSTREAM_TIMEOUT": "90s",
-		"AIGW_GATEWAY_READY_TIMEOUT":    "2s",
-		"AIGW_GATEWAY_WRITE_TIMEOUT":    "0s",
-		"AIGW_GATEWAY_ASYNC_MAX_BODY":   "1024",
-		"AIGW_LOG_LEVEL":                "debug",
+		"AIGW_GATEWAY_ADDR":                     "0.0.0.0:9090",
+		"AIGW_GATEWAY_BIN_DIR":                  "/opt/bin",
+		"AIGW_GATEWAY_STATE_DIR":                "/var/lib/aigw",
+		"AIGW_REDIS_ADDRS":                      "127.0.0.1:7001, 127.0.0.1:7002",
+		"AIGW_REDIS_PASSWORD":                   "pw",
+		"AIGW_GATEWAY_UPSTREAM_TIMEOUT":         "90s",
+		"AIGW_GATEWAY_READY_TIMEOUT":            "2s",
+		"AIGW_GATEWAY_WRITE_TIMEOUT":            "0s",
+		"AIGW_GATEWAY_ASYNC_MAX_BODY":           "1024",
+		"AIGW_LOG_LEVEL":                        "debug",
+		"AIGW_GATEWAY_HEALTH_CHECK_PERIOD":      "500ms",
+		"AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT":     "1s",
+		"AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD": "5",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +55,9 @@ func TestValues(t *testing.T) {
 	if len(c.RedisAddrs) != 2 || c.RedisAddrs[1] != "127.0.0.1:7002" || c.RedisPassword != "pw" {
 		t.Errorf("redis: %+v", c)
 	}
+	if c.HealthCheckPeriod != 500*time.Millisecond || c.HealthCheckTimeout != time.Second || c.HealthFailureThreshold != 5 {
+		t.Errorf("health checks: %+v", c)
+	}
 	if c.UpstreamTimeout != 90*time.Second || c.ReadyTimeout != 2*time.Second || c.AsyncMaxBody != 1024 || c.LogLevel != slog.LevelDebug {
 		t.Errorf("%+v", c)
 	}
@@ -57,14 +66,17 @@ func TestValues(t *testing.T) {
 func TestBadValues(t *testing.T) {
 	t.Parallel()
 	for key, val := range map[string]string{
-		"AIGW_GATEWAY_ADDR":               "localhost",
-		"AIGW_REDIS_ADDRS":                "nohost",
-		"AIGW_GATEWAY_READY_TIMEOUT":      "5",
-		"AIGW_GATEWAY_UPSTREAM_TIMEOUT":   "0s",
-		"AIGW_GATEWAY_STOP_GRACE":         "-1s",
-		"AIGW_GATEWAY_ASYNC_MAX_BODY":     "ten",
-		"AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS": "0",
-		"AIGW_LOG_LEVEL":                  "loud",
+		"AIGW_GATEWAY_ADDR":                     "localhost",
+		"AIGW_REDIS_ADDRS":                      "nohost",
+		"AIGW_GATEWAY_READY_TIMEOUT":            "5",
+		"AIGW_GATEWAY_UPSTREAM_TIMEOUT":         "0s",
+		"AIGW_GATEWAY_STOP_GRACE":               "-1s",
+		"AIGW_GATEWAY_ASYNC_MAX_BODY":           "ten",
+		"AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS":       "0",
+		"AIGW_LOG_LEVEL":                        "loud",
+		"AIGW_GATEWAY_HEALTH_CHECK_PERIOD":      "0s",
+		"AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT":     "soon",
+		"AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD": "0",
 	} {
 		_, err := Load(env(map[string]string{key: val}))
 		if err == nil || !strings.Contains(err.Error(), key) {

@@ -96,7 +96,10 @@ func (g *Group) Replicas() []*Replica {
 }
 
 // Pick returns a ready replica, round-robin, counted in flight (call Release),
-// skipping those in skip; false when none is ready.
+// skipping those in skip; false when none is ready. When every running replica
+// fails its health checks, it picks among those (as Envoy's panic threshold
+// does): the function's own answer, e.g. a 503 naming the database it cannot
+// reach, says more than the gateway's "no replica ready".
 func (g *Group) Pick(skip map[*Replica]bool) (*Replica, bool) {
 	g.mu.Lock()
 	reps := g.replicas
@@ -106,13 +109,15 @@ func (g *Group) Pick(skip map[*Replica]bool) (*Replica, bool) {
 		return nil, false
 	}
 	start := int(g.rr.Add(1) % uint64(n))
-	for i := range n {
-		r := reps[(start+i)%n]
-		if skip[r] {
-			continue
-		}
-		if r.acquire() {
-			return r, true
+	for _, sickToo := range []bool{false, true} {
+		for i := range n {
+			r := reps[(start+i)%n]
+			if skip[r] {
+				continue
+			}
+			if r.acquire(sickToo) {
+				return r, true
+			}
 		}
 	}
 	return nil, false

@@ -1,13 +1,16 @@
 // Package procs supervises the local processes that run a function: it starts
-// replicas on their own loopback ports, waits for their health endpoint, restarts
-// them with backoff when they crash, drains them before a stop, and stops them
-// with SIGTERM, then SIGKILL after a grace, as a process group.
+// replicas on their own loopback ports, waits for their health endpoint, keeps
+// checking it (a replica answering non-200 leaves the rotation, one that stops
+// answering at all is restarted, as Kubernetes' readiness and liveness probes
+// do), restarts them with backoff when they crash, drains them before a stop,
+// and stops them with SIGTERM, then SIGKILL after a grace, as a process group.
 package procs
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +44,14 @@ type Options struct {
 	MinBackoff   time.Duration // first restart delay (default 100ms)
 	MaxBackoff   time.Duration // longest restart delay (default 5s)
 	HealthPeriod time.Duration // probe period until ready (default 50ms)
+	// CheckPeriod is the probe period once ready (default 2s).
+	CheckPeriod time.Duration
+	// FailureThreshold is how many checks in a row must fail before a ready
+	// replica leaves the rotation (a non-200 answer) or is restarted (no
+	// answer within CheckTimeout) (default 3).
+	FailureThreshold int
+	// CheckTimeout bounds one check once ready (default 5s).
+	CheckTimeout time.Duration
 	Logger       *slog.Logger
 }
 
@@ -57,6 +68,15 @@ func (o *Options) defaults() {
 	if o.HealthPeriod == 0 {
 		o.HealthPeriod = 50 * time.Millisecond
 	}
+	if o.CheckPeriod == 0 {
+		o.CheckPeriod = 2 * time.Second
+	}
+	if o.FailureThreshold == 0 {
+		o.FailureThreshold = 3
+	}
+	if o.CheckTimeout == 0 {
+		o.CheckTimeout = 5 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -71,7 +91,8 @@ type Replica struct {
 	opts *Options
 
 	addr     atomic.Pointer[string]
-	ready    atomic.Bool
+	ready    atomic.Bool // answered 200 since it started
+	sick     atomic.Bool // answered non-200 FailureThreshold checks in a row since
 	draining atomic.Bool
 	inflight atomic.Int64
 	restarts atomic.Int64
@@ -95,19 +116,20 @@ func (r *Replica) Addr() string {
 	return ""
 }
 
-// Ready reports whether the replica answered its health check and has not
-// exited since.
-func (r *Replica) Ready() bool { return r.ready.Load() && !r.draining.Load() }
+// Ready reports whether the replica answered its health check, has not
+// exited since, and its checks since do not fail.
+func (r *Replica) Ready() bool { return r.ready.Load() && !r.sick.Load() && !r.draining.Load() }
 
 // Restarts counts the times the process was started again after an exit.
 func (r *Replica) Restarts() int64 { return r.restarts.Load() }
 
-// acquire counts a request in flight; false when the replica drains. The
-// increment comes before the check, and drain sets the flag before it reads the
-// count, so a request is either refused or waited for.
-func (r *Replica) acquire() bool {
+// acquire counts a request in flight; false when the replica drains, is not
+// ready, or (unless sickToo) fails its checks. The increment comes before the
+// check, and drain sets the flag before it reads the count, so a request is
+// either refused or waited for.
+func (r *Replica) acquire(sickToo bool) bool {
 	r.inflight.Add(1)
-	if r.draining.Load() || !r.ready.Load() {
+	if r.draining.Load() || !r.ready.Load() || (!sickToo && r.sick.Load()) {
 		r.inflight.Add(-1)
 		return false
 	}
@@ -182,7 +204,8 @@ func (r *Replica) runOnce(log *slog.Logger) (exited error, startErr error) {
 	go func() { waited <- cmd.Wait() }()
 	probeCtx, cancelProbe := context.WithCancel(context.Background())
 	defer cancelProbe()
-	go r.probe(probeCtx, addr)
+	hung := make(chan struct{})
+	go r.probe(probeCtx, addr, log, hung)
 
 	select {
 	case err := <-waited:
@@ -191,6 +214,11 @@ func (r *Replica) runOnce(log *slog.Logger) (exited error, startErr error) {
 			err = errors.New("exit status 0")
 		}
 		return err, nil
+	case <-hung:
+		r.ready.Store(false)
+		cancelProbe()
+		terminate(cmd.Process.Pid, waited, r.opts.StopGrace, log)
+		return fmt.Errorf("no answer to GET %s in %d checks in a row: killed", HealthPath, r.opts.FailureThreshold), nil
 	case <-r.stop:
 		r.ready.Store(false)
 		cancelProbe()
@@ -199,27 +227,78 @@ func (r *Replica) runOnce(log *slog.Logger) (exited error, startErr error) {
 	}
 }
 
-// probe polls the health endpoint until it answers 200, then marks the replica ready.
-func (r *Replica) probe(ctx context.Context, addr string) {
-	t := time.NewTicker(r.opts.HealthPeriod)
-	defer t.Stop()
+// probe polls the health endpoint every HealthPeriod until it answers 200 and
+// marks the replica ready; then it checks it every CheckPeriod. After
+// FailureThreshold failed checks in a row the replica is sick (out of the
+// rotation; back in at the next 200) when it answered, and hung is closed
+// (the process gets restarted) when it did not answer at all.
+func (r *Replica) probe(ctx context.Context, addr string, log *slog.Logger, hung chan<- struct{}) {
 	url := "http://" + addr + HealthPath
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	check := func(timeout time.Duration) (status int, err error) {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
 		if err != nil {
-			return
+			return 0, err
 		}
-		if res, err := probeClient.Do(req); err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				r.ready.Store(true)
-				return
-			}
+		res, err := probeClient.Do(req)
+		if err != nil {
+			return 0, err
 		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+		_ = res.Body.Close()
+		return res.StatusCode, nil
+	}
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
+			return true
+		}
+	}
+	for {
+		if status, err := check(time.Second); err == nil && status == http.StatusOK {
+			r.ready.Store(true)
+			break
+		}
+		if !wait(r.opts.HealthPeriod) {
+			return
+		}
+	}
+	failed, silent := 0, 0
+	for wait(r.opts.CheckPeriod) {
+		status, err := check(r.opts.CheckTimeout)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil && status == http.StatusOK:
+			if r.sick.Swap(false) {
+				log.Info("function replica healthy again: back in the rotation")
+			}
+			failed, silent = 0, 0
+			continue
+		case err != nil:
+			failed++
+			silent++
+		default:
+			failed++
+			silent = 0
+		}
+		if silent >= r.opts.FailureThreshold {
+			log.Warn("function replica does not answer its health check; restarting it", "checks", silent, "err", err)
+			close(hung)
+			return
+		}
+		if failed >= r.opts.FailureThreshold && !r.sick.Swap(true) {
+			if err != nil {
+				log.Warn("function replica fails its health check: out of the rotation", "checks", failed, "err", err)
+			} else {
+				log.Warn("function replica fails its health check: out of the rotation", "checks", failed, "status", status)
+			}
 		}
 	}
 }

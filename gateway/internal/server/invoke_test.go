@@ -3,14 +3,22 @@ package server
 import (
 	"bufio"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/openfaas/faas-provider/types"
+
+	"github.com/aigw/aigw/gateway/internal/procs"
 )
 
 // TestStreamingUnbuffered: SSE events reach the client as the function sends them.
@@ -204,4 +212,81 @@ func TestRestartRestoresFunctions(t *testing.T) {
 	if code, _ := second.get(name, "/"); code != 200 {
 		t.Errorf("restored function answered %d", code)
 	}
+}
+
+// TestHealthChecksAfterReady: a ready replica whose health check fails leaves
+// the rotation and comes back when it passes again; when every replica fails,
+// requests still reach them (their own answer beats the gateway's 503); a
+// replica that stops answering its health check is killed and restarted.
+func TestHealthChecksAfterReady(t *testing.T) {
+	t.Parallel()
+	health := t.TempDir()
+	b := start(t, testConfig(t), Options{Procs: procs.Options{
+		CheckPeriod: 50 * time.Millisecond, CheckTimeout: 300 * time.Millisecond, FailureThreshold: 2}})
+	name := fnName("health")
+	two := map[string]string{"com.openfaas.scale.min": "2"}
+	b.deploy(name, func(d *types.FunctionDeployment) {
+		d.Labels = &two
+		d.EnvVars = map[string]string{"TESTFN_HEALTH_DIR": health}
+	})
+	pidOf := func() int {
+		code, body := b.get(name, "/")
+		var e struct{ PID int }
+		if err := json.Unmarshal([]byte(body), &e); code != http.StatusOK || err != nil {
+			t.Fatalf("invoke: %d %q", code, body)
+		}
+		return e.PID
+	}
+	seen := func(n int) map[int]bool {
+		pids := map[int]bool{}
+		for range n {
+			pids[pidOf()] = true
+		}
+		return pids
+	}
+	setHealth := func(pid int, mode string) {
+		p := filepath.Join(health, strconv.Itoa(pid))
+		if mode == "" {
+			_ = os.Remove(p)
+			return
+		}
+		if err := os.WriteFile(p, []byte(mode), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	available := func() int {
+		st, err := b.client.GetFunction(t.Context(), name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(st.AvailableReplicas)
+	}
+	var a, c int
+	eventually(t, 5*time.Second, "two replicas answering", func() bool {
+		pids := slices.Collect(maps.Keys(seen(6)))
+		if len(pids) == 2 {
+			a, c = pids[0], pids[1]
+		}
+		return len(pids) == 2
+	})
+
+	setHealth(a, "sick")
+	eventually(t, 5*time.Second, "the sick replica out of the rotation", func() bool {
+		return available() == 1 && !seen(10)[a]
+	})
+	setHealth(c, "sick")
+	eventually(t, 5*time.Second, "no replica available", func() bool { return available() == 0 })
+	if pids := seen(10); len(pids) == 0 {
+		t.Fatal("no request reached a replica") // pidOf fails first on a gateway 503
+	}
+	setHealth(a, "")
+	setHealth(c, "")
+	eventually(t, 5*time.Second, "both replicas back", func() bool { return available() == 2 && len(seen(10)) == 2 })
+
+	setHealth(a, "hang")
+	eventually(t, 10*time.Second, "the hung replica killed", func() bool { return syscall.Kill(a, 0) == syscall.ESRCH })
+	eventually(t, 10*time.Second, "a new process in its place", func() bool {
+		pids := seen(10)
+		return available() == 2 && len(pids) == 2 && pids[c] && !pids[a]
+	})
 }

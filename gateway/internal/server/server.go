@@ -40,7 +40,8 @@ type Options struct {
 	// Async overrides the async queue's options (Consumer, MaxBody and
 	// MaxAttempts come from the config when zero).
 	Async async.Options
-	// Procs overrides the supervisor's options (StopGrace from the config).
+	// Procs overrides the supervisor's options (StopGrace and the health
+	// checks from the config).
 	Procs procs.Options
 	Cron  []robfig.Option
 }
@@ -91,6 +92,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 	po := opts.Procs
 	if po.StopGrace == 0 {
 		po.StopGrace = cfg.StopGrace
+	}
+	if po.CheckPeriod == 0 {
+		po.CheckPeriod = cfg.HealthCheckPeriod
+	}
+	if po.CheckTimeout == 0 {
+		po.CheckTimeout = cfg.HealthCheckTimeout
+	}
+	if po.FailureThreshold == 0 {
+		po.FailureThreshold = cfg.HealthFailureThreshold
 	}
 	po.Logger = log
 	g.reg, err = registry.New(registry.Options{

@@ -2,7 +2,9 @@
 // serves the aigw function contract (HTTP on $PORT, GET /_/health) and a few
 // behaviours to test a gateway with.
 //
-//	/_/health          200, or 503 when TESTFN_UNHEALTHY=1
+//	/_/health          200, or 503 when TESTFN_UNHEALTHY=1; with TESTFN_HEALTH_DIR
+//	                   set, the file <dir>/<pid> decides: "sick" 503, "hang" no
+//	                   answer until the request ends, missing or else 200
 //	/crash             exits with status 3 (a crash)
 //	/sse?n=N           N server-sent events, 50ms apart, flushed one by one
 //	/sleep?ms=N        answers after N ms
@@ -62,11 +64,19 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch r.URL.Path {
 	case "/_/health":
-		if os.Getenv("TESTFN_UNHEALTHY") == "1" {
-			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
-			return
+		mode := ""
+		if dir := os.Getenv("TESTFN_HEALTH_DIR"); dir != "" {
+			b, _ := os.ReadFile(filepath.Join(dir, strconv.Itoa(os.Getpid())))
+			mode = string(b)
 		}
-		fmt.Fprintln(w, "ok")
+		switch {
+		case os.Getenv("TESTFN_UNHEALTHY") == "1" || mode == "sick":
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+		case mode == "hang":
+			<-r.Context().Done()
+		default:
+			fmt.Fprintln(w, "ok")
+		}
 	case "/crash":
 		fmt.Println("testfn crashing on request")
 		os.Exit(3)
