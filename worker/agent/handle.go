@@ -107,9 +107,10 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 // job.DispatchHint) with one update of its record, jobstore's Claim, where
 // handle reads the record and then compares-and-sets it: one MongoDB round
 // trip before the process starts instead of two. It reports false, having
-// changed nothing, when the job needs handle's path: no hint, an algorithm it
-// cannot resolve, more GPUs than this node has, or a record that is not
-// claimable (not queued, a gang, a webhook for the running event).
+// changed nothing, when the job needs handle's path: no hint (gangs and jobs
+// whose webhook wants the running event get none), an algorithm it cannot
+// resolve, more GPUs than this node has, or a record that is not queued
+// (canceled, finished, or a lost attempt to take over).
 func (a *Agent) handleClaimed(ctx context.Context, d queue.Delivery, dp *dispatch) bool {
 	name, version, ok := job.ParseDispatchHint(d.Payload)
 	if !ok {
