@@ -82,7 +82,9 @@ func (o *Options) defaults() {
 	}
 }
 
-var probeClient = &http.Client{Timeout: time.Second}
+// probeClient has no timeout of its own: each check bounds itself (1 s until
+// ready, CheckTimeout after).
+var probeClient = &http.Client{}
 
 // Replica is one supervised process of a function.
 type Replica struct {

@@ -222,7 +222,7 @@ func TestHealthChecksAfterReady(t *testing.T) {
 	t.Parallel()
 	health := t.TempDir()
 	b := start(t, testConfig(t), Options{Procs: procs.Options{
-		CheckPeriod: 50 * time.Millisecond, CheckTimeout: 300 * time.Millisecond, FailureThreshold: 2}})
+		CheckPeriod: 50 * time.Millisecond, CheckTimeout: 3 * time.Second, FailureThreshold: 2}})
 	name := fnName("health")
 	two := map[string]string{"com.openfaas.scale.min": "2"}
 	b.deploy(name, func(d *types.FunctionDeployment) {
@@ -283,8 +283,16 @@ func TestHealthChecksAfterReady(t *testing.T) {
 	setHealth(c, "")
 	eventually(t, 5*time.Second, "both replicas back", func() bool { return available() == 2 && len(seen(10)) == 2 })
 
+	// A check answered within CheckTimeout passes, however slowly: 1.5 s
+	// answers for longer than two checks leave the replica serving.
+	setHealth(a, "slow")
+	time.Sleep(4 * time.Second)
+	if pids := seen(10); available() != 2 || syscall.Kill(a, 0) != nil || !pids[a] {
+		t.Fatalf("a replica answering its checks in 1.5 s (timeout 3 s) was taken out: available %d, pids %v", available(), pids)
+	}
+
 	setHealth(a, "hang")
-	eventually(t, 10*time.Second, "the hung replica killed", func() bool { return syscall.Kill(a, 0) == syscall.ESRCH })
+	eventually(t, 15*time.Second, "the hung replica killed", func() bool { return syscall.Kill(a, 0) == syscall.ESRCH })
 	eventually(t, 10*time.Second, "a new process in its place", func() bool {
 		pids := seen(10)
 		return available() == 2 && len(pids) == 2 && pids[c] && !pids[a]

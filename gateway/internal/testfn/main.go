@@ -4,7 +4,8 @@
 //
 //	/_/health          200, or 503 when TESTFN_UNHEALTHY=1; with TESTFN_HEALTH_DIR
 //	                   set, the file <dir>/<pid> decides: "sick" 503, "hang" no
-//	                   answer until the request ends, missing or else 200
+//	                   answer until the request ends, "slow" 200 after 1.5 s,
+//	                   missing or else 200
 //	/crash             exits with status 3 (a crash)
 //	/sse?n=N           N server-sent events, 50ms apart, flushed one by one
 //	/sleep?ms=N        answers after N ms
@@ -74,6 +75,9 @@ func serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
 		case mode == "hang":
 			<-r.Context().Done()
+		case mode == "slow":
+			time.Sleep(1500 * time.Millisecond)
+			fmt.Fprintln(w, "ok")
 		default:
 			fmt.Fprintln(w, "ok")
 		}
