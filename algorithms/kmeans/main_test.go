@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigw/aigw/algorithms/internal/algotest"
 	"github.com/aigw/aigw/internal/algorithm"
 )
 
@@ -99,32 +99,7 @@ func TestRecoversThreeBlobs(t *testing.T) {
 	if math.Abs(sum-res.Inertia) > 1e-9*sum {
 		t.Errorf("inertia %v, recomputed %v", res.Inertia, sum)
 	}
-	checkProgress(t, stderr)
-}
-
-// checkProgress checks that every stderr line is a progress event with a
-// progress in [0, 1] and that the last one says 1.
-func checkProgress(t *testing.T, stderr string) {
-	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(stderr))
-	lines, last := 0, -1.0
-	for sc.Scan() {
-		var ev struct {
-			Progress *float64 `json:"progress"`
-			Message  string   `json:"message"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.Progress == nil || ev.Message == "" {
-			t.Fatalf("stderr line %q is not a progress event", sc.Text())
-		}
-		if *ev.Progress < 0 || *ev.Progress > 1 {
-			t.Fatalf("progress %v out of range", *ev.Progress)
-		}
-		lines++
-		last = *ev.Progress
-	}
-	if lines < 2 || last != 1 {
-		t.Fatalf("%d progress lines, last %v:\n%s", lines, last, stderr)
-	}
+	algotest.CheckProgress(t, stderr)
 }
 
 func TestDeterministicWithSeed(t *testing.T) {

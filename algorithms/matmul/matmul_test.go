@@ -4,7 +4,6 @@
 package matmul_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigw/aigw/algorithms/internal/algotest"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/testenv"
 )
@@ -106,7 +106,7 @@ func runOK(t *testing.T, input string) (output, string) {
 	if out.BatchChecksums != nil {
 		t.Fatalf("stdout carries batch_checksums: %s", stdout)
 	}
-	checkProgress(t, stderr)
+	algotest.CheckProgress(t, stderr)
 
 	// The artifact: the output plus a checksum per matrix, summing to the checksum.
 	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
@@ -129,29 +129,6 @@ func runOK(t *testing.T, input string) (output, string) {
 		t.Errorf("artifact %+v differs from output %+v", art, out)
 	}
 	return out, stderr
-}
-
-// checkProgress checks that stderr is progress events only, ending at 1.
-func checkProgress(t *testing.T, stderr string) {
-	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(stderr))
-	n, last := 0, -1.0
-	for sc.Scan() {
-		var ev struct {
-			Progress *float64 `json:"progress"`
-			Message  string   `json:"message"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.Progress == nil || ev.Message == "" {
-			t.Fatalf("stderr line %q is not a progress event", sc.Text())
-		}
-		if *ev.Progress < 0 || *ev.Progress > 1 {
-			t.Fatalf("progress %v out of range", *ev.Progress)
-		}
-		n, last = n+1, *ev.Progress
-	}
-	if n < 2 || last != 1 {
-		t.Fatalf("%d progress lines, the last at %v:\n%s", n, last, stderr)
-	}
 }
 
 func TestMatmulCPU(t *testing.T) {
