@@ -21,6 +21,7 @@ import (
 
 	"github.com/aigw/aigw/functions/auth"
 	"github.com/aigw/aigw/functions/auth/clients"
+	"github.com/aigw/aigw/internal/logging"
 )
 
 var version = "dev"
@@ -28,7 +29,12 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", "auth", "version", version)
+	log, err := logging.New(os.Stderr, os.Getenv, "auth", version)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "auth:", err)
+		stop()
+		os.Exit(2)
+	}
 	if err := run(ctx, log, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		log.Error("auth failed", "err", err)
 		stop()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aigw/aigw/functions/orchestrator"
 	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/logging"
 )
 
 var version = "dev"
@@ -21,7 +22,11 @@ func main() {
 		fmt.Println(version)
 		return
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", "orchestrator", "version", version)
+	log, err := logging.New(os.Stderr, os.Getenv, "orchestrator", version)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orchestrator:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {

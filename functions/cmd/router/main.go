@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/aigw/aigw/functions/router"
+	"github.com/aigw/aigw/internal/logging"
 )
 
 var version = "dev"
@@ -23,7 +24,12 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", "router", "version", version)
+	log, err := logging.New(os.Stderr, os.Getenv, "router", version)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "router:", err)
+		stop()
+		os.Exit(2)
+	}
 	if err := run(ctx, log, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		log.Error("router failed", "err", err)
 		stop()
