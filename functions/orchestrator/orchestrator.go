@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,9 +36,12 @@ type Deps struct {
 	Webhook      webhook.Config
 	ReaperGrace  time.Duration
 	ReconcileAge time.Duration
-	// LockTTL bounds one tick and is the TTL of its lock (default 2m).
-	LockTTL time.Duration
-	// LockKey is the tick lock's Redis key (default LockKey; tests isolate theirs).
+	// TickTimeout bounds one tick (default 2m).
+	TickTimeout time.Duration
+	// LeaseTTL is the TTL of the tick's lease, renewed every LeaseTTL/3 while
+	// a tick works (default 10s): a holder that died blocks ticks this long.
+	LeaseTTL time.Duration
+	// LockKey is the tick lease's Redis key (default LockKey; tests isolate theirs).
 	LockKey string
 	// Queue configures the job queue; it must match the router's and workers' (shards).
 	Queue queue.Config
@@ -56,6 +60,8 @@ type Service struct {
 	verifier   *auth.Verifier
 	adminToken string
 	log        *slog.Logger
+	// ticking counts the RunTicker loops, which Open's close waits for.
+	ticking sync.WaitGroup
 }
 
 // New builds a Service on open connections and creates its indexes.
@@ -69,8 +75,11 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if d.LockKey == "" {
 		d.LockKey = LockKey
 	}
-	if d.LockTTL <= 0 {
-		d.LockTTL = 2 * time.Minute
+	if d.TickTimeout <= 0 {
+		d.TickTimeout = 2 * time.Minute
+	}
+	if d.LeaseTTL <= 0 {
+		d.LeaseTTL = 10 * time.Second
 	}
 	jobs, err := jobstore.New(ctx, d.DB, jobstore.Options{})
 	if err != nil {
@@ -97,7 +106,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		adminToken: d.AdminToken, log: d.Log,
 	}
 	s.ticker = &Ticker{
-		lock:      lock{rdb: d.Redis, key: d.LockKey, ttl: d.LockTTL},
+		lease:     lease{rdb: d.Redis, key: d.LockKey, ttl: d.LeaseTTL},
+		timeout:   d.TickTimeout,
 		jobs:      jobs,
 		deliverer: webhook.NewDeliverer(hooks, d.Webhook),
 		reaper: &Reaper{scan: jobScanner{jobs: d.DB.Collection("jobs")}, Jobs: jobs, Events: ev,
@@ -132,7 +142,7 @@ func (s *Service) Handler() http.Handler {
 
 	api := http.NewServeMux()
 	route := func(pattern, scope string, h web.HandlerFunc) {
-		api.Handle(pattern, auth.Require(scope)(web.Handle(s.log, h)))
+		api.Handle(pattern, auth.Require(scope)(handle(s.log, h)))
 	}
 	route("GET /v1/pipelines", auth.ScopeJobsRead, s.handleListPipelines)
 	route("GET /v1/pipelines/{name}", auth.ScopeJobsRead, s.handleGetPipeline)
@@ -159,11 +169,17 @@ func (s *Service) ready(ctx context.Context) error {
 // Tick runs the periodic work once (see Ticker.Tick).
 func (s *Service) Tick(ctx context.Context) (Summary, error) { return s.ticker.Tick(ctx) }
 
-// RunTicker ticks every interval until ctx ends.
-func (s *Service) RunTicker(ctx context.Context, interval time.Duration) { s.ticker.Run(ctx, interval) }
+// RunTicker ticks every interval until ctx ends; a tick in progress then
+// stops and releases its lease.
+func (s *Service) RunTicker(ctx context.Context, interval time.Duration) {
+	s.ticking.Add(1)
+	defer s.ticking.Done()
+	s.ticker.Run(ctx, interval)
+}
 
 // Open connects to MongoDB and Redis as cfg says and builds the Service; close
-// releases the connections.
+// waits for the RunTicker loops to end (their context must be done: a tick
+// ended by shutdown releases its lease first), then releases the connections.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, close func(), err error) {
 	v, err := auth.NewVerifier(auth.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
 	if err != nil {
@@ -178,7 +194,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 		_ = mc.Disconnect(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
-	close = func() {
+	closeConns := func() {
 		_ = rdb.Close()
 		_ = mc.Disconnect(context.Background())
 	}
@@ -188,8 +204,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Log: log,
 	})
 	if err != nil {
-		close()
+		closeConns()
 		return nil, nil, err
 	}
-	return svc, close, nil
+	return svc, func() {
+		svc.ticking.Wait()
+		closeConns()
+	}, nil
 }

@@ -163,16 +163,18 @@ func TestTickNeedsAdminTokenAndTakesTheLock(t *testing.T) {
 	if s.Skipped || s.DurationMS < 0 {
 		t.Fatalf("summary = %+v", s)
 	}
-	// Another replica holds the lock: this tick is skipped, not run twice.
-	release, ok, err := b.svc.ticker.lock.acquire(b.ctx)
+	// Another replica holds the lease: this tick is skipped, not run twice.
+	held, ok, err := b.svc.ticker.lease.acquire(b.ctx)
 	if err != nil || !ok {
-		t.Fatalf("acquire the lock: %v %v", ok, err)
+		t.Fatalf("acquire the lease: %v %v", ok, err)
 	}
 	var skipped Summary
 	if code := b.call(t, http.MethodPost, "/tick", adminToken, "", &skipped); code != http.StatusOK || !skipped.Skipped {
 		t.Fatalf("tick under a held lock = %d %+v", code, skipped)
 	}
-	release()
+	if err := held.release(b.ctx); err != nil {
+		t.Fatal(err)
+	}
 	b.tick(t)
 
 	var wg sync.WaitGroup

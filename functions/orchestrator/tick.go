@@ -2,58 +2,21 @@ package orchestrator
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/webhook"
 )
 
-// LockKey is the Redis key of the tick lock.
+// LockKey is the Redis key of the tick lease.
 const LockKey = "aigw:{orchestrator}:tick"
-
-// lock is a Redis lock with a TTL: SET NX PX to take, compare-and-delete to
-// release, so a holder whose TTL lapsed never frees another's lock.
-type lock struct {
-	rdb redis.UniversalClient
-	key string
-	ttl time.Duration
-}
-
-var unlockScript = redis.NewScript(`
--- KEYS[1]: the lock key; ARGV[1]: the holder's token. Returns 1 when released.
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
-return 0`)
-
-// acquire returns a release func, or ok=false when another holder has the lock.
-func (l lock) acquire(ctx context.Context) (release func(), ok bool, err error) {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	token := hex.EncodeToString(b[:])
-	ok, err = l.rdb.SetNX(ctx, l.key, token, l.ttl).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("tick lock: %w", err)
-	}
-	if !ok {
-		return nil, false, nil
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = unlockScript.Run(ctx, l.rdb, []string{l.key}, token).Err() // its TTL frees it anyway
-	}, true, nil
-}
 
 // Summary is the answer of POST /tick: what each part did.
 type Summary struct {
-	// Skipped: another tick (here or on another replica) holds the lock.
+	// Skipped: another tick (here or on another replica) holds the lease.
 	Skipped    bool                   `json:"skipped"`
 	Drain      webhook.DrainResult    `json:"webhook_drain"`
 	Deliver    webhook.DeliverResult  `json:"webhook_deliver"`
@@ -67,7 +30,9 @@ type Summary struct {
 
 // Ticker runs the periodic work.
 type Ticker struct {
-	lock       lock
+	lease lease
+	// timeout bounds one tick.
+	timeout    time.Duration
 	jobs       *jobstore.Store
 	deliverer  *webhook.Deliverer
 	reaper     *Reaper
@@ -76,11 +41,14 @@ type Ticker struct {
 	log        *slog.Logger
 }
 
-// Tick runs every part once under the tick lock, each bounded by the lock's TTL.
+// Tick runs every part once under the tick lease, bounded by timeout. The
+// lease is short and renewed while the tick works; a tick that loses it (taken
+// over after a renewal failed for a whole lease) stops, and its parts report
+// the cause. The lease is released when the tick ends, also on shutdown.
 func (t *Ticker) Tick(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	var s Summary
-	release, ok, err := t.lock.acquire(ctx)
+	held, ok, err := t.lease.acquire(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -88,9 +56,21 @@ func (t *Ticker) Tick(ctx context.Context) (Summary, error) {
 		s.Skipped = true
 		return s, nil
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, t.lock.ttl-time.Second)
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
+	ctx, lose := context.WithCancelCause(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		held.keep(ctx, lose)
+	}()
+	defer func() {
+		lose(nil)
+		<-kept
+		if err := held.release(ctx); err != nil {
+			t.log.WarnContext(ctx, "tick lease not released; it expires by itself", "err", err, "ttl", t.lease.ttl)
+		}
+	}()
 	s.Errors = map[string]string{}
 	part := func(name string, err error) {
 		if err != nil {
@@ -109,6 +89,9 @@ func (t *Ticker) Tick(ctx context.Context) (Summary, error) {
 	part("webhook_drain", err)
 	s.Deliver, err = t.deliverer.Deliver(ctx)
 	part("webhook_deliver", err)
+	if cause := context.Cause(ctx); errors.Is(cause, errLeaseLost) {
+		s.Errors["lease"] = cause.Error() // the parts stopped where they were
+	}
 	if len(s.Errors) == 0 {
 		s.Errors = nil
 	}
