@@ -8,6 +8,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/aigw/aigw/functions/auth/clients"
+	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -103,6 +104,29 @@ func makeRevokeClientHandler(d Deps) web.HandlerFunc {
 		}
 		d.Log.InfoContext(r.Context(), "client revoked", "client_id", id)
 		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+// OperatorSubject is the sub claim of operator tokens.
+const OperatorSubject = "operator"
+
+// makeOperatorTokenHandler serves POST /admin/token: a short-lived access token
+// with the operator scopes (jwtauth.OperatorScopes), in jwtauth.OperatorTenant,
+// for the holder of the admin token. It is the only way to get those scopes:
+// no API client may hold them, so a tenant's credential never chooses what
+// runs on the workers.
+func makeOperatorTokenHandler(d Deps) web.HandlerFunc {
+	key := d.Keys[0]
+	return func(w http.ResponseWriter, r *http.Request) error {
+		resp, err := signToken(d, key, OperatorSubject, jwtauth.OperatorTenant, jwtauth.OperatorScopes())
+		if err != nil {
+			return err
+		}
+		d.Log.InfoContext(r.Context(), "operator token issued", "scope", resp.Scope, "kid", key.ID)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		web.WriteJSON(w, http.StatusOK, resp)
 		return nil
 	}
 }

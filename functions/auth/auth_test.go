@@ -375,7 +375,7 @@ func TestAdmin(t *testing.T) {
 	wantAPIError(t, r, 401, "unauthorized")
 
 	a := createClient(t, s, "acme", jwtauth.ScopeJobsRead)
-	b := createClient(t, s, "globex", jwtauth.ScopeAlgorithmsAdmin)
+	b := createClient(t, s, "globex", jwtauth.ScopeJobsWrite)
 
 	for name, body := range map[string]map[string]any{
 		"unknown scope": {"name": "x", "tenant": "acme", "scopes": []string{"jobs:delete"}},

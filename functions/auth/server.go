@@ -84,6 +84,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 		r.Method(http.MethodGet, "/clients", web.Handle(d.Log, makeListClientsHandler(d)))
 		r.Method(http.MethodGet, "/clients/{id}", web.Handle(d.Log, makeGetClientHandler(d)))
 		r.Method(http.MethodDelete, "/clients/{id}", web.Handle(d.Log, makeRevokeClientHandler(d)))
+		r.Method(http.MethodPost, "/token", web.Handle(d.Log, makeOperatorTokenHandler(d)))
 	})
 	return r, nil
 }

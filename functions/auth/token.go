@@ -77,39 +77,61 @@ func issueToken(d Deps, key jwtauth.Key, w http.ResponseWriter, r *http.Request)
 		return tokenResponse{}, invalidClient(fmt.Errorf("client %s: revoked at %v", c.ID, c.RevokedAt))
 	}
 
-	granted := c.Scopes
+	// A client stored before operator scopes were refused to clients may
+	// still list one: it is never granted (see jwtauth.OperatorScopes).
+	held := slices.DeleteFunc(slices.Clone(c.Scopes), jwtauth.OperatorScope)
+	if len(held) < len(c.Scopes) {
+		d.Log.WarnContext(ctx, "client lists an operator scope; not granted", "client_id", c.ID, "tenant", c.Tenant, "scopes", c.Scopes)
+	}
+	granted := held
 	if len(req.Scopes) > 0 {
 		granted = nil
 		for _, s := range req.Scopes {
-			if !slices.Contains(c.Scopes, s) {
+			if jwtauth.OperatorScope(s) {
 				return tokenResponse{}, &oauthError{Status: http.StatusBadRequest, Code: errInvalidScope,
-					Description: fmt.Sprintf("scope %q is not granted to this client (it has: %s)", s, strings.Join(c.Scopes, " "))}
+					Description: fmt.Sprintf("scope %q is an operator scope, never granted to an API client (operators use POST /admin/token)", s)}
+			}
+			if !slices.Contains(held, s) {
+				return tokenResponse{}, &oauthError{Status: http.StatusBadRequest, Code: errInvalidScope,
+					Description: fmt.Sprintf("scope %q is not granted to this client (it has: %s)", s, strings.Join(held, " "))}
 			}
 			if !slices.Contains(granted, s) {
 				granted = append(granted, s)
 			}
 		}
 	}
-	scope := strings.Join(granted, " ")
+	if len(granted) == 0 {
+		return tokenResponse{}, &oauthError{Status: http.StatusBadRequest, Code: errInvalidScope,
+			Description: fmt.Sprintf("this client holds no scope an API client may use (%s); ask an operator for a new client", strings.Join(jwtauth.ClientScopes(), ", "))}
+	}
+	resp, err := signToken(d, key, c.ID, c.Tenant, granted)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	d.Log.InfoContext(ctx, "token issued", "client_id", c.ID, "tenant", c.Tenant, "scope", resp.Scope, "kid", key.ID)
+	return resp, nil
+}
 
+// signToken signs an access token for subject in tenant with scopes.
+func signToken(d Deps, key jwtauth.Key, subject, tenant string, scopes []string) (tokenResponse, error) {
+	scope := strings.Join(scopes, " ")
 	now := d.Now().Truncate(time.Second)
 	token, err := jwtauth.Sign(key, &jwtauth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    d.Config.Issuer,
-			Subject:   c.ID,
+			Subject:   subject,
 			Audience:  jwt.ClaimStrings{d.Config.Audience},
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(d.Config.TokenTTL)),
 			ID:        rand.Text(),
 		},
-		Tenant: c.Tenant,
+		Tenant: tenant,
 		Scope:  scope,
 	})
 	if err != nil {
 		return tokenResponse{}, err
 	}
-	d.Log.InfoContext(ctx, "token issued", "client_id", c.ID, "tenant", c.Tenant, "scope", scope, "kid", key.ID)
 	return tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int(d.Config.TokenTTL / time.Second), Scope: scope}, nil
 }
 

@@ -16,23 +16,40 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Scopes a client may hold.
+// Scopes of access tokens.
 const (
 	// ScopeJobsWrite allows submitting, canceling and retrying jobs.
 	ScopeJobsWrite = "jobs:write"
 	// ScopeJobsRead allows reading jobs, their events and the catalog.
 	ScopeJobsRead = "jobs:read"
-	// ScopeAlgorithmsAdmin allows registering and updating algorithms.
+	// ScopeAlgorithmsAdmin allows registering and updating algorithms, that is
+	// choosing what runs on the workers. It is an operator scope: the auth
+	// function puts it only in operator tokens (POST /admin/token, which takes
+	// the admin token) and never grants it to an API client.
 	ScopeAlgorithmsAdmin = "algorithms:admin"
 )
+
+// OperatorTenant is the tenant claim of operator tokens. No API client can
+// belong to it (a client's tenant starts with a letter or digit).
+const OperatorTenant = "_operator"
 
 // Scopes returns every known scope.
 func Scopes() []string {
 	return []string{ScopeJobsWrite, ScopeJobsRead, ScopeAlgorithmsAdmin}
 }
 
+// ClientScopes returns the scopes an API client may hold: those of Scopes
+// that are not OperatorScopes.
+func ClientScopes() []string { return []string{ScopeJobsWrite, ScopeJobsRead} }
+
+// OperatorScopes returns the scopes only operator tokens carry.
+func OperatorScopes() []string { return []string{ScopeAlgorithmsAdmin} }
+
 // KnownScope reports whether s is one of Scopes.
 func KnownScope(s string) bool { return slices.Contains(Scopes(), s) }
+
+// OperatorScope reports whether s is one of OperatorScopes.
+func OperatorScope(s string) bool { return slices.Contains(OperatorScopes(), s) }
 
 var (
 	// ErrInvalidToken is matched by every error about the token itself.

@@ -78,12 +78,16 @@ func (s Spec) Normalize() (Spec, error) {
 		return s, &ValidationError{"tenant", fmt.Sprintf("%q must be 1-63 of a-z, 0-9, '_' and '-', starting with a letter or digit", s.Tenant)}
 	}
 	if len(s.Scopes) == 0 {
-		return s, &ValidationError{"scopes", fmt.Sprintf("name at least one of %s", strings.Join(jwtauth.Scopes(), ", "))}
+		return s, &ValidationError{"scopes", fmt.Sprintf("name at least one of %s", strings.Join(jwtauth.ClientScopes(), ", "))}
 	}
 	scopes := make([]string, 0, len(s.Scopes))
 	for _, sc := range s.Scopes {
-		if !jwtauth.KnownScope(sc) {
-			return s, &ValidationError{"scopes", fmt.Sprintf("unknown scope %q; known scopes are %s", sc, strings.Join(jwtauth.Scopes(), ", "))}
+		switch {
+		case jwtauth.OperatorScope(sc):
+			return s, &ValidationError{"scopes", fmt.Sprintf("%q is an operator scope and no API client may hold it: operators get it in a token from POST /admin/token with the admin token; a client may hold %s",
+				sc, strings.Join(jwtauth.ClientScopes(), ", "))}
+		case !jwtauth.KnownScope(sc):
+			return s, &ValidationError{"scopes", fmt.Sprintf("unknown scope %q; a client may hold %s", sc, strings.Join(jwtauth.ClientScopes(), ", "))}
 		}
 		scopes = append(scopes, sc)
 	}

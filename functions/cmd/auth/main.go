@@ -67,7 +67,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		fs.SetOutput(stderr)
 		name := fs.String("name", "", "client name")
 		tenant := fs.String("tenant", "", "tenant")
-		scopes := fs.String("scopes", "", "comma-separated scopes (jobs:write, jobs:read, algorithms:admin)")
+		scopes := fs.String("scopes", "", "comma-separated scopes (jobs:write, jobs:read; algorithms:admin is for operators only: POST /admin/token)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
