@@ -111,7 +111,7 @@ cmd_up() {
 	local demo="$STATE/demo.env"
 	if ! grep -qs '^AIGW_CLIENT_SECRET=' "$demo"; then
 		AIGW_MONGO_URI="$AIGW_MONGO_URI" "$BIN/auth" create-client -name demo -tenant demo \
-			-scopes jobs:read,jobs:write,algorithms:admin >"$STATE/demo-client.env"
+			-scopes jobs:read,jobs:write >"$STATE/demo-client.env"
 	fi
 	[[ -s "$STATE/demo-client.env" ]] || die "no demo client in .aigw/demo-client.env; run make down && make up"
 	{

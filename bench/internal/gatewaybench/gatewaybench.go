@@ -438,9 +438,9 @@ func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(
 		return nil, cl.run, fmt.Errorf("direct router: %w\n%s", err, b)
 	}
 
-	// A client with every scope, and its token.
+	// A client with every client scope, and its token.
 	cc := exec.CommandContext(ctx, filepath.Join(bin, "auth"), "create-client", "-name", "bench", "-tenant", "bench",
-		"-scopes", "jobs:read,jobs:write,algorithms:admin")
+		"-scopes", "jobs:read,jobs:write")
 	cc.Env = append(os.Environ(), "AIGW_MONGO_URI="+cfg.MongoURI, "AIGW_MONGO_DB="+db)
 	var stderr bytes.Buffer
 	cc.Stderr = &stderr
@@ -468,7 +468,16 @@ func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(
 	}
 	def.Pool = pool
 	api := g.url + "/function/router"
-	if _, err := call(ctx, http.MethodPut, api+"/v1/algorithms/echo", hdr, def, nil, http.StatusCreated, http.StatusOK); err != nil {
+	// Registering is an operator action: an operator token from the admin token.
+	var op struct {
+		AccessToken string `json:"access_token"`
+	}
+	if _, err := call(ctx, http.MethodPost, g.url+"/function/auth/admin/token", http.Header{"Authorization": {"Bearer " + secretValues["aigw-admin-token"]}},
+		nil, &op, http.StatusOK); err != nil {
+		return nil, cl.run, fmt.Errorf("operator token: %w", err)
+	}
+	opHdr := http.Header{"Authorization": {"Bearer " + op.AccessToken}}
+	if _, err := call(ctx, http.MethodPut, api+"/v1/algorithms/echo", opHdr, def, nil, http.StatusCreated, http.StatusOK); err != nil {
 		return nil, cl.run, fmt.Errorf("registering echo: %w", err)
 	}
 	var job struct {
