@@ -16,9 +16,22 @@ import (
 	"github.com/aigw/aigw/internal/web"
 )
 
+// retryAfter is the Retry-After of a 503: about the time a MongoDB election or a
+// Redis failover takes.
+const retryAfter = 5 * time.Second
+
+// handle is web.Handle with the errors of the stores translated by apiError
+// first: every route of the function answers through it, so an outage is a 503
+// with Retry-After wherever it happens.
+func handle(log *slog.Logger, h web.HandlerFunc) http.Handler {
+	return web.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return apiError(h(w, r))
+	})
+}
+
 // requireAdmin lets a request through only with `Authorization: Bearer <admin token>`.
 func requireAdmin(token string, log *slog.Logger, next web.HandlerFunc) http.Handler {
-	return web.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-admin"`)
@@ -31,7 +44,7 @@ func requireAdmin(token string, log *slog.Logger, next web.HandlerFunc) http.Han
 func (s *Service) handleTick(w http.ResponseWriter, r *http.Request) error {
 	sum, err := s.ticker.Tick(r.Context())
 	if err != nil {
-		return web.Unavailable(5*time.Second, err)
+		return web.Unavailable(retryAfter, err)
 	}
 	web.WriteJSON(w, http.StatusOK, sum)
 	return nil
@@ -71,15 +84,19 @@ func tenant(r *http.Request) (string, error) {
 	return c.Tenant, nil
 }
 
-// apiError turns store errors into API errors.
+// apiError turns store errors into API errors; an *web.Error passes as is, and
+// anything unknown is left to web.Handle (a logged 500).
 func apiError(err error) error {
+	var we *web.Error
 	switch {
+	case err == nil || errors.As(err, &we):
+		return err
 	case errors.Is(err, pipeline.ErrNotFound):
 		return web.NotFound("%v", err)
 	case errors.Is(err, pipeline.ErrFinished):
 		return web.Conflict("%v", err)
 	case errors.Is(err, jobstore.ErrUnavailable):
-		return web.Unavailable(5*time.Second, err)
+		return web.Unavailable(retryAfter, err)
 	}
 	return err
 }
@@ -128,7 +145,7 @@ func (s *Service) handleGetPipeline(w http.ResponseWriter, r *http.Request) erro
 	}
 	p, err := s.pipelines.Get(r.Context(), t, r.PathValue("name"))
 	if err != nil {
-		return apiError(err)
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, p)
 	return nil
@@ -164,7 +181,7 @@ func (s *Service) handleStartRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	run, err := s.engine.Start(r.Context(), t, r.PathValue("name"), body.Input)
 	if err != nil {
-		return apiError(err)
+		return err
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+run.ID)
 	web.WriteJSON(w, http.StatusCreated, run)
@@ -178,7 +195,7 @@ func (s *Service) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	run, err := s.pipelines.GetRun(r.Context(), t, r.PathValue("name"), r.PathValue("id"))
 	if err != nil {
-		return apiError(err)
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, run)
 	return nil
@@ -191,7 +208,7 @@ func (s *Service) handleCancelRun(w http.ResponseWriter, r *http.Request) error 
 	}
 	run, err := s.engine.Cancel(r.Context(), t, r.PathValue("name"), r.PathValue("id"))
 	if err != nil {
-		return apiError(err)
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, run)
 	return nil
