@@ -114,7 +114,7 @@ func (a *api) putAlgorithm(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
-		w.Header().Set("Location", a.PublicURL+"/v1/algorithms/"+stored.Name)
+		w.Header().Set("Location", a.location(r, "/v1/algorithms/"+stored.Name))
 	}
 	web.WriteJSON(w, status, stored)
 	return nil

@@ -92,8 +92,10 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	if v := getenv("AIGW_PUBLIC_URL"); v != "" {
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return c, fmt.Errorf("AIGW_PUBLIC_URL=%q: want an http(s) base URL such as https://api.example.com", v)
+		u, err := url.Parse(v)
+		absURL := err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == ""
+		if !absURL && !plainPath(v) {
+			return c, fmt.Errorf("AIGW_PUBLIC_URL=%q: want an http(s) base URL such as https://api.example.com/function/router, or a path such as /function/router", v)
 		}
 		c.PublicURL = strings.TrimSuffix(v, "/")
 	}

@@ -74,7 +74,7 @@ func (a *api) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", a.PublicURL+"/v1/jobs/"+j.ID)
+	w.Header().Set("Location", a.location(r, "/v1/jobs/"+j.ID))
 	if j.State.Terminal() {
 		web.WriteJSON(w, http.StatusOK, jobView{Job: j})
 		return nil
@@ -265,7 +265,7 @@ func (a *api) retryJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return finishedConflict(err, "retried", "failed or expired")
 	}
-	w.Header().Set("Location", a.PublicURL+"/v1/jobs/"+j.ID)
+	w.Header().Set("Location", a.location(r, "/v1/jobs/"+j.ID))
 	web.WriteJSON(w, http.StatusAccepted, jobView{Job: j})
 	return nil
 }

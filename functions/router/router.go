@@ -86,8 +86,10 @@ type Options struct {
 	// Heartbeat is the interval of the `: ping` comment on an idle event
 	// stream (default 15s).
 	Heartbeat time.Duration
-	// PublicURL is the API's external base URL (e.g. https://api.example.com),
-	// used for Location headers; empty: Location is a path.
+	// PublicURL is the API's external base, an http(s) URL (e.g.
+	// https://api.example.com/function/router) or an absolute path (e.g.
+	// /function/router), used for Location headers; empty: the request's
+	// X-Forwarded-Prefix, if any, followed by the path.
 	PublicURL string
 }
 

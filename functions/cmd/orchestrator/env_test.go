@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,6 +18,9 @@ import (
 // envRunMain makes the test binary run main instead of the tests, so a test
 // can start the function as a process.
 const envRunMain = "AIGW_TEST_RUN_MAIN"
+
+// envDefault matches stack.yml's ${VAR:-default} substitutions.
+var envDefault = regexp.MustCompile(`\$\{[A-Z0-9_]+:-([^}]*)\}`)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envRunMain) == "1" {
@@ -65,15 +69,24 @@ func TestStackEnvironmentIsRead(t *testing.T) {
 	if !ok || len(fn.Environment) == 0 {
 		t.Fatalf("stack.yml sets no environment for orchestrator")
 	}
+	// What the secrets would hold, so the config reader reads on to the end.
+	given := map[string]string{"AIGW_SECRETS_DIR": t.TempDir(), "AIGW_MONGO_URI": "mongodb://db/",
+		"AIGW_REDIS_ADDRS": "r:7001", "AIGW_ADMIN_TOKEN": "0123456789abcdef0123"}
 	read := map[string]bool{}
 	getenv := func(k string) string {
 		read[k] = true
-		return fn.Environment[k]
+		if v, ok := fn.Environment[k]; ok {
+			// As deployed with nothing exported: ${VAR:-default} is default.
+			return envDefault.ReplaceAllString(v, "$1")
+		}
+		return given[k]
 	}
 	if _, err := logging.New(&bytes.Buffer{}, getenv, "orchestrator", version); err != nil {
 		t.Errorf("stack.yml's %s: %v", logging.EnvLevel, err)
 	}
-	_, _ = orchestrator.ReadConfig(getenv)
+	if _, err := orchestrator.ReadConfig(getenv); err != nil {
+		t.Errorf("stack.yml's environment for orchestrator: %v", err)
+	}
 	for k := range fn.Environment {
 		if !read[k] {
 			t.Errorf("stack.yml sets %s for orchestrator, which orchestrator never reads", k)

@@ -1,6 +1,7 @@
 // Package proxy forwards /function/{name}/… to a function's ready replicas:
 // round-robin, another replica when one refuses the connection, X-Forwarded-*
-// headers, streaming responses passed through unbuffered, invocations counted.
+// headers (X-Forwarded-Prefix: /function/{name} among them), streaming
+// responses passed through unbuffered, invocations counted.
 package proxy
 
 import (
@@ -73,6 +74,10 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
+// HeaderForwardedPrefix tells a function the path under which the gateway
+// serves it (/function/{name}), as Traefik and Spring name it.
+const HeaderForwardedPrefix = "X-Forwarded-Prefix"
+
 type fnKey struct{}
 
 // New returns a proxy; timeout bounds each invocation, start to end of the response.
@@ -92,6 +97,9 @@ func New(fns Functions, timeout time.Duration, metrics *Metrics, log *slog.Logge
 			pr.Out.URL.Host = "replica" // the transport picks the replica
 			pr.Out.Host = ""
 			pr.SetXForwarded()
+			// The path the client used up to the function's own paths, so a
+			// function can write Location headers the client can follow.
+			pr.Out.Header.Set(HeaderForwardedPrefix, "/function/"+pr.In.PathValue("name"))
 		},
 		Transport:     roundTripper{p},
 		FlushInterval: 0, // event streams and unsized bodies still flush at once (httputil)
@@ -183,6 +191,7 @@ func (p *Proxy) Invoke(ctx context.Context, name string, req *http.Request) (*ht
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, fnKey{}, f), p.timeout)
 	out := req.Clone(ctx)
 	out.URL.Scheme, out.URL.Host, out.Host = "http", "replica", ""
+	out.Header.Set(HeaderForwardedPrefix, "/function/"+name)
 	res, err := roundTripper{p}.RoundTrip(out)
 	f.CountInvocation()
 	if err != nil {

@@ -103,6 +103,10 @@ func TestProviderAPI(t *testing.T) {
 	if echo.Header["X-Forwarded-For"] == nil || echo.Header["X-Forwarded-Host"] == nil || echo.Header["X-Forwarded-Proto"][0] != "http" {
 		t.Errorf("forwarded headers: %v", echo.Header)
 	}
+	// go-sdk called /function/<name>.openfaas-fn: the prefix is the path it used.
+	if p := echo.Header["X-Forwarded-Prefix"]; len(p) != 1 || p[0] != "/function/"+name+".openfaas-fn" {
+		t.Errorf("X-Forwarded-Prefix %q, want /function/%s.openfaas-fn", p, name)
+	}
 
 	// Logs: the line printed above, then a followed one.
 	msgs, err := b.client.GetLogs(ctx, name, "", false, 0, nil)
