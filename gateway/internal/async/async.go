@@ -29,6 +29,7 @@ import (
 
 	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/proxy"
+	"github.com/aigw/aigw/internal/stream"
 )
 
 // Invoker calls a function (proxy.Proxy).
@@ -119,6 +120,7 @@ type Queue struct {
 	fns    Functions
 	opts   Options
 	keys   Keys
+	group  stream.Group
 	log    *slog.Logger
 	client *http.Client
 
@@ -128,8 +130,10 @@ type Queue struct {
 // New returns a queue; call Init before serving and Run to process calls.
 func New(rdb redis.UniversalClient, inv Invoker, fns Functions, opts Options) *Queue {
 	opts.defaults()
+	keys := KeysFor(opts.Tag)
 	return &Queue{
-		rdb: rdb, inv: inv, fns: fns, opts: opts, keys: KeysFor(opts.Tag), log: opts.Logger,
+		rdb: rdb, inv: inv, fns: fns, opts: opts, keys: keys, log: opts.Logger,
+		group:  stream.Group{Stream: keys.Stream, Name: opts.Group},
 		client: &http.Client{Timeout: 30 * time.Second},
 	}
 }
@@ -137,11 +141,11 @@ func New(rdb redis.UniversalClient, inv Invoker, fns Functions, opts Options) *Q
 // Keys returns the queue's Redis keys.
 func (q *Queue) Keys() Keys { return q.keys }
 
-// Init creates the stream and the consumer group if they do not exist.
+// Init creates the stream and the consumer group if they do not exist. (Run
+// creates them again whenever the stream is lost, e.g. in a failover.)
 func (q *Queue) Init(ctx context.Context) error {
-	err := q.rdb.XGroupCreateMkStream(ctx, q.keys.Stream, q.opts.Group, "0").Err()
-	if err != nil && err.Error() != "BUSYGROUP Consumer Group name already exists" {
-		return fmt.Errorf("async: creating consumer group on %s: %w", q.keys.Stream, err)
+	if err := q.group.Create(ctx, q.rdb); err != nil {
+		return fmt.Errorf("async: %w", err)
 	}
 	return nil
 }
@@ -243,21 +247,16 @@ func (q *Queue) Run(ctx context.Context) {
 
 func (q *Queue) readNew(ctx context.Context) {
 	for ctx.Err() == nil {
-		res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: q.opts.Group, Consumer: q.opts.Consumer, Streams: []string{q.keys.Stream, ">"},
-			Count: 1, Block: 2 * time.Second,
-		}).Result()
+		msgs, err := q.group.Read(ctx, q.rdb, q.opts.Consumer, ">", 1, 2*time.Second)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, redis.Nil) {
+			if ctx.Err() == nil {
 				q.log.Warn("async: reading calls", "err", err)
 				sleep(ctx, time.Second)
 			}
 			continue
 		}
-		for _, s := range res {
-			for _, m := range s.Messages {
-				q.process(ctx, m)
-			}
+		for _, m := range msgs {
+			q.process(ctx, m)
 		}
 	}
 }
@@ -280,16 +279,14 @@ func (q *Queue) reclaim(ctx context.Context, sem chan struct{}, wg *sync.WaitGro
 		})
 	}
 	for start := "0"; ctx.Err() == nil; {
-		res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: q.opts.Group, Consumer: q.opts.Consumer, Streams: []string{q.keys.Stream, start}, Count: 100,
-		}).Result()
-		if err != nil || len(res) == 0 || len(res[0].Messages) == 0 {
-			if err != nil && ctx.Err() == nil && !errors.Is(err, redis.Nil) {
+		msgs, err := q.group.Read(ctx, q.rdb, q.opts.Consumer, start, 100, 0)
+		if err != nil || len(msgs) == 0 {
+			if err != nil && ctx.Err() == nil {
 				q.log.Warn("async: reading own pending calls", "err", err)
 			}
 			break
 		}
-		for _, m := range res[0].Messages {
+		for _, m := range msgs {
 			dispatch(m)
 			start = m.ID
 		}
@@ -298,10 +295,7 @@ func (q *Queue) reclaim(ctx context.Context, sem chan struct{}, wg *sync.WaitGro
 	for ctx.Err() == nil {
 		sleep(ctx, period)
 		for start := "0-0"; ctx.Err() == nil; {
-			msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-				Stream: q.keys.Stream, Group: q.opts.Group, Consumer: q.opts.Consumer,
-				MinIdle: q.opts.ClaimIdle, Start: start, Count: 100,
-			}).Result()
+			msgs, next, err := q.group.Reclaim(ctx, q.rdb, q.opts.Consumer, q.opts.ClaimIdle, start, 100)
 			if err != nil {
 				if ctx.Err() == nil {
 					q.log.Warn("async: reclaiming calls", "err", err)

@@ -194,3 +194,50 @@ func withConsumer(cfg config.Config, name string) config.Config {
 	cfg.AsyncConsumer = name
 	return cfg
 }
+
+// TestAsyncRecoversLostStream: the calls stream deleted under a running gateway
+// (a failover that lost the master's last writes) comes back with its consumer
+// group, so a call accepted afterwards is processed and called back, once.
+func TestAsyncRecoversLostStream(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	cfg := testConfig(t)
+	cfg.RedisAddrs = testenv.RedisAddrs(t)
+	opts, tag := asyncConfig(t)
+	b := start(t, cfg, opts())
+	cb := newCallbacks(t)
+	name := fnName("lost")
+	b.deploy(name, nil)
+
+	call := func() string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, b.url+"/async-function/"+name, strings.NewReader("x"))
+		req.Header.Set("X-Callback-Url", cb.srv.URL)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("async call: %d, want 202", res.StatusCode)
+		}
+		return res.Header.Get("X-Call-Id")
+	}
+	first := call()
+	eventually(t, 10*time.Second, "callback before the loss", func() bool { n, _, _ := cb.count(first); return n == 1 })
+
+	stream := async.KeysFor(tag).Stream
+	if err := rdb.Del(t.Context(), stream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	after := call()
+	eventually(t, 15*time.Second, "callback of a call accepted after the stream was lost", func() bool { n, _, _ := cb.count(after); return n >= 1 })
+	time.Sleep(1500 * time.Millisecond) // more than ClaimIdle: no second delivery
+	if n, h, _ := cb.count(after); n != 1 || h.Get("X-Function-Status") != "200" {
+		t.Errorf("callbacks for %s: %d (status %s), want exactly 1 with 200", after, n, h.Get("X-Function-Status"))
+	}
+	pending, err := rdb.XPending(t.Context(), stream, "aigw-gateway").Result()
+	if err != nil || pending.Count != 0 {
+		t.Errorf("pending after delivery: %+v %v", pending, err)
+	}
+}
