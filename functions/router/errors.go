@@ -51,6 +51,8 @@ func apiError(err error) error {
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_input", Message: msg, Err: err}
 	case errors.Is(err, submit.ErrUnknownAlgorithm), errors.Is(err, algorithm.ErrNotFound):
 		return &web.Error{Status: http.StatusNotFound, Code: "not_found", Message: clientMessage(err), Err: err}
+	case errors.Is(err, submit.ErrIdempotencyKeyReused):
+		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: clientMessage(err), Err: err}
 	case errors.Is(err, algorithm.ErrInvalid):
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_definition", Message: clientMessage(err), Err: err}
 	case errors.Is(err, submit.ErrInvalid), errors.Is(err, jobstore.ErrInvalid):

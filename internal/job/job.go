@@ -88,6 +88,10 @@ type Job struct {
 	Worker         string   `json:"worker,omitempty" bson:"worker,omitempty"`
 	IdempotencyKey string   `json:"idempotency_key,omitempty" bson:"idempotency_key,omitempty"`
 	Webhook        *Webhook `json:"webhook,omitempty" bson:"webhook,omitempty"`
+	// IdempotencyFingerprint digests the submit that took IdempotencyKey
+	// (algorithm, asked-for version, canonical body), so a reuse of the key
+	// for another request is told apart from a repeat; not shown by the API.
+	IdempotencyFingerprint string `json:"-" bson:"idempotency_fingerprint,omitempty"`
 
 	// Artifacts are the files the last attempt wrote to $AIGW_OUTPUT_DIR.
 	Artifacts []Artifact `json:"artifacts,omitempty" bson:"artifacts,omitempty"`

@@ -46,6 +46,9 @@ var (
 	ErrUnknownAlgorithm = errors.New("unknown algorithm")
 	// ErrInvalid: a bad policy, webhook or request field; the message says which.
 	ErrInvalid = errors.New("invalid job request")
+	// ErrIdempotencyKeyReused: the idempotency key was first used for a
+	// different request (algorithm, version or body); the message names the key.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused")
 )
 
 // InputError is a job input that breaks the algorithm's input schema. Path is
@@ -145,9 +148,11 @@ func New(cfg Config) *Service {
 
 // Submit records a new queued job and enqueues it. With an idempotency key, a
 // repeated submit of the tenant returns the existing job and created=false
-// (re-enqueued when it is still queued, which is idempotent per job id).
+// (re-enqueued when it is still queued, which is idempotent per job id); the
+// key reused for a different request is ErrIdempotencyKeyReused.
 //
-// Errors: ErrUnknownAlgorithm, *InputError, ErrInvalid, and
+// Errors: ErrUnknownAlgorithm, *InputError, ErrInvalid,
+// ErrIdempotencyKeyReused, and
 // jobstore.ErrUnavailable or a Redis error when a backing server fails before
 // the job is recorded.
 func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, error) {
@@ -180,9 +185,19 @@ func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, erro
 	if err := s.validateInput(def, req.Input); err != nil {
 		return nil, false, err
 	}
+	if req.IdempotencyKey != "" {
+		if j.IdempotencyFingerprint, err = fingerprint(req); err != nil {
+			return nil, false, err
+		}
+	}
 	out, created, err := s.cfg.Jobs.Create(ctx, j)
 	if err != nil {
 		return nil, false, err
+	}
+	// Records from before fingerprints have none: they keep matching any repeat.
+	if !created && out.IdempotencyFingerprint != "" && out.IdempotencyFingerprint != j.IdempotencyFingerprint {
+		return nil, false, fmt.Errorf("%w: Idempotency-Key %q was first used for a different request (algorithm, version or body) in job %s; send a new key for a new request",
+			ErrIdempotencyKeyReused, req.IdempotencyKey, out.ID)
 	}
 	if !created && out.State != job.Queued {
 		return out, false, nil
