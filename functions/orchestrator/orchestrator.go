@@ -96,7 +96,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	algos := algorithm.NewStore(d.DB)
 	q := queue.New(d.Redis, d.Queue)
 	ev := events.New(d.Redis, events.Config{})
-	sub := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: d.Log})
+	sub := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: d.Log, Webhooks: d.Webhook.Guard})
 	if d.Webhook.Log == nil {
 		d.Webhook.Log = d.Log
 	}
@@ -110,9 +110,9 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		timeout:   d.TickTimeout,
 		jobs:      jobs,
 		deliverer: webhook.NewDeliverer(hooks, d.Webhook),
-		reaper: &Reaper{scan: jobScanner{jobs: d.DB.Collection("jobs")}, Jobs: jobs, Events: ev,
-			Workers: registry.New(d.Redis), Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log},
-		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log},
+		reaper: &Reaper{Scan: jobs, Jobs: jobs, Events: ev,
+			Workers: registry.New(d.Redis), Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log, cursors: &cursors{}},
+		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log, cursors: &cursors{}},
 		pipelines:  s.engine,
 		log:        d.Log,
 	}
@@ -200,7 +200,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 	}
 	svc, err = New(ctx, Deps{
 		DB: mc.Database(cfg.MongoDB), Redis: rdb, Verifier: v, AdminToken: cfg.AdminToken,
-		Webhook:     webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge},
+		Webhook: webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge,
+			Guard: webhook.NewGuard(cfg.WebhookAllowedNets)},
 		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Log: log,
 	})
 	if err != nil {

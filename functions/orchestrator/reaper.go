@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,44 +9,17 @@ import (
 	"slices"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/registry"
 )
 
-// scanLimit bounds the jobs one pass of the reaper or reconciler looks at.
-const scanLimit = 500
-
-// jobScanner finds the jobs the reaper looks at. jobstore has no cross-tenant
-// query by state or expiry, so these read its collection directly, with
-// filters its state_id index serves.
-type jobScanner struct{ jobs *mongo.Collection }
-
-func (s jobScanner) find(ctx context.Context, filter bson.D) ([]job.Job, error) {
-	cur, err := s.jobs.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(scanLimit))
-	if err != nil {
-		return nil, fmt.Errorf("scan jobs: %w", err)
-	}
-	var out []job.Job
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("scan jobs: %w", err)
-	}
-	return out, nil
-}
-
-// expired: queued jobs whose TTL has passed.
-func (s jobScanner) expired(ctx context.Context, now time.Time) ([]job.Job, error) {
-	return s.find(ctx, bson.D{{Key: "state", Value: job.Queued}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: now}}}})
-}
-
-// running: every running job.
-func (s jobScanner) running(ctx context.Context) ([]job.Job, error) {
-	return s.find(ctx, bson.D{{Key: "state", Value: job.Running}})
+// JobScanner finds the jobs the reaper looks at, a pool at a time
+// (implemented by *jobstore.Store).
+type JobScanner interface {
+	PoolScanner
+	ExpiredInPool(ctx context.Context, pool string, t time.Time, limit int) ([]job.Job, error)
 }
 
 // Transitioner is the part of the job store the reaper changes jobs with.
@@ -72,7 +46,7 @@ type AlgorithmGetter interface {
 // expired; running jobs past their execution timeout plus Grace that no live
 // worker holds become failed with code "lost".
 type Reaper struct {
-	scan       jobScanner // set by New
+	Scan       JobScanner
 	Jobs       Transitioner
 	Events     StatePublisher
 	Workers    WorkerLister
@@ -80,6 +54,8 @@ type Reaper struct {
 	Grace      time.Duration
 	Now        func() time.Time
 	Log        *slog.Logger
+
+	cursors *cursors // of running jobs, per pool; set by New
 }
 
 // ReapResult counts what one Reap did.
@@ -90,20 +66,47 @@ type ReapResult struct {
 	Raced int `json:"raced"`
 }
 
-// Reap makes one pass.
+// Reap makes one pass over every pool with queued or running jobs: up to
+// pageSize of its expired queued jobs, and a page of up to pageSize of its
+// running jobs after where its last pass stopped. A pool that fails does not
+// stop the others; the first error is returned.
 func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 	var res ReapResult
 	now := r.Now().UTC()
-	queued, err := r.scan.expired(ctx, now)
+	var first error
+	queued, err := r.Scan.Pools(ctx, job.Queued)
 	if err != nil {
 		return res, err
+	}
+	for _, pool := range queued {
+		if err := r.expire(ctx, pool, now, &res); err != nil {
+			first = cmp.Or(first, fmt.Errorf("pool %s: %w", pool, err))
+		}
+	}
+	running, err := r.Scan.Pools(ctx, job.Running)
+	if err != nil {
+		return res, cmp.Or(first, err)
+	}
+	for _, pool := range running {
+		if err := r.reapRunning(ctx, pool, now, &res); err != nil {
+			first = cmp.Or(first, fmt.Errorf("pool %s: %w", pool, err))
+		}
+	}
+	return res, first
+}
+
+// expire ends the pool's queued jobs whose TTL has passed.
+func (r *Reaper) expire(ctx context.Context, pool string, now time.Time, res *ReapResult) error {
+	queued, err := r.Scan.ExpiredInPool(ctx, pool, now, pageSize)
+	if err != nil {
+		return err
 	}
 	for i := range queued {
 		j := &queued[i]
 		won, err := r.end(ctx, j, job.Queued, job.Expired, &job.Error{Code: "expired",
 			Message: fmt.Sprintf("no worker started the job before it expired at %s", j.ExpiresAt.UTC().Format(time.RFC3339))})
 		if err != nil {
-			return res, err
+			return err
 		}
 		if won {
 			res.Expired++
@@ -111,11 +114,18 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 			res.Raced++
 		}
 	}
-	running, err := r.scan.running(ctx)
+	return nil
+}
+
+// reapRunning fails the jobs of a page of the pool's running jobs that ran
+// past their timeout and that no live worker holds.
+func (r *Reaper) reapRunning(ctx context.Context, pool string, now time.Time, res *ReapResult) error {
+	running, err := r.Scan.PoolPage(ctx, pool, job.Running, r.cursors.next(pool), time.Time{}, pageSize)
 	if err != nil {
-		return res, err
+		return err
 	}
-	live := map[string][]registry.Worker{}
+	var workers []registry.Worker
+	listed := false
 	for i := range running {
 		j := &running[i]
 		if j.StartedAt == nil {
@@ -123,17 +133,16 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 		}
 		timeout, err := r.timeout(ctx, j)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if now.Before(j.StartedAt.Add(timeout + r.Grace)) {
 			continue
 		}
-		workers, ok := live[j.Pool]
-		if !ok {
-			if workers, err = r.Workers.Workers(ctx, j.Pool); err != nil {
-				return res, err
+		if !listed {
+			if workers, err = r.Workers.Workers(ctx, pool); err != nil {
+				return err
 			}
-			live[j.Pool] = workers
+			listed = true
 		}
 		if held(workers, j.ID) {
 			continue
@@ -141,7 +150,7 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 		won, err := r.end(ctx, j, job.Running, job.Failed, &job.Error{Code: "lost",
 			Message: fmt.Sprintf("the job ran past its timeout of %s and no live worker holds it", timeout)})
 		if err != nil {
-			return res, err
+			return err
 		}
 		if won {
 			res.Lost++
@@ -149,7 +158,12 @@ func (r *Reaper) Reap(ctx context.Context) (ReapResult, error) {
 			res.Raced++
 		}
 	}
-	return res, nil
+	last := ""
+	if len(running) > 0 {
+		last = running[len(running)-1].ID
+	}
+	r.cursors.advance(pool, last, len(running))
+	return nil
 }
 
 // timeout is the job's execution timeout, else its algorithm's, else the default.

@@ -1,7 +1,9 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,9 +11,15 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 )
 
+// PoolScanner pages through a pool's jobs in one state (implemented by *jobstore.Store).
+type PoolScanner interface {
+	Pools(ctx context.Context, st job.State) ([]string, error)
+	PoolPage(ctx context.Context, pool string, st job.State, after string, before time.Time, limit int) ([]job.Job, error)
+}
+
 // QueuedLister lists queued jobs (implemented by *jobstore.Store).
 type QueuedLister interface {
-	ListQueuedBefore(ctx context.Context, t time.Time, limit int) ([]job.Job, error)
+	PoolScanner
 	GetByID(ctx context.Context, id string) (*job.Job, error)
 }
 
@@ -32,6 +40,8 @@ type Reconciler struct {
 	Age time.Duration
 	Now func() time.Time
 	Log *slog.Logger
+
+	cursors *cursors // per pool; set by New
 }
 
 // ReconcileResult counts what one Reconcile did.
@@ -40,19 +50,42 @@ type ReconcileResult struct {
 	Enqueued int `json:"enqueued"`
 }
 
-// Reconcile makes one pass over up to scanLimit queued jobs, oldest first.
+// Reconcile makes one pass: a page of up to pageSize queued jobs of every
+// pool that has some, each pool's page after where its last pass stopped.
 func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileResult, error) {
 	var res ReconcileResult
-	jobs, err := r.Jobs.ListQueuedBefore(ctx, r.Now().Add(-r.Age), scanLimit)
+	pools, err := r.Jobs.Pools(ctx, job.Queued)
 	if err != nil {
 		return res, err
 	}
+	before := r.Now().Add(-r.Age)
+	var first error // a pool that fails (e.g. its shard is down) does not stop the others
+	for _, pool := range pools {
+		jobs, err := r.Jobs.PoolPage(ctx, pool, job.Queued, r.cursors.next(pool), before, pageSize)
+		if err == nil {
+			err = r.check(ctx, jobs, &res)
+		}
+		if err != nil {
+			first = cmp.Or(first, fmt.Errorf("pool %s: %w", pool, err))
+			continue
+		}
+		last := ""
+		if len(jobs) > 0 {
+			last = jobs[len(jobs)-1].ID
+		}
+		r.cursors.advance(pool, last, len(jobs))
+	}
+	return res, first
+}
+
+// check enqueues again those of jobs that their stream lacks.
+func (r *Reconciler) check(ctx context.Context, jobs []job.Job, res *ReconcileResult) error {
 	for i := range jobs {
 		j := &jobs[i]
 		res.Checked++
 		in, err := r.Queue.Contains(ctx, j.Pool, j.ID)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if in {
 			continue
@@ -60,16 +93,16 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		// A worker may have taken and finished it since the list was read.
 		cur, err := r.Jobs.GetByID(ctx, j.ID)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if cur.State != job.Queued {
 			continue
 		}
 		if _, err := r.Queue.Enqueue(ctx, queue.MessageOf(cur)); err != nil {
-			return res, err
+			return err
 		}
 		res.Enqueued++
 		r.Log.InfoContext(ctx, "queued job was missing from its stream; enqueued again", "job", cur.ID, "pool", cur.Pool)
 	}
-	return res, nil
+	return nil
 }

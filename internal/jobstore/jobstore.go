@@ -117,6 +117,9 @@ func New(ctx context.Context, db *mongo.Database, o Options) (*Store, error) {
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "state", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("tenant_state_id")},
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "algorithm", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("tenant_algorithm_id")},
 		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")},
+		// The orchestrator's scans, a pool at a time (scan.go).
+		{Keys: bson.D{{Key: "pool", Value: 1}, {Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("pool_state_id")},
+		{Keys: bson.D{{Key: "pool", Value: 1}, {Key: "state", Value: 1}, {Key: "expires_at", Value: 1}}, Options: options.Index().SetName("pool_state_expires_at")},
 	}...)
 	if err != nil {
 		return nil, fmt.Errorf("create job indexes: %w", WrapUnavailable(err))
@@ -300,26 +303,6 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 		p.Jobs = append(p.Jobs, r.Job)
 	}
 	return p, nil
-}
-
-// ListQueuedBefore returns up to limit jobs of any tenant that are queued and were
-// (re)queued before t, oldest first: the reconciler checks these against the queue.
-func (s *Store) ListQueuedBefore(ctx context.Context, t time.Time, limit int) ([]job.Job, error) {
-	cur, err := s.jobs.Find(ctx,
-		bson.D{{Key: "state", Value: job.Queued}, {Key: "queued_at", Value: bson.D{{Key: "$lt", Value: t}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("list queued jobs: %w", WrapUnavailable(err))
-	}
-	var recs []record
-	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("list queued jobs: %w", WrapUnavailable(err))
-	}
-	out := make([]job.Job, len(recs))
-	for i, r := range recs {
-		out[i] = r.Job
-	}
-	return out, nil
 }
 
 // Count is the number of jobs in one state of one algorithm.

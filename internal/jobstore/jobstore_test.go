@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -388,18 +389,66 @@ func TestCountsPerStateAndAlgorithm(t *testing.T) {
 	}
 }
 
-func TestListQueuedBefore(t *testing.T) {
+func TestPoolScans(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})
-	a := b.create(t, newJob("acme", "echo"))
-	c := b.create(t, newJob("globex", "echo"))
-	r := b.create(t, newJob("acme", "echo"))
-	if _, err := b.store.Transition(b.ctx, r.ID, Change{From: job.Queued, To: job.Running}); err != nil {
+	var a []*job.Job
+	for range 5 {
+		a = append(a, b.create(t, job.Job{Tenant: "acme", Algorithm: "echo", Pool: "pool-a"}))
+	}
+	other := b.create(t, job.Job{Tenant: "globex", Algorithm: "echo", Pool: "pool-b"})
+	if _, err := b.store.Transition(b.ctx, a[2].ID, Change{From: job.Queued, To: job.Running}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.store.ListQueuedBefore(b.ctx, time.Now().Add(time.Second), 10)
-	if err != nil || len(got) != 2 || got[0].ID != a.ID || got[1].ID != c.ID {
-		t.Fatalf("queued: %+v %v", got, err)
+	pools, err := b.store.Pools(b.ctx, job.Queued)
+	if slices.Sort(pools); err != nil || !slices.Equal(pools, []string{"pool-a", "pool-b"}) {
+		t.Fatalf("pools with queued jobs = %v, %v", pools, err)
+	}
+	if pools, err := b.store.Pools(b.ctx, job.Running); err != nil || !slices.Equal(pools, []string{"pool-a"}) {
+		t.Fatalf("pools with running jobs = %v, %v", pools, err)
+	}
+	// Pages of 2 walk pool-a's queued jobs in order, and only those.
+	var got []string
+	after := ""
+	for {
+		page, err := b.store.PoolPage(b.ctx, "pool-a", job.Queued, after, time.Time{}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page {
+			got = append(got, j.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if want := []string{a[0].ID, a[1].ID, a[3].ID, a[4].ID}; !slices.Equal(got, want) {
+		t.Fatalf("pages of pool-a = %v, want %v", got, want)
+	}
+	if page, err := b.store.PoolPage(b.ctx, "pool-b", job.Queued, "", a[0].CreatedAt, 10); err != nil || len(page) != 0 {
+		t.Fatalf("pool-b jobs queued before the first job = %+v, %v", page, err)
+	}
+	if page, err := b.store.PoolPage(b.ctx, "pool-b", job.Queued, "", time.Now().Add(time.Second), 10); err != nil || len(page) != 1 || page[0].ID != other.ID {
+		t.Fatalf("pool-b page = %+v, %v", page, err)
+	}
+	if _, err := b.store.PoolPage(b.ctx, "", job.Queued, "", time.Time{}, 10); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("page without a pool: %v, want ErrInvalid", err)
+	}
+}
+
+func TestExpiredInPool(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	late := b.create(t, job.Job{Tenant: "acme", Algorithm: "echo", Pool: "pool-a", ExpiresAt: ptr(now.Add(-time.Second))})
+	early := b.create(t, job.Job{Tenant: "acme", Algorithm: "echo", Pool: "pool-a", ExpiresAt: ptr(now.Add(-time.Hour))})
+	b.create(t, job.Job{Tenant: "acme", Algorithm: "echo", Pool: "pool-a", ExpiresAt: ptr(now.Add(time.Hour))})
+	b.create(t, job.Job{Tenant: "acme", Algorithm: "echo", Pool: "pool-a"})
+	b.create(t, job.Job{Tenant: "acme", Algorithm: "echo", Pool: "pool-b", ExpiresAt: ptr(now.Add(-time.Hour))})
+	got, err := b.store.ExpiredInPool(b.ctx, "pool-a", now, 10)
+	if err != nil || len(got) != 2 || got[0].ID != early.ID || got[1].ID != late.ID {
+		t.Fatalf("expired in pool-a = %+v, %v", got, err)
 	}
 }
 
@@ -466,3 +515,5 @@ func TestWebhookOutboxFollowsTransitions(t *testing.T) {
 		t.Fatalf("after acks: %+v, %v", pending, err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
