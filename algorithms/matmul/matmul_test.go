@@ -213,7 +213,7 @@ func TestDefinition(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.Name != "matmul" || d.Pool != "gpu" || d.Resources.GPUs != 1 || d.Runtime.Dir != "matmul" ||
-		!reflect.DeepEqual(d.Runtime.Command, []string{python, "matmul.py"}) {
+		!reflect.DeepEqual(d.Runtime.Command, []string{filepath.Base(python), "matmul.py"}) {
 		t.Fatalf("definition %+v", d)
 	}
 	// The working directory, relative to the algorithms directory, holds the script.

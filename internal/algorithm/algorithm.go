@@ -68,10 +68,13 @@ type Definition struct {
 type Runtime struct {
 	// Type is "exec" or "http".
 	Type string `json:"type" bson:"type"`
-	// Command (exec) is the program and its arguments; a relative program is
-	// looked up in the worker's algorithms directory, then on PATH.
+	// Command (exec) is the program and its arguments. The program is found
+	// only where the worker's operator put it (see CheckProgram): a path with
+	// a "/" inside the worker's algorithms directory (e.g. matmul/run.sh), or
+	// a bare name in its bin directory (e.g. aigw-echo), else one of the
+	// interpreters its operator allows (AIGW_INTERPRETERS, e.g. python3).
 	Command []string `json:"command,omitempty" bson:"command,omitempty"`
-	// Dir (exec) is the working directory, relative to the algorithms directory.
+	// Dir (exec) is the working directory, inside the algorithms directory.
 	Dir string `json:"dir,omitempty" bson:"dir,omitempty"`
 	// URL (http) receives the input as a POST: an Open Inference Protocol v2
 	// /v2/models/{m}/infer endpoint or any JSON endpoint on the node.
@@ -137,6 +140,12 @@ func (d *Definition) Validate() error {
 		if len(d.Runtime.Command) == 0 || d.Runtime.Command[0] == "" {
 			return bad("runtime.command is required for an exec runtime")
 		}
+		if err := CheckProgram(d.Runtime.Command[0]); err != nil {
+			return bad("runtime.command[0]: %v", err)
+		}
+		if err := CheckDir(d.Runtime.Dir); err != nil {
+			return bad("runtime.dir: %v", err)
+		}
 		if d.Runtime.URL != "" {
 			return bad("runtime.url is for http runtimes only")
 		}
@@ -169,6 +178,33 @@ func (d *Definition) Validate() error {
 		if _, err := d.CompileSchema(); err != nil {
 			return bad("input_schema: %v", err)
 		}
+	}
+	return nil
+}
+
+// ErrNotAllowed marks an exec program or directory outside the places a
+// worker's operator controls.
+var ErrNotAllowed = errors.New("not allowed")
+
+// CheckProgram checks the program of an exec command: a bare name (found in
+// the worker's bin directory or among its allowed interpreters) or a relative
+// path inside the algorithms directory. Absolute paths and ".." are refused,
+// so what runs on a node is always something its operator installed there.
+func CheckProgram(name string) error {
+	switch {
+	case filepath.IsAbs(name):
+		return fmt.Errorf("%w: %q is an absolute path; name a program in the worker's bin directory (e.g. aigw-echo), an allowed interpreter (e.g. python3) or a path inside its algorithms directory (e.g. matmul/run.sh)", ErrNotAllowed, name)
+	case !filepath.IsLocal(name) || name == ".":
+		return fmt.Errorf("%w: %q leaves the worker's algorithms directory; use a path inside it without \"..\"", ErrNotAllowed, name)
+	}
+	return nil
+}
+
+// CheckDir checks the working directory of an exec runtime: empty (a fresh
+// run directory) or a relative path inside the algorithms directory.
+func CheckDir(dir string) error {
+	if dir != "" && !filepath.IsLocal(dir) {
+		return fmt.Errorf("%w: %q is not inside the worker's algorithms directory; use a relative path without \"..\"", ErrNotAllowed, dir)
 	}
 	return nil
 }

@@ -47,15 +47,19 @@ func TestParseValidatesAndCompilesSchema(t *testing.T) {
 
 func TestBadDefinitionsNameTheField(t *testing.T) {
 	cases := map[string]string{
-		"name":          strings.Replace(echoYAML, "name: echo", "name: Echo!", 1),
-		"version":       strings.Replace(echoYAML, "version: 1.0.0", "version: ''", 1),
-		"pool":          strings.Replace(echoYAML, "pool: cpu", "pool: ''", 1),
-		"runtime.type":  strings.Replace(echoYAML, "type: exec", "type: docker", 1),
-		"command":       strings.Replace(echoYAML, "command: [aigw-echo]", "command: []", 1),
-		"timeout_ms":    strings.Replace(echoYAML, "timeout_ms: 30000", "timeout_ms: -1", 1),
-		"max_retries":   strings.Replace(echoYAML, "max_retries: 1", "max_retries: 99", 1),
-		"input_schema":  strings.Replace(echoYAML, "type: object", "type: 12", 1),
-		"unknown field": echoYAML + "colour: red\n",
+		"name":                        strings.Replace(echoYAML, "name: echo", "name: Echo!", 1),
+		"version":                     strings.Replace(echoYAML, "version: 1.0.0", "version: ''", 1),
+		"pool":                        strings.Replace(echoYAML, "pool: cpu", "pool: ''", 1),
+		"runtime.type":                strings.Replace(echoYAML, "type: exec", "type: docker", 1),
+		"command":                     strings.Replace(echoYAML, "command: [aigw-echo]", "command: []", 1),
+		"runtime.command[0] absolute": strings.Replace(echoYAML, "command: [aigw-echo]", "command: [/bin/sh, -c, id]", 1),
+		"runtime.command[0] dotdot":   strings.Replace(echoYAML, "command: [aigw-echo]", "command: [../bin/sh]", 1),
+		"runtime.dir absolute":        strings.Replace(echoYAML, "command: [aigw-echo]", "command: [python3, x.py], dir: /tmp", 1),
+		"runtime.dir dotdot":          strings.Replace(echoYAML, "command: [aigw-echo]", "command: [python3, x.py], dir: a/../../tmp", 1),
+		"timeout_ms":                  strings.Replace(echoYAML, "timeout_ms: 30000", "timeout_ms: -1", 1),
+		"max_retries":                 strings.Replace(echoYAML, "max_retries: 1", "max_retries: 99", 1),
+		"input_schema":                strings.Replace(echoYAML, "type: object", "type: 12", 1),
+		"unknown field":               echoYAML + "colour: red\n",
 	}
 	for want, doc := range cases {
 		_, err := Parse([]byte(doc))
@@ -159,5 +163,26 @@ func TestCacheKeepsDefinitionsForTheTTL(t *testing.T) {
 	}
 	if src.n != 5 {
 		t.Fatalf("failed lookups must not be cached: reads %d", src.n)
+	}
+}
+
+func TestCheckProgramAllowsOnlyTheWorkersDirectories(t *testing.T) {
+	for _, ok := range []string{"aigw-echo", "python3", "matmul/run.sh", "./progress", "a/./b"} {
+		if err := CheckProgram(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"/bin/sh", "/usr/bin/python3", "..", "../x", "a/../../x", ".", ""} {
+		if err := CheckProgram(bad); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("%q: got %v, want ErrNotAllowed", bad, err)
+		}
+	}
+	for _, bad := range []string{"/tmp", "..", "a/../.."} {
+		if err := CheckDir(bad); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("dir %q: got %v, want ErrNotAllowed", bad, err)
+		}
+	}
+	if err := CheckDir(""); err != nil {
+		t.Errorf("empty dir: %v", err)
 	}
 }

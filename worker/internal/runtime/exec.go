@@ -18,18 +18,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 )
 
-// resolve finds the program of an exec runtime: a name with a "/" is relative
-// to the algorithms directory (or absolute); a bare name is looked up in the bin
-// directory, then on PATH.
+// resolve finds the program of an exec runtime, only where the worker's
+// operator put programs (algorithm.CheckProgram): a name with a "/" inside the
+// algorithms directory; a bare name in the bin directory, else one of the
+// allowed interpreters. Never an absolute path, ".." or a PATH look-up. A
+// program that is not allowed is a *Failure with CodeNotAllowed.
 func (r *Runner) resolve(name string) (string, error) {
+	if err := algorithm.CheckProgram(name); err != nil {
+		return "", &Failure{Code: CodeNotAllowed, Message: "runtime.command[0]: " + err.Error()}
+	}
 	if strings.Contains(name, "/") {
-		p := name
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(r.AlgorithmsDir, p)
-		}
+		p := filepath.Join(r.AlgorithmsDir, name)
 		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return "", fmt.Errorf("command %q: %s is not an executable file", name, p)
 		}
@@ -41,11 +44,12 @@ func (r *Runner) resolve(name string) (string, error) {
 			return filepath.Abs(p)
 		}
 	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("command %q not found in %s or on PATH", name, r.BinDir)
+	for _, p := range r.Interpreters {
+		if filepath.Base(p) == name {
+			return p, nil
+		}
 	}
-	return p, nil
+	return "", fmt.Errorf("command %q is neither in the bin directory %s nor one of the allowed interpreters %q (AIGW_INTERPRETERS)", name, r.BinDir, r.Interpreters)
 }
 
 // environ is the child's environment: the worker's, without its own AIGW_
@@ -97,15 +101,28 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 	if err := os.Mkdir(res.OutputDir, 0o700); err != nil {
 		return fail(CodeRuntime, "create run directory: %v", err)
 	}
+	if r.RunAs != nil {
+		// The run's user owns its directory and out/ (the worker, root, still
+		// reads and removes them).
+		for _, d := range []string{dir, res.OutputDir} {
+			if err := os.Chown(d, int(r.RunAs.UID), int(r.RunAs.GID)); err != nil {
+				return fail(CodeRuntime, "hand the run directory to uid %d: %v", r.RunAs.UID, err)
+			}
+		}
+	}
 	cwd := dir
 	if s.Def.Runtime.Dir != "" {
-		cwd = s.Def.Runtime.Dir
-		if !filepath.IsAbs(cwd) {
-			cwd = filepath.Join(r.AlgorithmsDir, cwd)
+		if err := algorithm.CheckDir(s.Def.Runtime.Dir); err != nil {
+			return fail(CodeNotAllowed, "runtime.dir: %v", err)
 		}
+		cwd = filepath.Join(r.AlgorithmsDir, s.Def.Runtime.Dir)
 	}
 	prog, err := r.resolve(s.Def.Runtime.Command[0])
 	if err != nil {
+		if f := (*Failure)(nil); errors.As(err, &f) {
+			res.Err = f
+			return res
+		}
 		return fail(CodeRuntime, "%v", err)
 	}
 	// Own pipes, not exec's copying goroutines: Wait returns when the child
@@ -128,6 +145,12 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 	cmd.Dir, cmd.Env = cwd, environ(s, res.OutputDir)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r.RunAs != nil {
+		// No supplementary groups (root's would stay otherwise); HOME is the
+		// run directory, the one place the run's user may write.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.RunAs.UID, Gid: r.RunAs.GID, Groups: []uint32{}}
+		cmd.Env = append(cmd.Env, "HOME="+dir)
+	}
 	err = cmd.Start()
 	closeAll(inR, outW, errW)
 	if err != nil {

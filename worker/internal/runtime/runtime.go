@@ -27,6 +27,10 @@ const (
 	CodeHTTP     = "http_error"    // the model server answered non-2xx: 5xx retried, 4xx not
 	CodeStopped  = "stopped"       // stopped from outside (cancel, lost lease, shutdown): see context.Cause
 	CodeArtifact = "artifact_error"
+	// CodeNotAllowed: the definition names a program or directory outside the
+	// worker's algorithms and bin directories and allowed interpreters (an
+	// absolute path, "..", a PATH look-up): not retried.
+	CodeNotAllowed = "command_not_allowed"
 )
 
 // Failure is why an attempt failed.
@@ -99,10 +103,22 @@ type Limits struct {
 	KillGrace time.Duration // SIGTERM → SIGKILL
 }
 
+// Credential is the user and group a run executes as.
+type Credential struct {
+	UID, GID uint32
+}
+
 // Runner runs attempts.
 type Runner struct {
 	AlgorithmsDir, BinDir, WorkDir string
-	Limits                         Limits
+	// Interpreters are absolute paths of programs a command may name by their
+	// base name (e.g. /usr/bin/python3 as python3) when the bin directory has
+	// no program of that name.
+	Interpreters []string
+	// RunAs, when set, is the user exec runs execute as (the worker must be
+	// root); nil runs them as the worker's user.
+	RunAs  *Credential
+	Limits Limits
 	// FlushEvery and FlushLines batch log lines (defaults 250ms, 100 lines).
 	FlushEvery time.Duration
 	FlushLines int
