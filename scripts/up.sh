@@ -105,7 +105,7 @@ cmd_up() {
 		start "worker-$pool" "$STATE/worker-$pool.log" env AIGW_POOL="$pool" AIGW_SLOTS="$slots" \
 			AIGW_NODE_NAME="$(hostname)-$pool" AIGW_REDIS_ADDRS="$AIGW_REDIS_ADDRS" \
 			AIGW_MONGO_URI="$AIGW_MONGO_URI" AIGW_ALGORITHMS_DIR="$ROOT/algorithms" AIGW_BIN_DIR="$BIN" \
-			AIGW_CPU_FALLBACK=true AIGW_METRICS_ADDR=off "$BIN/aigw-worker"
+			AIGW_INTERPRETERS=/usr/bin/python3 AIGW_CPU_FALLBACK=true AIGW_METRICS_ADDR=off "$BIN/aigw-worker"
 	done
 
 	local demo="$STATE/demo.env"

@@ -142,10 +142,20 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool),
 		log: d.Log.With("pool", cfg.Pool, "node", cfg.Node),
 		runner: &runtime.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
+			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs),
 			Limits: runtime.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
 		gpus: gpus, gpuBusy: make([]bool, len(gpus)),
 		held: map[string]held{}, runs: map[string]*run{}, freed: make(chan struct{}, 1),
 	}, nil
+}
+
+// runAs is the runtime's credential for the configured run user (nil: the
+// worker's own).
+func runAs(u *config.RunAs) *runtime.Credential {
+	if u == nil {
+		return nil
+	}
+	return &runtime.Credential{UID: u.UID, GID: u.GID}
 }
 
 // Slots is the number of runs the agent takes at once.

@@ -98,7 +98,7 @@ func setup(t *testing.T) *bundle {
 func (b *bundle) config(node string, slots int) config.Config {
 	return config.Config{
 		Pool: b.pool, Node: node, Slots: slots, AdvertiseAddr: "127.0.0.1",
-		AlgorithmsDir: "testdata", BinDir: binDir, WorkDir: b.t.TempDir(),
+		AlgorithmsDir: "testdata", BinDir: binDir, WorkDir: b.t.TempDir(), Interpreters: []string{"/bin/sh"},
 		Heartbeat: 300 * time.Millisecond, Lease: b.lease, ShutdownGrace: 5 * time.Second,
 		KillGrace: 300 * time.Millisecond, RetryBase: 200 * time.Millisecond, RetryMax: 5 * time.Second,
 		GangTimeout: 5 * time.Second, OutputLimit: 1 << 20, LogTail: 4 << 10, ArtifactLimit: 1 << 20,

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/user"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -31,7 +34,15 @@ type Config struct {
 	AlgorithmsDir string            // AIGW_ALGORITHMS_DIR (default ./algorithms)
 	BinDir        string            // AIGW_BIN_DIR (default ./bin)
 	WorkDir       string            // AIGW_WORK_DIR: parent of per-run temp dirs (default: the OS temp dir)
-	NvidiaSMI     string            // AIGW_NVIDIA_SMI (default nvidia-smi on PATH)
+	// Interpreters (AIGW_INTERPRETERS, comma-separated absolute paths, default
+	// none) are the programs outside the bin and algorithms directories that a
+	// definition may run, by base name (e.g. /usr/bin/python3 as python3).
+	Interpreters []string
+	// RunAs (AIGW_RUN_AS: a user name or uid:gid) is the user exec runs execute
+	// as. Default: nobody when the worker runs as root, else nil (the worker's
+	// own user). Root is refused, and setting it needs a root worker.
+	RunAs     *RunAs
+	NvidiaSMI string // AIGW_NVIDIA_SMI (default nvidia-smi on PATH)
 	// CPUFallback (AIGW_CPU_FALLBACK=true): a node without GPUs runs jobs that ask
 	// for GPUs on its CPU, with CUDA_VISIBLE_DEVICES empty (for algorithms that
 	// fall back to the CPU, on dev machines and CPU-only pools).
@@ -108,6 +119,8 @@ func Load(lookupEnv func(string) (string, bool), hostname func() (string, error)
 	c.AlgorithmsDir = r.str("AIGW_ALGORITHMS_DIR", c.AlgorithmsDir)
 	c.BinDir = r.str("AIGW_BIN_DIR", c.BinDir)
 	c.WorkDir = r.str("AIGW_WORK_DIR", "")
+	c.Interpreters = r.interpreters("AIGW_INTERPRETERS")
+	c.RunAs = r.runAs("AIGW_RUN_AS")
 	c.NvidiaSMI = r.str("AIGW_NVIDIA_SMI", c.NvidiaSMI)
 	c.CPUFallback = r.bool("AIGW_CPU_FALLBACK", false)
 	c.Heartbeat = r.dur("AIGW_HEARTBEAT", c.Heartbeat)
@@ -153,6 +166,92 @@ func LoadRegister(lookupEnv func(string) (string, bool)) (Register, error) {
 		r.fail("AIGW_MONGO_URI", "is required")
 	}
 	return c, errors.Join(r.errs...)
+}
+
+// RunAs is the user runs execute as.
+type RunAs struct {
+	User     string
+	UID, GID uint32
+}
+
+// DefaultRunAs is the user runs execute as when the worker is root and
+// AIGW_RUN_AS is unset.
+const DefaultRunAs = "nobody"
+
+// Seams for tests: the worker's effective uid and the user database.
+var (
+	geteuid    = os.Geteuid
+	lookupUser = user.Lookup
+)
+
+// runAs reads a user name or uid:gid. Unset, it is DefaultRunAs for a root
+// worker and nil otherwise.
+func (r *reader) runAs(k string) *RunAs {
+	v := strings.TrimSpace(r.getenv(k))
+	root := geteuid() == 0
+	switch {
+	case v == "" && !root:
+		return nil
+	case v == "":
+		v = DefaultRunAs
+	case !root:
+		r.fail(k, fmt.Sprintf("=%q: the worker runs as uid %d and cannot start runs as another user; unset it, or run the worker as root", v, geteuid()))
+		return nil
+	}
+	ra := &RunAs{User: v}
+	if us, gs, ok := strings.Cut(v, ":"); ok {
+		uid, err1 := strconv.ParseUint(us, 10, 32)
+		gid, err2 := strconv.ParseUint(gs, 10, 32)
+		if err1 != nil || err2 != nil {
+			r.fail(k, fmt.Sprintf("=%q: want a user name or uid:gid such as 65534:65534", v))
+			return nil
+		}
+		ra.UID, ra.GID = uint32(uid), uint32(gid)
+	} else {
+		u, err := lookupUser(v)
+		if err != nil {
+			r.fail(k, fmt.Sprintf("=%q: %v (want a user name or uid:gid)", v, err))
+			return nil
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil {
+			r.fail(k, fmt.Sprintf("=%q: user has uid %q gid %q, want numbers", v, u.Uid, u.Gid))
+			return nil
+		}
+		ra.UID, ra.GID = uint32(uid), uint32(gid)
+	}
+	if ra.UID == 0 || ra.GID == 0 {
+		r.fail(k, fmt.Sprintf("=%q: runs must not have root's uid or gid; name an unprivileged user such as %s", v, DefaultRunAs))
+		return nil
+	}
+	return ra
+}
+
+// interpreters reads comma-separated absolute paths with distinct base names.
+func (r *reader) interpreters(k string) []string {
+	v := strings.TrimSpace(r.getenv(k))
+	if v == "" {
+		return nil
+	}
+	var out []string
+	seen := map[string]string{}
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "":
+			continue
+		case !filepath.IsAbs(p) || filepath.Clean(p) != p:
+			r.fail(k, fmt.Sprintf("%q: want absolute, clean paths such as /usr/bin/python3", p))
+			return nil
+		case seen[filepath.Base(p)] != "":
+			r.fail(k, fmt.Sprintf("%q and %q have the same name %q; a command names an interpreter by it", seen[filepath.Base(p)], p, filepath.Base(p)))
+			return nil
+		}
+		seen[filepath.Base(p)] = p
+		out = append(out, p)
+	}
+	return out
 }
 
 type reader struct {

@@ -107,3 +107,60 @@ func TestLoadRegister(t *testing.T) {
 		t.Fatal("want an error without AIGW_MONGO_URI")
 	}
 }
+
+// asUID makes Load see the worker's effective uid as uid until the test ends
+// (the tests of this package do not run in parallel).
+func asUID(t *testing.T, uid int) {
+	old := geteuid
+	geteuid = func() int { return uid }
+	t.Cleanup(func() { geteuid = old })
+}
+
+func TestLoadRunAs(t *testing.T) {
+	asUID(t, 0)
+	c, err := Load(env(base()), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RunAs == nil || c.RunAs.User != "nobody" || c.RunAs.UID == 0 || c.RunAs.GID == 0 {
+		t.Fatalf("a root worker's default: %+v, want nobody", c.RunAs)
+	}
+	m := base()
+	m["AIGW_RUN_AS"] = "1000:1001"
+	if c, err = Load(env(m), host); err != nil || c.RunAs == nil || c.RunAs.UID != 1000 || c.RunAs.GID != 1001 {
+		t.Fatalf("uid:gid: %+v %v", c.RunAs, err)
+	}
+	for _, bad := range []string{"root", "0:0", "1000:0", "no-such-user-aigw", "12:x"} {
+		m["AIGW_RUN_AS"] = bad
+		if _, err := Load(env(m), host); err == nil || !strings.Contains(err.Error(), "AIGW_RUN_AS") {
+			t.Errorf("AIGW_RUN_AS=%q: want an error naming it, got %v", bad, err)
+		}
+	}
+
+	asUID(t, 1000)
+	if c, err = Load(env(base()), host); err != nil || c.RunAs != nil {
+		t.Fatalf("an unprivileged worker runs jobs as itself: %+v %v", c.RunAs, err)
+	}
+	m["AIGW_RUN_AS"] = "nobody"
+	if _, err := Load(env(m), host); err == nil || !strings.Contains(err.Error(), "AIGW_RUN_AS") {
+		t.Errorf("AIGW_RUN_AS on a non-root worker: %v", err)
+	}
+}
+
+func TestLoadInterpreters(t *testing.T) {
+	m := base()
+	c, err := Load(env(m), host)
+	if err != nil || c.Interpreters != nil {
+		t.Fatalf("default: %v %v", c.Interpreters, err)
+	}
+	m["AIGW_INTERPRETERS"] = "/usr/bin/python3, /bin/sh"
+	if c, err = Load(env(m), host); err != nil || strings.Join(c.Interpreters, " ") != "/usr/bin/python3 /bin/sh" {
+		t.Fatalf("got %v %v", c.Interpreters, err)
+	}
+	for _, bad := range []string{"python3", "/usr/bin/../bin/sh", "/usr/bin/python3,/usr/local/bin/python3"} {
+		m["AIGW_INTERPRETERS"] = bad
+		if _, err := Load(env(m), host); err == nil || !strings.Contains(err.Error(), "AIGW_INTERPRETERS") {
+			t.Errorf("AIGW_INTERPRETERS=%q: want an error naming it, got %v", bad, err)
+		}
+	}
+}
