@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aigw/aigw/internal/job"
@@ -32,6 +33,12 @@ type Engine struct {
 	jobs   Jobs
 	log    *slog.Logger
 	now    func() time.Time
+
+	// after is the id of the last run AdvanceAll looked at: each call takes
+	// the next page of unfinished runs, so that more of them than one page
+	// holds are all advanced in turn (a restart starts from the oldest).
+	mu    sync.Mutex
+	after string
 }
 
 // NewEngine returns an Engine; log may be nil.
@@ -81,15 +88,25 @@ type AdvanceResult struct {
 	Errors    int `json:"errors"`
 }
 
-// AdvanceAll advances up to limit unfinished runs, oldest first. A run that
-// cannot advance now (e.g. MongoDB or Redis unavailable) is counted in Errors
-// and tried again next time; the first such error is returned.
+// AdvanceAll advances the next page of up to limit unfinished runs, in id
+// order after the last run the previous call looked at, starting over after
+// the last page. A run that cannot advance now (e.g. MongoDB or Redis
+// unavailable) is counted in Errors and tried again next time; the first such
+// error is returned.
 func (e *Engine) AdvanceAll(ctx context.Context, limit int) (AdvanceResult, error) {
 	var res AdvanceResult
-	runs, err := e.store.activeRuns(ctx, limit)
+	e.mu.Lock()
+	after := e.after
+	e.mu.Unlock()
+	runs, err := e.store.activeRuns(ctx, after, limit)
 	if err != nil {
 		return res, err
 	}
+	e.mu.Lock()
+	if e.after = ""; len(runs) == limit {
+		e.after = runs[len(runs)-1].ID
+	}
+	e.mu.Unlock()
 	var first error
 	for i := range runs {
 		res.Checked++

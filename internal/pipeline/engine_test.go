@@ -324,3 +324,34 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatalf("globex lists %d pipelines (%v)", len(list), err)
 	}
 }
+
+// More unfinished runs than one AdvanceAll takes are all advanced in turn:
+// the oldest page never hides the runs after it.
+func TestAdvanceAllPagesThroughEveryRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.register(t, "acme", "p", `{"steps":[{"name":"a","algorithm":"echo"},{"name":"b","algorithm":"echo","needs":["a"]}]}`)
+	var ids []string
+	for range 3 {
+		r, err := b.engine.Start(b.ctx, "acme", "p", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.finish(t, r.Steps["a"].JobIDs[0], job.Succeeded, `{}`)
+		ids = append(ids, r.ID)
+	}
+	for range 2 { // pages of 2: runs 1-2, then run 3
+		if _, err := b.engine.AdvanceAll(b.ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		r, err := b.store.getRun(b.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Steps["b"].JobIDs) != 1 {
+			t.Errorf("run %s: step b jobs %v after two passes, want one submitted", id, r.Steps["b"].JobIDs)
+		}
+	}
+}

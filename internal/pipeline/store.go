@@ -209,10 +209,14 @@ func (s *Store) saveRun(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// activeRuns returns up to limit runs that are not finished, oldest first.
-func (s *Store) activeRuns(ctx context.Context, limit int) ([]Run, error) {
-	cur, err := s.runs.Find(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{RunQueued, RunRunning}}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+// activeRuns returns up to limit runs that are not finished, in id order
+// after after ("" from the oldest); the state_id index serves it.
+func (s *Store) activeRuns(ctx context.Context, after string, limit int) ([]Run, error) {
+	q := bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{RunQueued, RunRunning}}}}}
+	if after != "" {
+		q = append(q, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
+	}
+	cur, err := s.runs.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("list active pipeline runs: %w", err)
 	}
