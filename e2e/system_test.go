@@ -208,7 +208,9 @@ func up(t *testing.T) *system {
 	run(t, []string{"OPENFAAS_URL=" + s.gateway, "AIGW_GATEWAY_USER=" + s.user, "AIGW_GATEWAY_PASSWORD=" + s.password},
 		filepath.Join(binDir, "aigw-stack"), "deploy", "-f", filepath.Join(repo, "stack.yml"), "-secrets-dir", s.secrets,
 		"-env", "AIGW_JWKS_URL="+s.gateway+"/function/auth/.well-known/jwks.json,AIGW_MONGO_DB="+s.mongoDB+
-			",AIGW_ORCHESTRATOR_INTERVAL=500ms,AIGW_RATE_LIMIT_RPS=100000")
+			",AIGW_ORCHESTRATOR_INTERVAL=500ms,AIGW_RATE_LIMIT_RPS=100000"+
+			// The test's webhook receiver listens on 127.0.0.1: allowed as an operator would.
+			",AIGW_WEBHOOK_ALLOWED_NETS=127.0.0.0/8")
 
 	start(t, "worker", append([]string{"AIGW_POOL=" + s.pool, "AIGW_SLOTS=2", "AIGW_NODE_NAME=e2e-" + s.pool,
 		"AIGW_BIN_DIR=" + binDir, "AIGW_ALGORITHMS_DIR=" + filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off"}, s.env...),

@@ -9,6 +9,8 @@
 # State lives in .aigw/ (git-ignored): generated secrets in .aigw/secrets,
 # the gateway's state in .aigw/gateway, pid files and logs, and demo.env.
 # Both commands are idempotent. AIGW_GATEWAY_PORT (default 8080) moves the gateway.
+# Webhooks may reach receivers on this machine: AIGW_WEBHOOK_ALLOWED_NETS (default
+# here 127.0.0.0/8; the functions alone allow public addresses only).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,7 +97,8 @@ cmd_up() {
 
 	OPENFAAS_URL="$GATEWAY" AIGW_GATEWAY_USER="$user" AIGW_GATEWAY_PASSWORD="$pass" \
 		AIGW_VERSION="${AIGW_VERSION:-latest}" AIGW_GATEWAY_URL="$GATEWAY" \
-		"$BIN/aigw-stack" deploy -f "$ROOT/stack.yml" -secrets-dir "$SECRETS"
+		"$BIN/aigw-stack" deploy -f "$ROOT/stack.yml" -secrets-dir "$SECRETS" \
+		-env "AIGW_WEBHOOK_ALLOWED_NETS=${AIGW_WEBHOOK_ALLOWED_NETS:-127.0.0.0/8}"
 	log "stack.yml deployed to $GATEWAY"
 
 	AIGW_MONGO_URI="$AIGW_MONGO_URI" "$BIN/aigw-worker" register "$ROOT/algorithms"

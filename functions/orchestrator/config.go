@@ -7,10 +7,12 @@ package orchestrator
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Config is the orchestrator's configuration.
@@ -23,6 +25,9 @@ type Config struct {
 	WebhookTimeout time.Duration
 	// WebhookMaxAge is how long a webhook is retried (AIGW_WEBHOOK_MAX_AGE, default 24h).
 	WebhookMaxAge time.Duration
+	// WebhookAllowedNets are the non-public networks webhooks may reach
+	// (AIGW_WEBHOOK_ALLOWED_NETS: CIDRs or IPs; default none, public addresses only).
+	WebhookAllowedNets []netip.Prefix
 	// ReaperGrace is added to a job's execution timeout before it counts as lost (AIGW_REAPER_GRACE, default 30s).
 	ReaperGrace time.Duration
 	// ReconcileAge is how long a queued job may be missing from its stream before it
@@ -54,6 +59,9 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 		c.MongoDB = v
 	}
 	var errs []error
+	if c.WebhookAllowedNets, err = webhook.ParseAllowedNets(getenv(webhook.AllowedNetsEnv)); err != nil {
+		errs = append(errs, err)
+	}
 	durations := []struct {
 		name string
 		dst  *time.Duration

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ func TestReadConfig(t *testing.T) {
 		"AIGW_MONGO_URI": "mongodb://ignored/", "AIGW_JWKS_URL": "http://auth:8080/.well-known/jwks.json",
 		"AIGW_ISSUER": "http://auth", "AIGW_AUDIENCE": "aigw-api",
 		"AIGW_ORCHESTRATOR_INTERVAL": "1s", "AIGW_WEBHOOK_TIMEOUT": "3s", "AIGW_REAPER_GRACE": "0s",
+		"AIGW_WEBHOOK_ALLOWED_NETS": "127.0.0.0/8 ::1",
 	}
 	c, err := ReadConfig(func(k string) string { return env[k] })
 	if err != nil {
@@ -29,7 +31,8 @@ func TestReadConfig(t *testing.T) {
 		t.Fatalf("secrets: %+v (the secret file wins over the env fallback)", c)
 	}
 	if c.Interval != time.Second || c.WebhookTimeout != 3*time.Second || c.WebhookMaxAge != 24*time.Hour ||
-		c.ReaperGrace != 0 || c.ReconcileAge != 5*time.Second || c.MongoDB != "aigw" || c.Serve.Addr != ":8080" {
+		c.ReaperGrace != 0 || c.ReconcileAge != 5*time.Second || c.MongoDB != "aigw" || c.Serve.Addr != ":8080" ||
+		fmt.Sprint(c.WebhookAllowedNets) != "[127.0.0.0/8 ::1/128]" {
 		t.Fatalf("values and defaults: %+v", c)
 	}
 
@@ -37,6 +40,7 @@ func TestReadConfig(t *testing.T) {
 		"AIGW_WEBHOOK_TIMEOUT": {"0s", "AIGW_WEBHOOK_TIMEOUT"}, "AIGW_RECONCILE_AGE": {"-1s", "AIGW_RECONCILE_AGE"},
 		"AIGW_WEBHOOK_MAX_AGE": {"a day", "AIGW_WEBHOOK_MAX_AGE"}, "AIGW_REDIS_ADDRS": {"", "aigw-redis-addrs"},
 		"AIGW_JWKS_URL": {"", "AIGW_JWKS_URL"}, "AIGW_AUDIENCE": {"", "AIGW_AUDIENCE"},
+		"AIGW_WEBHOOK_ALLOWED_NETS": {"localhost", "AIGW_WEBHOOK_ALLOWED_NETS"},
 	}
 	for k, c := range bad {
 		env2 := map[string]string{}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,9 @@ func setup(t *testing.T) *bundle {
 	// New creates the job store and its indexes; the test shares it (a second
 	// createIndexes of the same indexes crashes devmongo's FerretDB).
 	b.svc, err = New(ctx, Deps{DB: b.db, Redis: b.rdb, Verifier: v, AdminToken: adminToken,
-		Webhook:      webhook.Config{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Timeout: 2 * time.Second},
+		Webhook: webhook.Config{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Timeout: 2 * time.Second,
+			// The tests' receivers listen on 127.0.0.1, as an operator allows with AIGW_WEBHOOK_ALLOWED_NETS.
+			Guard: webhook.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})},
 		ReconcileAge: 0, LockKey: lockKey, Log: b.log})
 	if err != nil {
 		t.Fatal(err)

@@ -452,6 +452,8 @@ func TestErrorStatuses(t *testing.T) {
 		{"no input", "POST", submitPath, e.token, `{"version":"1.0.0"}`, nil, 400, "bad_request", "input"},
 		{"bad policy", "POST", submitPath, e.token, `{"input":{"message":"x"},"policy":{"ttl":"soon"}}`, nil, 400, "bad_request", "policy.ttl"},
 		{"bad webhook", "POST", submitPath, e.token, `{"input":{"message":"x"},"webhook":"file:///etc/passwd"}`, nil, 400, "bad_request", "webhook"},
+		{"webhook to cloud metadata", "POST", submitPath, e.token, `{"input":{"message":"x"},"webhook":"http://169.254.169.254/latest/meta-data/"}`, nil, 422, "invalid_webhook", "webhook \"http://169.254.169.254/latest/meta-data/\""},
+		{"webhook to loopback", "POST", submitPath, e.token, `{"input":{"message":"x"},"webhook":"http://localhost:8080/function/auth"}`, nil, 422, "invalid_webhook", "loopback address"},
 		{"bad filter", "GET", "/v1/jobs?state=done", e.token, "", nil, 400, "bad_request", "state"},
 		{"bad since", "GET", "/v1/jobs?since=yesterday", e.token, "", nil, 400, "bad_request", "RFC 3339"},
 		{"bad cursor", "GET", "/v1/jobs?cursor=!!", e.token, "", nil, 400, "bad_request", "cursor"},

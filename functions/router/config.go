@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Config is the router function's configuration, read by ReadConfig.
@@ -30,6 +32,9 @@ type Config struct {
 	// RateLimit is per tenant: AIGW_RATE_LIMIT_RPS (default 50; 0 turns rate
 	// limiting off) and AIGW_RATE_LIMIT_BURST (default 2×RPS).
 	RateLimit ratelimit.Limit
+	// WebhookAllowedNets are the non-public networks a job's webhook may name
+	// (AIGW_WEBHOOK_ALLOWED_NETS: CIDRs or IPs; default none, public addresses only).
+	WebhookAllowedNets []netip.Prefix
 	// Options: AIGW_MAX_WAIT (60s), AIGW_BODY_LIMIT (bytes, 1048576),
 	// AIGW_SSE_HEARTBEAT (15s), AIGW_PUBLIC_URL.
 	Options
@@ -98,6 +103,9 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("AIGW_PUBLIC_URL=%q: want an http(s) base URL such as https://api.example.com/function/router, or a path such as /function/router", v)
 		}
 		c.PublicURL = strings.TrimSuffix(v, "/")
+	}
+	if c.WebhookAllowedNets, err = webhook.ParseAllowedNets(getenv(webhook.AllowedNetsEnv)); err != nil {
+		return c, err
 	}
 	rps := float64(DefaultRPS)
 	if v := getenv("AIGW_RATE_LIMIT_RPS"); v != "" {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,13 +36,15 @@ func TestReadConfigSecretsWinAndValuesParse(t *testing.T) {
 		"AIGW_SECRETS_DIR": dir, "AIGW_MONGO_URI": "mongodb://env/", "AIGW_REDIS_ADDRS": "e:1",
 		"AIGW_MAX_WAIT": "30s", "AIGW_BODY_LIMIT": "4096", "AIGW_RATE_LIMIT_RPS": "0.5", "AIGW_RATE_LIMIT_BURST": "7",
 		"AIGW_SSE_HEARTBEAT": "5s", "AIGW_PUBLIC_URL": "https://api.example.com/", "AIGW_ISSUER": "iss", "PORT": "9000",
+		"AIGW_WEBHOOK_ALLOWED_NETS": "127.0.0.0/8,10.1.0.0/16",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MongoURI != "mongodb://secret:27017/" || c.RedisAddrs[0] != "s1:7001" || c.RedisPassword != "pw" || c.MaxWait != 30*time.Second ||
 		c.BodyLimit != 4096 || c.RateLimit.Rate != 0.5 || c.RateLimit.Burst != 7 || c.Heartbeat != 5*time.Second ||
-		c.PublicURL != "https://api.example.com" || c.Auth.Issuer != "iss" || c.Fn.Addr != ":9000" {
+		c.PublicURL != "https://api.example.com" || c.Auth.Issuer != "iss" || c.Fn.Addr != ":9000" ||
+		fmt.Sprint(c.WebhookAllowedNets) != "[127.0.0.0/8 10.1.0.0/16]" {
 		t.Fatalf("config %+v", c)
 	}
 }
@@ -52,6 +55,7 @@ func TestReadConfigRefusesBadValues(t *testing.T) {
 		"AIGW_MAX_WAIT": "forever", "AIGW_SSE_HEARTBEAT": "10ms", "AIGW_BODY_LIMIT": "1k", "AIGW_RATE_LIMIT_RPS": "-1",
 		"AIGW_RATE_LIMIT_BURST": "0", "AIGW_PUBLIC_URL": "api.example.com", "AIGW_JWKS_URL": "jwks.json",
 		"AIGW_MONGO_URI": "postgres://x", "AIGW_REDIS_ADDRS": "nohost", "PORT": "http",
+		"AIGW_WEBHOOK_ALLOWED_NETS": "intranet",
 	} {
 		env := map[string]string{"AIGW_SECRETS_DIR": t.TempDir()}
 		for k, v := range base {

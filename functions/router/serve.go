@@ -63,8 +63,9 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 	d := Deps{
 		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q,
 		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
-		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log}),
-		Ready:   func(ctx context.Context) error { return ping(ctx, db, rdb) },
+		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
+			Webhooks: webhook.NewGuard(cfg.WebhookAllowedNets)}),
+		Ready: func(ctx context.Context) error { return ping(ctx, db, rdb) },
 	}
 	if cfg.RateLimit.Rate > 0 {
 		l, err := ratelimit.New(rdb, cfg.RateLimit)

@@ -25,6 +25,7 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Limits of a job's policy.
@@ -117,6 +118,9 @@ type Config struct {
 	DefaultTTL, MaxTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Webhooks decides which addresses a job's webhook URL may name (nil:
+	// public ones only); the deliverer checks again when it sends.
+	Webhooks *webhook.Guard
 }
 
 // Service submits, cancels and retries jobs. It is safe for concurrent use and
@@ -165,7 +169,7 @@ func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, erro
 	if len(req.IdempotencyKey) > MaxIdempotencyKey {
 		return nil, false, fmt.Errorf("%w: idempotency key is %d bytes, over the limit of %d", ErrInvalid, len(req.IdempotencyKey), MaxIdempotencyKey)
 	}
-	hook, err := parseWebhook(req.Webhook, req.WebhookEvents)
+	hook, err := s.parseWebhook(ctx, req.Webhook, req.WebhookEvents)
 	if err != nil {
 		return nil, false, err
 	}
@@ -268,9 +272,9 @@ func (s *Service) jobFor(def *algorithm.Definition, req Request, now time.Time) 
 	}, nil
 }
 
-// parseWebhook checks the webhook URL (http or https with a host) and its
-// event filter (state names).
-func parseWebhook(raw string, evs []string) (*job.Webhook, error) {
+// parseWebhook checks the webhook URL (http or https with a host, reaching an
+// address the guard allows) and its event filter (state names).
+func (s *Service) parseWebhook(ctx context.Context, raw string, evs []string) (*job.Webhook, error) {
 	if raw == "" {
 		if len(evs) > 0 {
 			return nil, fmt.Errorf("%w: webhook_events needs a webhook URL", ErrInvalid)
@@ -280,6 +284,9 @@ func parseWebhook(raw string, evs []string) (*job.Webhook, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("%w: webhook %q: want an absolute http:// or https:// URL without credentials", ErrInvalid, raw)
+	}
+	if err := s.cfg.Webhooks.CheckURL(ctx, raw); err != nil {
+		return nil, fmt.Errorf("%w: webhook %q: %w", ErrInvalid, raw, err)
 	}
 	for _, e := range evs {
 		if _, err := job.ParseState(e); err != nil {

@@ -40,9 +40,10 @@ type Config struct {
 	Batch int
 	// Parallel is how many deliveries are sent at once (default 8).
 	Parallel int
-	// Client sends the requests (default: an http.Client that does not follow
-	// redirects; each request is bounded by Timeout).
-	Client *http.Client
+	// Guard decides which addresses deliveries may reach (default: public ones
+	// only). Every delivery dials through it, so a URL whose name resolves to a
+	// forbidden address by now fails (and is retried like any failed attempt).
+	Guard *Guard
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log receives one line per failed attempt (default slog.Default()).
@@ -68,9 +69,6 @@ func (c *Config) defaults() {
 	if c.Parallel <= 0 {
 		c.Parallel = 8
 	}
-	if c.Client == nil {
-		c.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -82,14 +80,16 @@ func (c *Config) defaults() {
 // Deliverer drains the job outbox into deliveries and sends them. Several
 // Deliverers (orchestrator replicas) may run at once on the same Store.
 type Deliverer struct {
-	store *Store
-	cfg   Config
+	store  *Store
+	cfg    Config
+	client *http.Client
 }
 
 // NewDeliverer returns a Deliverer on s.
 func NewDeliverer(s *Store, cfg Config) *Deliverer {
 	cfg.defaults()
-	return &Deliverer{store: s, cfg: cfg}
+	// Each request is bounded by Timeout (see send).
+	return &Deliverer{store: s, cfg: cfg, client: cfg.Guard.Client()}
 }
 
 // MessageID is the webhook-id of the notification of job id's change to n.State
@@ -318,7 +318,7 @@ func (d *Deliverer) send(ctx context.Context, dl *Delivery, secrets []string, at
 	if err := SetHeaders(req.Header, dl.ID, at, body, secrets...); err != nil {
 		return 0, err
 	}
-	resp, err := d.cfg.Client.Do(req)
+	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, err
 	}
