@@ -38,7 +38,9 @@ func lastEventID(header, query string) (string, error) {
 // jobEvents: GET /v1/jobs/{id}/events serves the job's events as Server-Sent
 // Events (`id:`, `event:`, `data:`), from the start or after Last-Event-ID,
 // in stream order with no gap and no duplicate; a `: ping` comment when idle
-// for Heartbeat; the stream ends after the terminal state event.
+// for Heartbeat; the stream ends after the terminal state event. When the
+// stream's cap trimmed events the client has not seen, it says so first with
+// an `event: gap` (no id; data events.Gap) and goes on from the oldest kept.
 func (a *api) jobEvents(w http.ResponseWriter, r *http.Request) error {
 	after, err := lastEventID(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("last_event_id"))
 	if err != nil {
@@ -50,7 +52,7 @@ func (a *api) jobEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	// Read once before answering, so that a Redis failure is still a 503.
-	evs, err := a.Events.Read(ctx, j.ID, after, 100, -1)
+	evs, gap, err := a.Events.ReadResume(ctx, j.ID, after, 100)
 	if err != nil {
 		return err
 	}
@@ -62,6 +64,11 @@ func (a *api) jobEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return nil // the connection cannot stream; the client sees an empty stream
+	}
+	if gap != nil {
+		if err := writeGap(w, gap); err != nil {
+			return nil
+		}
 	}
 	finished := j.State.Terminal()
 	for {
@@ -134,6 +141,17 @@ func writeEvent(w io.Writer, e events.Event) error {
 	}
 	b.WriteByte('\n')
 	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeGap writes the gap event, without an id: the client's Last-Event-ID
+// stays its own until the next event.
+func writeGap(w io.Writer, g *events.Gap) error {
+	data, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "event: gap\ndata: %s\n\n", data)
 	return err
 }
 

@@ -53,6 +53,7 @@ type Catalog interface {
 // Events reads job event streams (events.Stream).
 type Events interface {
 	Read(ctx context.Context, jobID, after string, count int64, block time.Duration) ([]events.Event, error)
+	ReadResume(ctx context.Context, jobID, after string, count int64) ([]events.Event, *events.Gap, error)
 }
 
 // Pools lists pools and their workers (registry.Registry).
