@@ -11,10 +11,12 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/aigw/aigw/bench/internal/cyclebench"
 	"github.com/aigw/aigw/bench/internal/gatewaybench"
 	"github.com/aigw/aigw/bench/internal/queuebench"
 	"github.com/aigw/aigw/bench/internal/report"
@@ -33,7 +35,7 @@ func main() {
 
 func run() error {
 	out := flag.String("out", "results/latest.json", "JSON file the figures are merged into")
-	only := flag.String("only", "queue,jobstore,api,worker,gateway", "benches to run, comma-separated")
+	only := flag.String("only", "queue,jobstore,api,worker,gateway,cycle", "benches to run, comma-separated")
 	jobs := flag.Int("jobs", 50000, "end-to-end queue jobs")
 	producers := flag.Int("producers", 16, "producers")
 	consumers := flag.Int("consumers", 16, "consumers")
@@ -56,6 +58,8 @@ func run() error {
 	workerSlots := flag.Int("worker-slots", 8, "worker bench: slots per agent")
 	workerRuns := flag.Int("worker-runs", 3, "worker bench: runs per system (figures are medians)")
 	workerSystems := flag.String("worker-systems", "aigw,asynq", "worker bench: systems to run, comma-separated")
+	cycleJobs := flag.String("cycle-jobs", "10000,100000", "cycle bench: stored job counts to time an idle orchestrator tick at, comma-separated, ascending")
+	cycleTicks := flag.Int("cycle-ticks", 5, "cycle bench: ticks per job count (figures are medians)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -74,10 +78,10 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "queue", "jobstore", "api", "worker", "gateway":
+		case "queue", "jobstore", "api", "worker", "gateway", "cycle":
 			benches[b] = true
 		default:
-			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, api, worker, gateway)", b)
+			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, api, worker, gateway, cycle)", b)
 		}
 	}
 	rep := &report.Report{}
@@ -169,6 +173,11 @@ func run() error {
 			return err
 		}
 	}
+	if benches["cycle"] {
+		if err := runCycle(ctx, rep, *cycleJobs, *cycleTicks); err != nil {
+			return err
+		}
+	}
 	if err := rep.Merge(*out); err != nil {
 		return err
 	}
@@ -217,6 +226,45 @@ func runGateway(ctx context.Context, rep *report.Report, d time.Duration, c, rou
 		}
 	}
 	rep.Table(os.Stdout, "gateway", []string{"aigw"})
+	fmt.Println()
+	return nil
+}
+
+// runCycle times an idle orchestrator tick with many stored jobs (issue 10, item 17).
+func runCycle(ctx context.Context, rep *report.Report, jobs string, ticks int) error {
+	var sizes []int
+	for _, f := range strings.Split(jobs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 || (len(sizes) > 0 && n < sizes[len(sizes)-1]) {
+			return fmt.Errorf("-cycle-jobs: %q is not a list of ascending job counts (e.g. 10000,100000)", jobs)
+		}
+		sizes = append(sizes, n)
+	}
+	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	if err != nil {
+		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+	}
+	uri := os.Getenv("AIGW_MONGO_URI")
+	if uri == "" {
+		return fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
+	}
+	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: addrs})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	server := workerbench.MongoServer(ctx, uri)
+	slog.Info("running", "bench", "cycle", "jobs", sizes, "ticks", ticks)
+	fmt.Printf("cycle: idle orchestrator tick (POST /tick work) with %v finished jobs stored, median of %d ticks; MongoDB %s at %s\n",
+		sizes, ticks, server, uri)
+	results, err := cyclebench.Run(ctx, cyclebench.Config{MongoURI: uri, Redis: rdb, Sizes: sizes, Ticks: ticks, Progress: os.Stdout})
+	if err != nil {
+		return fmt.Errorf("cycle bench: %w", err)
+	}
+	for _, r := range results {
+		rep.Add("cycle", "aigw", fmt.Sprintf("tick_ms_at_%d_jobs", r.Jobs), ms(r.Median), "ms (median, "+server+")")
+	}
+	rep.Table(os.Stdout, "cycle", []string{"aigw"})
 	fmt.Println()
 	return nil
 }
