@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,12 +21,7 @@ func TestJobRunsAsTheUnprivilegedUser(t *testing.T) {
 	b := setup(t)
 	cfg := b.config("w1", 1)
 	cfg.RunAs = &config.RunAs{User: "65534:65534", UID: 65534, GID: 65534}
-	// t.TempDir and its parent are 0700: let the run user reach its run directory.
-	for _, p := range []string{filepath.Dir(cfg.WorkDir), cfg.WorkDir} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg.WorkDir = runDir(t)
 	b.algo("whoami", []string{"sh", "-c", `echo x > "$AIGW_OUTPUT_DIR/who.txt"; printf '{"uid":%s}' "$(id -u)"`}, 0, nil)
 	b.worker(cfg, nil)
 	id := b.submit("whoami", `{}`, nil)

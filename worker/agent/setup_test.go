@@ -53,8 +53,26 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
+	// A root worker process runs jobs as nobody (AIGW_RUN_AS): it must reach the programs.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	binDir = dir
 	return m.Run()
+}
+
+// runDir is a work directory (AIGW_WORK_DIR) that the run user of a root
+// worker process (nobody by default) can reach: t.TempDir and its parent are 0700.
+func runDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for _, p := range []string{filepath.Dir(d), d} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
 }
 
 // bundle is one test's world: its own pool, database, stores and workers.
