@@ -4,12 +4,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/web"
 )
 
-// poolView is one pool: its live workers, GPU and slot totals, and its queue.
+// poolView is one pool as an operator sees it: its live workers, GPU and
+// slot totals, and its whole queue.
 type poolView struct {
 	Name    string       `json:"name"`
 	Workers []workerView `json:"workers"`
@@ -24,7 +27,8 @@ type counts struct {
 	Busy  int `json:"busy"`
 }
 
-// workerView is a worker as tenants may see it: no job ids, addresses or labels.
+// workerView is a worker as operators see it in the pools list: no job ids,
+// addresses or labels.
 type workerView struct {
 	Node        string    `json:"node"`
 	Version     string    `json:"version"`
@@ -56,39 +60,83 @@ type queueView struct {
 	OldestWaitMS int64                  `json:"oldest_wait_ms"`
 }
 
-// listPools: GET /v1/pools → {"pools": [...]}, every known pool by name.
+// tenantPoolView is a pool as a tenant sees it: the pool's capacity, and the
+// tenant's own jobs in it; no worker names and no other tenant's jobs.
+type tenantPoolView struct {
+	Name    string          `json:"name"`
+	Workers int             `json:"workers"`
+	GPUs    counts          `json:"gpus"`
+	Slots   counts          `json:"slots"`
+	Jobs    tenantJobCounts `json:"jobs"`
+}
+
+// tenantJobCounts are the tenant's jobs waiting and running in a pool.
+type tenantJobCounts struct {
+	Queued  int64 `json:"queued"`
+	Running int64 `json:"running"`
+}
+
+// listPools: GET /v1/pools → {"pools": [...]}, every known pool by name. An
+// operator token (algorithms:admin) sees the workers and the whole queue; a
+// tenant sees each pool's capacity and its own queued and running jobs.
 func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	c, _ := auth.FromContext(ctx)
+	admin := c.HasScope(auth.ScopeAlgorithmsAdmin)
+	t, err := tenant(r)
+	if err != nil && !admin {
+		return err
+	}
 	names, err := a.Pools.Pools(ctx)
 	if err != nil {
 		return err
 	}
-	out := make([]poolView, 0, len(names))
+	var own map[string]jobstore.PoolCount
+	if !admin {
+		if own, err = a.Jobs.ActiveCounts(ctx, t); err != nil {
+			return err
+		}
+	}
+	full := make([]poolView, 0, len(names))
+	mine := make([]tenantPoolView, 0, len(names))
 	for _, name := range names {
 		workers, err := a.Pools.Workers(ctx, name)
 		if err != nil {
 			return err
 		}
+		var gpus, slots counts
+		for _, wk := range workers {
+			gpus.Total += len(wk.GPUs)
+			gpus.Free += wk.GPUsFree()
+			slots.Total += wk.Slots
+			slots.Busy += wk.SlotsBusy
+		}
+		gpus.Busy = gpus.Total - gpus.Free
+		slots.Free = max(slots.Total-slots.Busy, 0)
+		if !admin {
+			n := own[name]
+			mine = append(mine, tenantPoolView{Name: name, Workers: len(workers), GPUs: gpus, Slots: slots,
+				Jobs: tenantJobCounts{Queued: n.Queued, Running: n.Running}})
+			continue
+		}
 		st, err := a.Queue.Stats(ctx, name)
 		if err != nil {
 			return err
 		}
-		p := poolView{Name: name, Workers: make([]workerView, 0, len(workers)), Queue: queueView{
+		p := poolView{Name: name, Workers: make([]workerView, 0, len(workers)), GPUs: gpus, Slots: slots, Queue: queueView{
 			Depth: st.Depth(), Ready: st.Ready, Running: st.Running, Delayed: st.Delayed, Dead: st.Dead,
 			OldestWaitMS: st.OldestWait.Milliseconds(),
 		}}
 		for _, wk := range workers {
 			p.Workers = append(p.Workers, workerOf(wk))
-			p.GPUs.Total += len(wk.GPUs)
-			p.GPUs.Free += wk.GPUsFree()
-			p.Slots.Total += wk.Slots
-			p.Slots.Busy += wk.SlotsBusy
 		}
-		p.GPUs.Busy = p.GPUs.Total - p.GPUs.Free
-		p.Slots.Free = max(p.Slots.Total-p.Slots.Busy, 0)
-		out = append(out, p)
+		full = append(full, p)
 	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{"pools": out})
+	if admin {
+		web.WriteJSON(w, http.StatusOK, map[string]any{"pools": full})
+	} else {
+		web.WriteJSON(w, http.StatusOK, map[string]any{"pools": mine})
+	}
 	return nil
 }
 

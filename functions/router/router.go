@@ -33,6 +33,7 @@ import (
 type Jobs interface {
 	Get(ctx context.Context, tenant, id string) (*job.Job, error)
 	List(ctx context.Context, f jobstore.Filter) (jobstore.Page, error)
+	ActiveCounts(ctx context.Context, tenant string) (map[string]jobstore.PoolCount, error)
 }
 
 // JobService submits, cancels and retries jobs (submit.Service).
