@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/stream"
 )
 
 // Delivery is a job taken from the queue. Ack it when the job is done; renew its
@@ -36,9 +37,10 @@ func (d Delivery) prio() int {
 
 // ConsumerOptions configures a Consumer.
 type ConsumerOptions struct {
-	// Home is the shard the consumer blocks on when the pool is idle; consumers of
-	// one pool should spread their homes over the shards (e.g. worker slot index).
-	// Negative means hash(name) mod K.
+	// Home is the shard the consumer prefers among shards with work of the same
+	// priority, and blocks on when the pool is idle; consumers of one pool should
+	// spread their homes over the shards (e.g. worker slot index). Negative means
+	// hash(name) mod K.
 	Home int
 }
 
@@ -49,7 +51,7 @@ type Consumer struct {
 	pool        string
 	name        string
 	home        int
-	next        int // the shard being drained: home, or one a sweep found work on
+	next        int // the shard being drained: home, or another one a scan found work on
 	grouped     bool
 	buf         []Delivery  // read ahead beyond a call's limit; served first next time
 	short       bool        // the last call returned fewer than asked for (see Config.Linger)
@@ -79,10 +81,11 @@ func (q *Queue) Consumer(pool, name string, o ConsumerOptions) (*Consumer, error
 // Name returns the consumer's name.
 func (c *Consumer) Name() string { return c.name }
 
-// Take returns up to max jobs, high priority first, waiting up to block for one to
-// arrive when the pool is empty (block <= 0: do not wait). It also takes over jobs
-// whose lease ran out (see Config.Lease) and moves malformed entries to the
-// dead-letter stream. An empty result with a nil error means nothing came in time.
+// Take returns up to max jobs, high priority first across the whole pool,
+// waiting up to block for one to arrive when the pool is empty (block <= 0: do not
+// wait). It also takes over jobs whose lease ran out (see Config.Lease) and moves
+// malformed entries to the dead-letter stream. An empty result with a nil error
+// means nothing came in time.
 func (c *Consumer) Take(ctx context.Context, limit int, block time.Duration) ([]Delivery, error) {
 	return c.AckTake(ctx, nil, limit, block)
 }
@@ -92,14 +95,16 @@ func (c *Consumer) Take(ctx context.Context, limit int, block time.Duration) ([]
 // travel in the same round trip as the read, so a busy consumer pays about one
 // round trip per batch, acknowledgements included.
 //
-// Within a shard, high is served before normal before low, and a returned batch is
-// ordered by priority.
+// Priority holds across the pool: while a shard of the pool holds a high job
+// (as its producer's hint says, see takeScript), a consumer looks at every shard
+// and takes high jobs before any normal or low one, and then normal before low.
+// Without high jobs waiting, a consumer drains its home shard by priority, then
+// others. A returned batch is ordered by priority.
 func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, block time.Duration) ([]Delivery, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("queue: take limit must be positive, got %d", limit)
 	}
-	short := c.short
-	if short && c.q.cfg.Linger > 0 {
+	if c.short && c.q.cfg.Linger > 0 {
 		time.Sleep(c.q.cfg.Linger)
 	}
 	if !c.grouped {
@@ -132,33 +137,38 @@ func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, bloc
 		}
 		out = append(out, got...)
 	}
+	// The shard being drained, then the home shard, without waiting: a take that
+	// obeys the hint, so that a high job elsewhere goes first. (Even when the home
+	// shard came up short last time: a blocking read would take its low jobs.)
+	shards := []int{c.next}
 	if c.next != c.home {
-		// Draining a shard found by a sweep: go on while it has work.
-		got, err := c.takeShard(ctx, c.next, limit-len(out), acks[c.next])
+		shards = append(shards, c.home)
+	}
+	hinted := false
+	for _, s := range shards {
+		got, _, hint, err := c.takeShard(ctx, s, limit-len(out), 3, false, acks[s])
 		if err != nil {
 			return nil, err
 		}
-		delete(acks, c.next)
-		if len(got) == 0 {
+		delete(acks, s)
+		if s == c.next && len(got) == 0 {
 			c.next = c.home
+		}
+		out = append(out, got...)
+		if hint != "" && len(out) < limit {
+			hinted = true // the take stopped at high: a high job may wait elsewhere
+			break
+		}
+	}
+	if hinted {
+		got, err := c.takeByPriority(ctx, limit-len(out))
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, got...)
 	}
 	if len(out) > 0 {
 		return c.finish(ctx, out, limit, acks[c.home])
-	}
-	if !short {
-		// The home shard had a backlog last time: take from it with the script,
-		// which serves priorities strictly and never more than limit.
-		got, err := c.takeShard(ctx, c.home, limit, acks[c.home])
-		delete(acks, c.home)
-		if err != nil {
-			return nil, err
-		}
-		if len(got) > 0 {
-			c.next = c.home
-			return c.finish(ctx, got, limit, nil)
-		}
 	}
 
 	deadline := time.Now().Add(block)
@@ -170,20 +180,29 @@ func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, bloc
 		// Acknowledge and read the home shard in one round trip; the read blocks
 		// until an entry arrives. Consumers of a pool spread their homes, so
 		// every shard has a consumer waiting on it; a job on a shard nobody waits
-		// on is found by the sweep below, after at most BlockSlice.
-		got, err := c.readHome(ctx, acks[c.home], limit, wait)
+		// on is found by the look at every shard below, after at most BlockSlice.
+		got, hint, err := c.readHome(ctx, acks[c.home], limit, wait)
 		delete(acks, c.home)
 		if err != nil {
 			return nil, err
 		}
 		if len(got) > 0 {
 			c.next = c.home
+			if hint != "" && slices.ContainsFunc(got, func(d Delivery) bool { return d.prio() > 0 }) {
+				// A high job may wait elsewhere: it goes first (finish keeps the
+				// surplus of this batch for the next call).
+				highs, err := c.takeByPriority(ctx, limit)
+				if err != nil {
+					return nil, err
+				}
+				got = append(got, highs...)
+			}
 			return c.finish(ctx, got, limit, nil)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if got, err = c.sweep(ctx, limit); err != nil {
+		if got, err = c.takeByPriority(ctx, limit); err != nil {
 			return nil, err
 		}
 		if len(got) > 0 {
@@ -197,8 +216,8 @@ func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, bloc
 }
 
 // finish acknowledges what is left to acknowledge and returns at most limit
-// deliveries, high priority first; the rest (at most two, see readHome) wait in
-// the consumer's buffer for its next call.
+// deliveries, high priority first; the rest wait in the consumer's buffer for its
+// next call.
 func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks []Delivery) ([]Delivery, error) {
 	if err := c.Ack(ctx, acks...); err != nil {
 		return nil, err
@@ -212,43 +231,143 @@ func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks [
 	return out, nil
 }
 
+// takeByPriority takes up to limit new entries, high before normal before low
+// across all shards: one pipelined round trip looks at every shard (scan), then
+// it takes each priority from the shards that have it, the home shard first and
+// then the next ones round the ring. The last other shard it took from becomes
+// the one being drained. When no shard has a high job, it clears the pool's
+// high-waiting hints.
+func (c *Consumer) takeByPriority(ctx context.Context, limit int) ([]Delivery, error) {
+	waiting, hints, err := c.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(waiting, 1) && !slices.Contains(waiting, -1) && slices.ContainsFunc(hints, func(h string) bool { return h != "" }) {
+		if err := c.clearHints(ctx, hints); err != nil {
+			return nil, err
+		}
+	}
+	var out []Delivery
+	n := c.q.cfg.Shards
+	for level := 1; level <= 3 && len(out) < limit; level++ {
+		for i := 0; i < n && len(out) < limit; i++ {
+			s := (c.home + i) % n
+			if waiting[s] != level {
+				continue
+			}
+			got, w, _, err := c.takeShard(ctx, s, limit-len(out), level, true, nil)
+			if err != nil {
+				return out, err
+			}
+			waiting[s] = w
+			if len(got) > 0 && s != c.home {
+				c.next = s
+			}
+			out = append(out, got...)
+		}
+	}
+	return out, nil
+}
+
+// scan promotes due delayed jobs and learns which priority each shard has
+// waiting (1 high … 3 low, 0 none, -1 the shard did not answer) and its
+// high-waiting hint, with the take script at count 0 on every shard, in one
+// pipelined round trip (the cluster client sends each master its part at once).
+// A shard that does not answer (e.g. its master just died) is left out, unless
+// none answers.
+func (c *Consumer) scan(ctx context.Context) (waiting []int, hints []string, err error) {
+	n := c.q.cfg.Shards
+	run := func() []*redis.Cmd {
+		cmds := make([]*redis.Cmd, n)
+		pipe := c.q.rdb.Pipeline()
+		for s := range n {
+			cmds[s] = takeScript.EvalSha(ctx, pipe, c.q.keys(c.pool, s).takeKeys(), c.takeArgs(0, 3, true, nil)...)
+		}
+		_, _ = pipe.Exec(ctx) // errors are per command, read below
+		return cmds
+	}
+	cmds := run()
+	if slices.ContainsFunc(cmds, func(cmd *redis.Cmd) bool { return isNoScript(cmd.Err()) }) {
+		// A new master (e.g. after a failover) lacks the script: load it, send again.
+		if err := c.q.loadScripts(ctx); err != nil {
+			return nil, nil, fmt.Errorf("scan pool %s: %w", c.pool, err)
+		}
+		cmds = run()
+	}
+	waiting, hints = make([]int, n), make([]string, n)
+	var errs []error
+	for s, cmd := range cmds {
+		res, err := cmd.Result()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			waiting[s] = -1
+			errs = append(errs, fmt.Errorf("scan pool %s shard %d: %w", c.pool, s, err))
+			continue
+		}
+		waiting[s], hints[s], _ = parseTake(res)
+	}
+	if len(errs) == n {
+		return nil, nil, errors.Join(errs...)
+	}
+	return waiting, hints, nil
+}
+
+// clearHints clears each shard's high-waiting hint that still has the value the
+// scan saw (a producer that incremented it since keeps it set).
+func (c *Consumer) clearHints(ctx context.Context, seen []string) error {
+	pipe := c.q.rdb.Pipeline()
+	for s, v := range seen {
+		if v != "" {
+			clearHintScript.Eval(ctx, pipe, []string{c.q.keys(c.pool, s).hint}, v)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("clear high-waiting hints of pool %s: %w", c.pool, err)
+	}
+	return nil
+}
+
 // readHome acknowledges acks of the home shard (promoting due delayed jobs) and
 // reads new entries of its three streams, waiting up to wait (negative: not at
-// all), in one pipelined round trip to the shard's master. It is used when the
-// shard was drained last time, so an arriving job usually finds one stream with
-// one entry. XREADGROUP's COUNT applies per stream, so it asks for ceil(limit/3)
-// of each: at most limit+2 (finish keeps the surplus for the next call).
-func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, error) {
+// all), in one pipelined round trip to the shard's master, and returns the
+// shard's high-waiting hint. It is used when the shard was drained last time, so
+// an arriving job usually finds one stream with one entry. XREADGROUP's COUNT
+// applies per stream, so it asks for ceil(limit/3) of each: at most limit+2
+// (finish keeps the surplus for the next call).
+func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, string, error) {
 	k := c.q.keys(c.pool, c.home)
 	pipe := c.q.rdb.Pipeline()
-	sc := takeScript.EvalSha(ctx, pipe, []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids}, c.takeArgs(0, acks)...)
+	sc := takeScript.EvalSha(ctx, pipe, k.takeKeys(), c.takeArgs(0, 0, false, acks)...)
 	xr := pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: c.q.cfg.Group, Consumer: c.name, Count: int64((limit + 2) / 3), Block: wait,
 		Streams: []string{k.streams[0], k.streams[1], k.streams[2], ">", ">", ">"},
 	})
 	_, _ = pipe.Exec(ctx) // errors are per command, read below
-	if err := sc.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		if !isNoScript(err) && !isNoGroup(err) {
-			return nil, fmt.Errorf("ack in pool %s shard %d: %w", c.pool, c.home, err)
+	hint := ""
+	if res, err := sc.Result(); err != nil {
+		if !isNoScript(err) {
+			return nil, "", fmt.Errorf("ack in pool %s shard %d: %w", c.pool, c.home, err)
 		}
-		if isNoScript(err) {
-			// The read ran anyway; acknowledge the normal way (it loads the script).
-			if err := c.Ack(ctx, acks...); err != nil {
-				return nil, err
-			}
+		// The read ran anyway; acknowledge the normal way (it loads the script).
+		if err := c.Ack(ctx, acks...); err != nil {
+			return nil, "", err
 		}
+	} else {
+		_, hint, _ = parseTake(res)
 	}
 	res, err := xr.Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return nil, nil
-	case isNoGroup(err): // the stream vanished (e.g. lost in a failover): recreate the group
-		return nil, c.q.ensureShardGroups(ctx, c.pool, c.home)
+		return nil, hint, nil
+	case stream.Lost(err): // the stream vanished (e.g. lost in a failover): recreate the group
+		return nil, hint, c.q.ensureShardGroups(ctx, c.pool, c.home)
 	case err != nil:
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		}
-		return nil, fmt.Errorf("read pool %s shard %d: %w", c.pool, c.home, err)
+		return nil, "", fmt.Errorf("read pool %s shard %d: %w", c.pool, c.home, err)
 	}
 	var out []Delivery
 	for _, st := range res {
@@ -263,7 +382,7 @@ func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wai
 			}
 		}
 	}
-	return out, nil
+	return out, hint, nil
 }
 
 // reclaimDue runs the reclaim of one shard whose turn has come (every shard once
@@ -278,51 +397,48 @@ func (c *Consumer) reclaimDue(ctx context.Context, limit int) ([]Delivery, error
 	return c.reclaim(ctx, s, limit)
 }
 
-// sweep visits every shard but the current one, taking new entries until max are
-// collected; the last shard that had work becomes the current one.
-func (c *Consumer) sweep(ctx context.Context, limit int) ([]Delivery, error) {
-	var out []Delivery
-	n := c.q.cfg.Shards
-	for i := 1; i < n && len(out) < limit; i++ {
-		s := (c.next + i) % n
-		got, err := c.takeShard(ctx, s, limit-len(out), nil)
-		if err != nil {
-			return out, err
-		}
-		if len(got) > 0 {
-			c.next = s
-		}
-		out = append(out, got...)
+// takeArgs builds the take script's arguments: count, levels, whether to report
+// (ignoring the hint), then the acks.
+func (c *Consumer) takeArgs(count, levels int, report bool, acks []Delivery) []any {
+	r := 0
+	if report {
+		r = 1
 	}
-	return out, nil
-}
-
-// takeArgs builds the take script's arguments: count, then the acks.
-func (c *Consumer) takeArgs(count int, acks []Delivery) []any {
-	args := make([]any, 0, 4+3*len(acks))
-	args = append(args, c.q.cfg.Group, c.name, count, len(acks))
+	args := make([]any, 0, 6+3*len(acks))
+	args = append(args, c.q.cfg.Group, c.name, count, levels, r, len(acks))
 	for _, d := range acks {
 		args = append(args, d.prio()+1, d.EntryID, d.JobID)
 	}
 	return args
 }
 
-func (c *Consumer) takeShard(ctx context.Context, shard, count int, acks []Delivery) ([]Delivery, error) {
-	if count <= 0 && len(acks) == 0 {
-		return nil, nil
-	}
-	k := c.q.keys(c.pool, shard)
-	keys := []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids}
-	res, err := takeScript.Run(ctx, c.q.rdb, keys, c.takeArgs(count, acks)...).Result()
-	if isNoGroup(err) { // the stream vanished (e.g. a failover lost it): recreate the group
-		if err = c.q.ensureShardGroups(ctx, c.pool, shard); err == nil {
-			res, err = takeScript.Run(ctx, c.q.rdb, keys, c.takeArgs(count, acks)...).Result()
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("take from pool %s shard %d: %w", c.pool, shard, err)
-	}
+// parseTake splits the take script's result: what the shard has waiting, its
+// hint, and the flat triples taken.
+func parseTake(res any) (waiting int, hint string, triples []any) {
 	flat, _ := res.([]any)
+	if len(flat) < 2 {
+		return 0, "", nil
+	}
+	w, _ := flat[0].(int64)
+	hint, _ = flat[1].(string)
+	return int(w), hint, flat[2:]
+}
+
+// takeShard acknowledges acks of one shard and takes up to count new entries from
+// its first levels priority streams (see takeScript for report), and returns what
+// the shard has waiting afterwards (when reported) and its hint.
+func (c *Consumer) takeShard(ctx context.Context, shard, count, levels int, report bool, acks []Delivery) ([]Delivery, int, string, error) {
+	if count <= 0 && len(acks) == 0 {
+		return nil, 0, "", nil
+	}
+	keys := c.q.keys(c.pool, shard).takeKeys()
+	res, err := stream.Recover(ctx, c.q.rdb, c.q.groups(c.pool, shard), func() (any, error) {
+		return takeScript.Run(ctx, c.q.rdb, keys, c.takeArgs(count, levels, report, acks)...).Result()
+	})
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("take from pool %s shard %d: %w", c.pool, shard, err)
+	}
+	waiting, hint, flat := parseTake(res)
 	var out []Delivery
 	for i := 0; i+2 < len(flat); i += 3 {
 		pi, _ := flat[i].(int64)
@@ -332,7 +448,7 @@ func (c *Consumer) takeShard(ctx context.Context, shard, count int, acks []Deliv
 			out = append(out, d)
 		}
 	}
-	return out, nil
+	return out, waiting, hint, nil
 }
 
 // delivery builds a Delivery from a stream entry; a malformed entry goes to the
@@ -371,16 +487,15 @@ func (c *Consumer) delivery(ctx context.Context, shard, prio int, id string, fie
 func (c *Consumer) reclaim(ctx context.Context, shard, count int) ([]Delivery, error) {
 	k := c.q.keys(c.pool, shard)
 	var out []Delivery
-	for pi, stream := range k.streams {
+	for pi, key := range k.streams {
 		if len(out) >= count {
 			break
 		}
-		res, err := reclaimScript.Run(ctx, c.q.rdb, []string{stream, k.dead, k.ids},
-			c.q.cfg.Group, c.name, c.q.cfg.Lease.Milliseconds(), count-len(out),
-			c.q.cfg.MaxDeliveries, c.q.cfg.DeadLetterMaxLen).Result()
-		if isNoGroup(err) {
-			return out, c.q.ensureShardGroups(ctx, c.pool, shard)
-		}
+		res, err := stream.Recover(ctx, c.q.rdb, c.q.groups(c.pool, shard), func() (any, error) {
+			return reclaimScript.Run(ctx, c.q.rdb, []string{key, k.dead, k.ids},
+				c.q.cfg.Group, c.name, c.q.cfg.Lease.Milliseconds(), count-len(out),
+				c.q.cfg.MaxDeliveries, c.q.cfg.DeadLetterMaxLen).Result()
+		})
 		if err != nil {
 			return out, fmt.Errorf("reclaim in pool %s shard %d: %w", c.pool, shard, err)
 		}
@@ -410,8 +525,7 @@ func (c *Consumer) Ack(ctx context.Context, ds ...Delivery) error {
 	run := func() error {
 		pipe := c.q.rdb.Pipeline()
 		for shard, acks := range byShard {
-			k := c.q.keys(c.pool, shard)
-			takeScript.EvalSha(ctx, pipe, []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids}, c.takeArgs(0, acks)...)
+			takeScript.EvalSha(ctx, pipe, c.q.keys(c.pool, shard).takeKeys(), c.takeArgs(0, 0, false, acks)...)
 		}
 		_, err := pipe.Exec(ctx)
 		return err

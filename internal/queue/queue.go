@@ -24,6 +24,7 @@ import (
 
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/stream"
 )
 
 // Config tunes a Queue. Zero values take the defaults noted.
@@ -165,6 +166,12 @@ type shardKeys struct {
 	delayed string
 	ids     string
 	dead    string
+	hint    string // the pool's high-waiting hint, one copy per shard (see takeScript)
+}
+
+// takeKeys are the take script's keys.
+func (k shardKeys) takeKeys() []string {
+	return []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.hint}
 }
 
 func (q *Queue) keys(pool string, shard int) shardKeys {
@@ -174,6 +181,7 @@ func (q *Queue) keys(pool string, shard int) shardKeys {
 		delayed: p + "delayed",
 		ids:     p + "ids",
 		dead:    p + "dead",
+		hint:    p + "high-waiting",
 	}
 }
 
@@ -330,12 +338,19 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 		}
 	}
 	waits := map[string]bool{} // master key → replicated
+	highs := map[string]bool{} // pools that got a high job
 	for i, c := range cmds {
 		v, err := c.Result()
 		res[i], errs[i] = enqueuedFrom(res[i].Shard, v, err)
 		if errs[i] == nil && !res[i].Duplicate && q.cfg.WaitReplicas > 0 {
 			waits[keys[i][0]] = false
 		}
+		if errs[i] == nil && !res[i].Duplicate && res[i].EntryID != "delayed" && ms[i].Priority == job.High {
+			highs[ms[i].Pool] = true
+		}
+	}
+	if len(highs) > 0 {
+		q.hintHigh(ctx, highs)
 	}
 	if len(waits) > 0 {
 		q.waitReplicas(ctx, waits)
@@ -346,6 +361,22 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 		}
 	}
 	return res, errs
+}
+
+// hintHigh increments the high-waiting hint on every shard of each pool, after
+// the high jobs are in their streams, so that every consumer of the pool looks
+// for them before it takes a normal or low job (see takeScript). It is best
+// effort: a hint that fails to be set leaves the job first in its own shard
+// only, and the job is queued either way, so the error is not the caller's.
+// (A delayed high job sets no hint when it becomes due.)
+func (q *Queue) hintHigh(ctx context.Context, pools map[string]bool) {
+	pipe := q.rdb.Pipeline()
+	for pool := range pools {
+		for s := range q.cfg.Shards {
+			pipe.Incr(ctx, q.keys(pool, s).hint)
+		}
+	}
+	_, _ = pipe.Exec(ctx)
 }
 
 // waitReplicas sends WAIT to the master of each key (once per master) and records
@@ -384,8 +415,6 @@ func (q *Queue) waitReplicas(ctx context.Context, keys map[string]bool) {
 
 func isNoScript(err error) bool { return err != nil && strings.Contains(err.Error(), "NOSCRIPT") }
 
-func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error(), "NOGROUP") }
-
 // loadScripts loads every script on every master, for pipelines (which cannot fall
 // back from EVALSHA to EVAL by themselves).
 func (q *Queue) loadScripts(ctx context.Context) error {
@@ -420,7 +449,7 @@ func (q *Queue) Purge(ctx context.Context, pool string) error {
 	}
 	for s := 0; s < q.cfg.Shards; s++ {
 		k := q.keys(pool, s)
-		if err := q.rdb.Del(ctx, k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.dead).Err(); err != nil {
+		if err := q.rdb.Del(ctx, k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.dead, k.hint).Err(); err != nil {
 			return fmt.Errorf("purge pool %s shard %d: %w", pool, s, err)
 		}
 	}
@@ -442,11 +471,20 @@ func (q *Queue) EnsureGroups(ctx context.Context, pool string) error {
 }
 
 func (q *Queue) ensureShardGroups(ctx context.Context, pool string, shard int) error {
-	for _, key := range q.keys(pool, shard).streams {
-		err := q.rdb.XGroupCreateMkStream(ctx, key, q.cfg.Group, "0").Err()
-		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-			return fmt.Errorf("create consumer group on %s: %w", key, err)
+	for _, g := range q.groups(pool, shard) {
+		if err := g.Create(ctx, q.rdb); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// groups are the consumer groups of one pool shard, one per priority stream.
+func (q *Queue) groups(pool string, shard int) []stream.Group {
+	k := q.keys(pool, shard)
+	gs := make([]stream.Group, len(k.streams))
+	for i, key := range k.streams {
+		gs[i] = stream.Group{Stream: key, Name: q.cfg.Group}
+	}
+	return gs
 }

@@ -243,6 +243,75 @@ func TestBatchIsOrderedByPriorityAcrossShards(t *testing.T) {
 	}
 }
 
+// idOnShard returns a new job id that lives on shard s.
+func (b *bundle) idOnShard(s int) string {
+	for {
+		if id := job.NewID(); b.q.ShardOf(id) == s {
+			return id
+		}
+	}
+}
+
+// TestPriorityHoldsAcrossShards: a consumer whose home shard holds low jobs takes
+// the high jobs of other shards first, then its own lows, in batches ordered by
+// priority; also when its last batch came up short (it goes to a read of its home
+// shard then).
+func TestPriorityHoldsAcrossShards(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Shards: 4})
+	c, err := b.q.Consumer(b.pool, "c", ConsumerOptions{Home: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Take(b.ctx, 1, 0); err != nil { // groups exist; the consumer has read once
+		t.Fatal(err)
+	}
+	var lows []string
+	for range 5 {
+		id := b.idOnShard(0)
+		lows = append(lows, id)
+		b.enqueue(t, Message{JobID: id, Priority: job.Low})
+	}
+	high, high2 := b.idOnShard(2), b.idOnShard(3)
+	b.enqueue(t, Message{JobID: high, Priority: job.High})
+	b.enqueue(t, Message{JobID: high2, Priority: job.High})
+
+	var order []string
+	for _, limit := range []int{1, 1, 3} {
+		ds, err := c.Take(b.ctx, limit, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			order = append(order, d.JobID)
+		}
+		if err := c.Ack(b.ctx, ds...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{high, high2, lows[0], lows[1], lows[2]}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("took %v, want the highs (shards 2, 3), then the home shard's lows in order: %v", order, want)
+	}
+
+	// The same when the consumer's last batch was short (it drained the pool), so
+	// that it would go straight to a read of its home shard.
+	ds, err := c.Take(b.ctx, 10, 0)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("take of the last two lows: %v %v", ds, err)
+	}
+	if err := c.Ack(b.ctx, ds...); err != nil {
+		t.Fatal(err)
+	}
+	b.enqueue(t, Message{JobID: b.idOnShard(0), Priority: job.Low})
+	extra := b.idOnShard(1)
+	b.enqueue(t, Message{JobID: extra, Priority: job.High})
+	ds, err = c.Take(b.ctx, 1, time.Second)
+	if err != nil || len(ds) != 1 || ds[0].JobID != extra {
+		t.Fatalf("take after a short batch: %v %v, want the high job %s of shard 1", ds, err, extra)
+	}
+}
+
 func TestBlockingTakeWakesOnEnqueue(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Shards: 1})

@@ -35,24 +35,38 @@ return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
 `)
 
 // takeScript acknowledges finished entries of this shard, moves due delayed jobs
-// into their streams, then reads up to ARGV[3] new entries for the consumer, high
-// priority first. Acknowledging deletes the entry (XDEL), so a stream holds only
-// queued and running jobs, and the job's membership. With a count of 0 it only
-// acknowledges and promotes.
+// into their streams, then reads up to ARGV[3] new entries for the consumer from
+// the first ARGV[4] priority streams, high priority first. Acknowledging deletes
+// the entry (XDEL), so a stream holds only queued and running jobs, and the job's
+// membership. With a count of 0 it only acknowledges and promotes.
+//
+// Priority across the pool: each shard holds a copy of the pool's "high waiting"
+// hint (KEYS[6]), which producers of high jobs increment on every shard of the
+// pool after the enqueue. A take that obeys the hint (ARGV[5] = 0) reads only the
+// high stream while the hint is set, and returns the hint, so the consumer looks
+// for high jobs on the other shards (a scan: ARGV[5] = 1, which also says what
+// each shard has waiting) before it takes a normal or low one here; the consumer
+// clears the hints when a scan finds no high job anywhere.
 //
 //	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] membership hash
-//	ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] number of acks n
-//	ARGV[5..4+3n] acks as triples {priority index (1..3), entry id, job id}
+//	KEYS[6] high-waiting hint
+//	ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] levels: read streams 1..levels
+//	ARGV[5] 0: obey the hint; 1: ignore it and report what is waiting
+//	ARGV[6] number of acks n   ARGV[7..6+3n] acks as triples {priority index (1..3), entry id, job id}
 //
-// Result: a flat array of triples {priority index (1..3), entry id, fields}.
+// Result: {waiting, hint, then a flat array of triples {priority index (1..3),
+// entry id, fields}}. waiting (reported only with ARGV[5] = 1, else 0) is the
+// first priority index whose stream still holds entries never delivered to the
+// group (a stream without the group counts: the consumer's read creates it
+// again), 0 when none does. hint is the hint's value ("" when unset).
 var takeScript = redis.NewScript(`
-local nacks = tonumber(ARGV[4])
+local nacks = tonumber(ARGV[6])
 if nacks > 0 then
   local ids, jobs = {{}, {}, {}}, {}
   for i = 0, nacks - 1 do
-    local p = tonumber(ARGV[5 + 3 * i])
-    ids[p][#ids[p] + 1] = ARGV[6 + 3 * i]
-    jobs[#jobs + 1] = ARGV[7 + 3 * i]
+    local p = tonumber(ARGV[7 + 3 * i])
+    ids[p][#ids[p] + 1] = ARGV[8 + 3 * i]
+    jobs[#jobs + 1] = ARGV[9 + 3 * i]
   end
   for p = 1, 3 do
     if #ids[p] > 0 then
@@ -81,21 +95,58 @@ if redis.call('ZCARD', KEYS[4]) > 0 then
     redis.call('ZREM', KEYS[4], m)
   end
 end
-local out = {}
+local levels = tonumber(ARGV[4])
+local report = ARGV[5] == '1'
+local hint = redis.call('GET', KEYS[6]) or ''
+if not report and hint ~= '' then levels = math.min(levels, 1) end
+local out = {0, hint}
 local left = tonumber(ARGV[3])
-for i = 1, 3 do
+local drained = {false, false, false}
+for i = 1, levels do
   if left <= 0 then break end
   local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[i], '>')
+  local n = 0
   if r then
     for _, e in ipairs(r[1][2]) do
       out[#out + 1] = i
       out[#out + 1] = e[1]
       out[#out + 1] = e[2]
-      left = left - 1
+      n = n + 1
+    end
+  end
+  drained[i] = n < left
+  left = left - n
+end
+if report then
+  for i = 1, 3 do
+    if not drained[i] and redis.call('XLEN', KEYS[i]) > 0 then
+      local last
+      for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i])) do
+        local name, id
+        for k = 1, #g, 2 do
+          if g[k] == 'name' then name = g[k + 1] elseif g[k] == 'last-delivered-id' then id = g[k + 1] end
+        end
+        if name == ARGV[1] then last = id end
+      end
+      if not last or #redis.call('XRANGE', KEYS[i], '(' .. last, '+', 'COUNT', 1) > 0 then
+        out[1] = i
+        break
+      end
     end
   end
 end
 return out
+`)
+
+// clearHintScript clears a shard's copy of the pool's high-waiting hint unless a
+// producer incremented it since the consumer's scan read it.
+//
+//	KEYS[1] high-waiting hint   ARGV[1] the value the scan saw
+//
+// Result: 1 if cleared, else 0.
+var clearHintScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `)
 
 // extendScript renews the leases of entries this consumer still owns (resetting
@@ -203,4 +254,4 @@ out[#out + 1] = redis.call('XLEN', KEYS[5])
 return out
 `)
 
-var allScripts = []*redis.Script{enqueueScript, takeScript, extendScript, reclaimScript, deadLetterScript, statsScript}
+var allScripts = []*redis.Script{enqueueScript, takeScript, clearHintScript, extendScript, reclaimScript, deadLetterScript, statsScript}
