@@ -1,8 +1,10 @@
 // Package mongoindex creates a collection's indexes idempotently: it lists the
-// indexes that exist and creates only the missing ones, by name. (MongoDB
-// accepts a createIndexes of existing indexes; FerretDB 1.24, the dev/CI
-// server, panics on it and drops the connection, so every store that opens on
-// an existing database — a restarted function — goes through here.)
+// indexes that exist and creates only the missing ones, by name, so a store
+// that opens on an existing database (a restarted function, a second process)
+// sends no write. Two processes that both find an index missing both ask for
+// it; MongoDB accepts a createIndexes of an index that exists with the same
+// spec, and so does devmongo, the dev/CI server (FerretDB 1.24 alone drops the
+// connection on it; tools/internal/devmongo answers in its place).
 package mongoindex
 
 import (

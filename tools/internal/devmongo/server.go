@@ -16,7 +16,8 @@
 // FerretDB's _id lookups use (idindex.go), and a command whose filter is _id
 // plus simple conditions, such as a compare-and-set on {_id, state}, is
 // narrowed to {_id} after the proxy has checked the conditions itself under the
-// same turn (narrow.go).
+// same turn (narrow.go). A createIndexes of indexes that already exist is
+// answered as MongoDB answers it, which FerretDB gets wrong (createindexes.go).
 //
 // It is a stand-in for tests, never for production, which uses MongoDB.
 package devmongo
@@ -413,6 +414,20 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 		defer s.afterCommand(cmd, db, coll)
 	} else if cmd == "drop" || cmd == "dropDatabase" || cmd == "renameCollection" {
 		defer s.afterCommand(cmd, db, coll)
+	}
+	if wantReply && cmd == "createIndexes" {
+		if r, ok := parseCreateIndexes(req); ok {
+			forward, reply, err := s.filterIndexes(pc, req, r)
+			if err != nil {
+				return nil, err
+			}
+			if reply != nil {
+				return reply, nil
+			}
+			if forward != nil {
+				req = forward
+			}
+		}
 	}
 	if wantReply {
 		if n, ok := parseNarrowable(req); ok {
