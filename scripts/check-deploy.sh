@@ -2,8 +2,11 @@
 # check-deploy.sh — every deployability check (`make test-deploy`):
 #   1. scripts/semver against throwaway git repositories;
 #   2. actionlint over .github/workflows;
-#   3. the Go tests of hcloudfake (the fake Hetzner Cloud API);
-#   4. scripts/tf-check.sh: fmt, init, validate, terraform test, cloud-init schema,
+#   3. scripts/workflow-check.sh: the deploy action sets every variable
+#      stack.yml references, GitHub's test job installs python3-torch, and
+#      release.yml releases only the commit of a green CI run;
+#   4. the Go tests of hcloudfake (the fake Hetzner Cloud API);
+#   5. scripts/tf-check.sh: fmt, init, validate, terraform test, cloud-init schema,
 #      and a real apply -> plan -> destroy of terraform/envs/local.
 # Prints a final `N passed, N failed` line (the sum of the parts) and exits
 # non-zero on any failure.
@@ -50,6 +53,7 @@ go_tests() {
 
 part "semver" scripts/semver_test.sh
 part "actionlint" scripts/actionlint.sh
+part "workflows" scripts/workflow-check.sh
 part "hcloudfake go test" go_tests
 part "terraform" scripts/tf-check.sh
 
