@@ -197,7 +197,9 @@ func up(t *testing.T) *system {
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", port)
 	state := t.TempDir()
 	start(t, "gateway", []string{"AIGW_GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(port), "AIGW_GATEWAY_BIN_DIR=" + binDir,
-		"AIGW_GATEWAY_STATE_DIR=" + state, "AIGW_REDIS_ADDRS=" + redisAddrs}, filepath.Join(binDir, "aigw-gateway"))
+		"AIGW_GATEWAY_STATE_DIR=" + state, "AIGW_REDIS_ADDRS=" + redisAddrs,
+		// The async test's callback receiver listens on 127.0.0.1: allowed as an operator would.
+		"AIGW_WEBHOOK_ALLOWED_NETS=127.0.0.0/8"}, filepath.Join(binDir, "aigw-gateway"))
 	waitFor(t, "the gateway", 20*time.Second, func() bool { return get(s.gateway+"/healthz") == http.StatusOK })
 	s.user = strings.TrimSpace(readFile(t, filepath.Join(state, "auth", "basic-auth-user")))
 	s.password = strings.TrimSpace(readFile(t, filepath.Join(state, "auth", "basic-auth-password")))

@@ -89,7 +89,7 @@ cmd_up() {
 
 	start gateway "$STATE/gateway.log" env AIGW_GATEWAY_ADDR="127.0.0.1:$PORT" \
 		AIGW_GATEWAY_BIN_DIR="$BIN" AIGW_GATEWAY_STATE_DIR="$STATE/gateway" \
-		AIGW_REDIS_ADDRS="$AIGW_REDIS_ADDRS" "$BIN/aigw-gateway"
+		AIGW_REDIS_ADDRS="$AIGW_REDIS_ADDRS" AIGW_WEBHOOK_ALLOWED_NETS="${AIGW_WEBHOOK_ALLOWED_NETS:-127.0.0.0/8}" "$BIN/aigw-gateway"
 	wait_http "$GATEWAY/healthz" "the gateway"
 	local user pass
 	user="$(cat "$STATE/gateway/auth/basic-auth-user")"

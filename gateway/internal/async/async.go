@@ -3,7 +3,11 @@
 // kept in a Redis Stream (one hash slot, consumer group) before the 202, a
 // worker invokes the function with bounded, exponentially backed-off retries,
 // and POSTs the result to X-Callback-Url with X-Call-Id, X-Function-Status and
-// X-Duration-Seconds. Calls left pending by a gateway that died are reclaimed
+// X-Duration-Seconds. X-Callback-Url is the caller's, so it may reach public
+// addresses only, unless the operator allows the network
+// (AIGW_WEBHOOK_ALLOWED_NETS): it is checked before the 202 (422 otherwise),
+// and every callback dials through the same guard (no proxy, no redirects, the
+// address it checked). Calls left pending by a gateway that died are reclaimed
 // with XAUTOCLAIM; a gateway restarted under the same consumer name resumes its
 // own pending calls at once. A delivered call is marked done, so a call
 // re-delivered after a restart is not called back twice.
@@ -30,6 +34,7 @@ import (
 	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/proxy"
 	"github.com/aigw/aigw/internal/stream"
+	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Invoker calls a function (proxy.Proxy).
@@ -61,7 +66,10 @@ type Options struct {
 	Workers int
 	// CallbackAttempts bounds callback deliveries (default 5).
 	CallbackAttempts int
-	Logger           *slog.Logger
+	// Callbacks guards X-Callback-Url at enqueue and at every delivery (default
+	// nil: public addresses only).
+	Callbacks *webhook.Guard
+	Logger    *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -115,13 +123,15 @@ func (k Keys) Done(callID string) string { return k.donePfx + callID }
 
 // Queue is the async invocation queue of one gateway.
 type Queue struct {
-	rdb    redis.UniversalClient
-	inv    Invoker
-	fns    Functions
-	opts   Options
-	keys   Keys
-	group  stream.Group
-	log    *slog.Logger
+	rdb   redis.UniversalClient
+	inv   Invoker
+	fns   Functions
+	opts  Options
+	keys  Keys
+	group stream.Group
+	log   *slog.Logger
+	// client delivers callbacks only: it dials through opts.Callbacks, apart
+	// from the invoker's loopback client.
 	client *http.Client
 
 	active sync.Map // stream message id → struct{}: calls this process works on
@@ -131,10 +141,12 @@ type Queue struct {
 func New(rdb redis.UniversalClient, inv Invoker, fns Functions, opts Options) *Queue {
 	opts.defaults()
 	keys := KeysFor(opts.Tag)
+	client := opts.Callbacks.Client()
+	client.Timeout = 30 * time.Second
 	return &Queue{
 		rdb: rdb, inv: inv, fns: fns, opts: opts, keys: keys, log: opts.Logger,
 		group:  stream.Group{Stream: keys.Stream, Name: opts.Group},
-		client: &http.Client{Timeout: 30 * time.Second},
+		client: client,
 	}
 }
 
@@ -183,6 +195,10 @@ func (q *Queue) enqueue(w http.ResponseWriter, r *http.Request) error {
 		u, err := url.Parse(callback)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return httperr.New(http.StatusBadRequest, fmt.Sprintf("X-Callback-Url %q: want an http(s) URL", callback), err)
+		}
+		if err := q.opts.Callbacks.CheckURL(r.Context(), callback); err != nil {
+			return &httperr.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_callback_url", Err: err,
+				Msg: fmt.Sprintf("X-Callback-Url %q: %v; name a receiver at a public address", callback, err)}
 		}
 	}
 	callID := r.Header.Get("X-Call-Id")
@@ -477,7 +493,8 @@ func (q *Queue) callback(ctx context.Context, log *slog.Logger, c call, res resu
 		if ctx.Err() != nil {
 			return false
 		}
-		if attempt >= q.opts.CallbackAttempts {
+		// An address the guard refuses is not tried again.
+		if attempt >= q.opts.CallbackAttempts || errors.Is(err, webhook.ErrForbiddenAddress) {
 			log.Error("async: callback failed; giving up", "url", c.callback, "attempts", attempt, "err", err)
 			return true
 		}

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Config is every setting of aigw-gateway.
@@ -58,6 +60,10 @@ type Config struct {
 	// (AIGW_GATEWAY_ASYNC_CONSUMER, default gw-<host>-<port>); a restarted
 	// gateway with the same name resumes its own pending calls at once.
 	AsyncConsumer string
+	// WebhookAllowedNets are the non-public networks an async call's
+	// X-Callback-Url may reach (AIGW_WEBHOOK_ALLOWED_NETS: CIDRs or IPs, as
+	// for the router and orchestrator; default none, public addresses only).
+	WebhookAllowedNets []netip.Prefix
 
 	LogLevel slog.Level // AIGW_LOG_LEVEL: debug, info, warn, error (default info)
 }
@@ -151,6 +157,11 @@ func Load(getenv func(string) string) (Config, error) {
 	integer("AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS", &attempts, 1)
 	c.AsyncMaxAttempts = int(attempts)
 	str("AIGW_GATEWAY_ASYNC_CONSUMER", &c.AsyncConsumer)
+	if nets, err := webhook.ParseAllowedNets(getenv(webhook.AllowedNetsEnv)); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.WebhookAllowedNets = nets
+	}
 	if v := strings.TrimSpace(getenv("AIGW_LOG_LEVEL")); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("AIGW_LOG_LEVEL=%q: want debug, info, warn or error", v))

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -77,10 +78,32 @@ func TestBadValues(t *testing.T) {
 		"AIGW_GATEWAY_HEALTH_CHECK_PERIOD":      "0s",
 		"AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT":     "soon",
 		"AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD": "0",
+		"AIGW_WEBHOOK_ALLOWED_NETS":             "localhost",
 	} {
 		_, err := Load(env(map[string]string{key: val}))
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%q: err = %v, want an error naming the key", key, val, err)
+		}
+	}
+}
+
+// TestWebhookAllowedNets: X-Callback-Url may reach public addresses only unless
+// AIGW_WEBHOOK_ALLOWED_NETS, in the router's and orchestrator's syntax, allows
+// networks; a bad entry is a start-up error naming the variable.
+func TestWebhookAllowedNets(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil || len(c.WebhookAllowedNets) != 0 {
+		t.Fatalf("default: %v %v, want none", c.WebhookAllowedNets, err)
+	}
+	c, err = Load(env(map[string]string{"AIGW_WEBHOOK_ALLOWED_NETS": " 127.0.0.0/8,10.1.2.3 ::1"}))
+	if err != nil || fmt.Sprint(c.WebhookAllowedNets) != "[127.0.0.0/8 10.1.2.3/32 ::1/128]" {
+		t.Fatalf("allowed nets: %v %v", c.WebhookAllowedNets, err)
+	}
+	for _, bad := range []string{"intranet", "10.0.0.0/33", "127.0.0.0/8,localhost"} {
+		_, err := Load(env(map[string]string{"AIGW_WEBHOOK_ALLOWED_NETS": bad}))
+		if err == nil || !strings.Contains(err.Error(), "AIGW_WEBHOOK_ALLOWED_NETS") || !strings.Contains(err.Error(), "CIDR") {
+			t.Errorf("AIGW_WEBHOOK_ALLOWED_NETS=%q: err = %v, want a start-up error naming it", bad, err)
 		}
 	}
 }

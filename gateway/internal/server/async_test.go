@@ -67,6 +67,7 @@ func TestAsyncInvoke(t *testing.T) {
 	rdb := testenv.Redis(t)
 	cfg := testConfig(t)
 	cfg.RedisAddrs = testenv.RedisAddrs(t)
+	cfg.WebhookAllowedNets = loopbackNets // the callback receiver is on 127.0.0.1
 	cfg.AsyncMaxBody = 1024
 	opts, tag := asyncConfig(t)
 	b := start(t, cfg, opts())
@@ -136,6 +137,7 @@ func TestAsyncSurvivesGatewayRestart(t *testing.T) {
 	rdb := testenv.Redis(t)
 	cfg := testConfig(t)
 	cfg.RedisAddrs = testenv.RedisAddrs(t)
+	cfg.WebhookAllowedNets = loopbackNets // the callback receiver is on 127.0.0.1
 	cfg.AsyncMaxAttempts = 100
 	opts, tag := asyncConfig(t)
 	cb := newCallbacks(t)
@@ -203,6 +205,7 @@ func TestAsyncRecoversLostStream(t *testing.T) {
 	rdb := testenv.Redis(t)
 	cfg := testConfig(t)
 	cfg.RedisAddrs = testenv.RedisAddrs(t)
+	cfg.WebhookAllowedNets = loopbackNets // the callback receiver is on 127.0.0.1
 	opts, tag := asyncConfig(t)
 	b := start(t, cfg, opts())
 	cb := newCallbacks(t)

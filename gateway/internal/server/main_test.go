@@ -75,7 +75,11 @@ type bundle struct {
 func start(t *testing.T, cfg config.Config, opts Options) *bundle {
 	t.Helper()
 	w := &tlog{t: t}
-	opts.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var h slog.Handler = slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if opts.Logger != nil { // a test's own logger gets every record too
+		h = slog.NewMultiHandler(h, opts.Logger.Handler())
+	}
+	opts.Logger = slog.New(h)
 	if opts.Version == "" {
 		opts.Version = "test"
 	}

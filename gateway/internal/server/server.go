@@ -30,6 +30,7 @@ import (
 	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/gateway/internal/secrets"
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Options are what the environment does not configure.
@@ -37,8 +38,8 @@ type Options struct {
 	Version string
 	SHA     string
 	Logger  *slog.Logger
-	// Async overrides the async queue's options (Consumer, MaxBody and
-	// MaxAttempts come from the config when zero).
+	// Async overrides the async queue's options (Consumer, MaxBody,
+	// MaxAttempts and the Callbacks guard come from the config when zero).
 	Async async.Options
 	// Procs overrides the supervisor's options (StopGrace and the health
 	// checks from the config).
@@ -133,6 +134,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 		}
 		if ao.MaxAttempts == 0 {
 			ao.MaxAttempts = cfg.AsyncMaxAttempts
+		}
+		if ao.Callbacks == nil {
+			ao.Callbacks = webhook.NewGuard(cfg.WebhookAllowedNets)
 		}
 		ao.Logger = log
 		g.queue = async.New(g.rdb, g.proxy, g.reg, ao)
