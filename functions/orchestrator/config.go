@@ -10,9 +10,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/redisconn"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Config is the orchestrator's configuration.
@@ -59,7 +59,7 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 		c.MongoDB = v
 	}
 	var errs []error
-	if c.WebhookAllowedNets, err = webhook.ParseAllowedNets(getenv(webhook.AllowedNetsEnv)); err != nil {
+	if c.WebhookAllowedNets, err = egress.ParseAllowedNets(getenv(egress.AllowedNetsEnv)); err != nil {
 		errs = append(errs, err)
 	}
 	durations := []struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
@@ -201,7 +202,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 	svc, err = New(ctx, Deps{
 		DB: mc.Database(cfg.MongoDB), Redis: rdb, Verifier: v, AdminToken: cfg.AdminToken,
 		Webhook: webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge,
-			Guard: webhook.NewGuard(cfg.WebhookAllowedNets)},
+			Guard: egress.NewGuard(cfg.WebhookAllowedNets)},
 		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Log: log,
 	})
 	if err != nil {

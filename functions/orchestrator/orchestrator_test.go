@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/auth/authtest"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
@@ -63,7 +64,7 @@ func setup(t *testing.T) *bundle {
 	b.svc, err = New(ctx, Deps{DB: b.db, Redis: b.rdb, Verifier: v, AdminToken: adminToken,
 		Webhook: webhook.Config{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Timeout: 2 * time.Second,
 			// The tests' receivers listen on 127.0.0.1, as an operator allows with AIGW_WEBHOOK_ALLOWED_NETS.
-			Guard: webhook.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})},
+			Guard: egress.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})},
 		ReconcileAge: 0, LockKey: lockKey, Log: b.log})
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Config is the router function's configuration, read by ReadConfig.
@@ -104,7 +104,7 @@ func ReadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.PublicURL = strings.TrimSuffix(v, "/")
 	}
-	if c.WebhookAllowedNets, err = webhook.ParseAllowedNets(getenv(webhook.AllowedNetsEnv)); err != nil {
+	if c.WebhookAllowedNets, err = egress.ParseAllowedNets(getenv(egress.AllowedNetsEnv)); err != nil {
 		return c, err
 	}
 	rps := float64(DefaultRPS)

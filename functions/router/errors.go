@@ -17,10 +17,10 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/web"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // retryAfter is the Retry-After of a 503: about the time a Redis failover or a
@@ -56,7 +56,7 @@ func apiError(err error) error {
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: clientMessage(err), Err: err}
 	case errors.Is(err, algorithm.ErrInvalid):
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_definition", Message: clientMessage(err), Err: err}
-	case errors.Is(err, webhook.ErrForbiddenAddress):
+	case errors.Is(err, egress.ErrForbiddenAddress):
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_webhook", Message: clientMessage(err), Err: err}
 	case errors.Is(err, submit.ErrInvalid), errors.Is(err, jobstore.ErrInvalid):
 		return &web.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: clientMessage(err), Err: err}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
@@ -64,7 +65,7 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q,
 		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
 		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
-			Webhooks: webhook.NewGuard(cfg.WebhookAllowedNets)}),
+			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets)}),
 		Ready: func(ctx context.Context) error { return ping(ctx, db, rdb) },
 	}
 	if cfg.RateLimit.Rate > 0 {

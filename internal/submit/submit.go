@@ -21,11 +21,11 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/queue"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Limits of a job's policy.
@@ -120,7 +120,7 @@ type Config struct {
 	Now func() time.Time
 	// Webhooks decides which addresses a job's webhook URL may name (nil:
 	// public ones only); the deliverer checks again when it sends.
-	Webhooks *webhook.Guard
+	Webhooks *egress.Guard
 }
 
 // Service submits, cancels and retries jobs. It is safe for concurrent use and

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/jobstore"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // TestSubmitRefusesWebhooksToNonPublicAddresses: a tenant cannot make the
@@ -29,8 +29,8 @@ func TestSubmitRefusesWebhooksToNonPublicAddresses(t *testing.T) {
 		"http://localhost:6379/",
 	} {
 		_, _, err := b.svc.Submit(b.ctx, Request{Tenant: "acme", Algorithm: b.algo, Input: ok, Webhook: u})
-		if !errors.Is(err, ErrInvalid) || !errors.Is(err, webhook.ErrForbiddenAddress) || !strings.Contains(err.Error(), "webhook") {
-			t.Errorf("webhook %s: got %v; want ErrInvalid and webhook.ErrForbiddenAddress naming the webhook", u, err)
+		if !errors.Is(err, ErrInvalid) || !errors.Is(err, egress.ErrForbiddenAddress) || !strings.Contains(err.Error(), "webhook") {
+			t.Errorf("webhook %s: got %v; want ErrInvalid and egress.ErrForbiddenAddress naming the webhook", u, err)
 		}
 	}
 	page, err := b.jobs.List(b.ctx, jobstore.Filter{Tenant: "acme"})
@@ -40,13 +40,13 @@ func TestSubmitRefusesWebhooksToNonPublicAddresses(t *testing.T) {
 
 	// The operator allows loopback: the same URL is accepted.
 	cfg := b.svc.cfg
-	cfg.Webhooks = webhook.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	cfg.Webhooks = egress.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	svc := New(cfg)
 	j, _, err := svc.Submit(b.ctx, Request{Tenant: "acme", Algorithm: b.algo, Input: ok, Webhook: "http://127.0.0.1:9000/hook"})
 	if err != nil || j.Webhook == nil || j.Webhook.URL != "http://127.0.0.1:9000/hook" {
 		t.Fatalf("with 127.0.0.0/8 allowed: %+v, %v", j, err)
 	}
-	if _, _, err := svc.Submit(b.ctx, Request{Tenant: "acme", Algorithm: b.algo, Input: ok, Webhook: "http://169.254.169.254/"}); !errors.Is(err, webhook.ErrForbiddenAddress) {
+	if _, _, err := svc.Submit(b.ctx, Request{Tenant: "acme", Algorithm: b.algo, Input: ok, Webhook: "http://169.254.169.254/"}); !errors.Is(err, egress.ErrForbiddenAddress) {
 		t.Errorf("metadata address with only loopback allowed: %v", err)
 	}
 }

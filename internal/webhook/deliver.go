@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/job"
 )
 
@@ -43,7 +44,7 @@ type Config struct {
 	// Guard decides which addresses deliveries may reach (default: public ones
 	// only). Every delivery dials through it, so a URL whose name resolves to a
 	// forbidden address by now fails (and is retried like any failed attempt).
-	Guard *Guard
+	Guard *egress.Guard
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log receives one line per failed attempt (default slog.Default()).

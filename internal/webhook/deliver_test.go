@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/testenv"
@@ -48,7 +49,7 @@ func (b *bundle) deliverer(t *testing.T) *Deliverer {
 
 // loopbackAllowed lets deliveries reach the tests' receivers on 127.0.0.1, as
 // an operator allows a network with AIGW_WEBHOOK_ALLOWED_NETS.
-var loopbackAllowed = NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+var loopbackAllowed = egress.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 
 // succeed creates a job with a webhook on url and runs it to succeeded, each
 // transition notifying as the job's webhook events say.

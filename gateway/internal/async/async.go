@@ -33,8 +33,8 @@ import (
 
 	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/proxy"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/stream"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Invoker calls a function (proxy.Proxy).
@@ -68,7 +68,7 @@ type Options struct {
 	CallbackAttempts int
 	// Callbacks guards X-Callback-Url at enqueue and at every delivery (default
 	// nil: public addresses only).
-	Callbacks *webhook.Guard
+	Callbacks *egress.Guard
 	Logger    *slog.Logger
 }
 
@@ -494,7 +494,7 @@ func (q *Queue) callback(ctx context.Context, log *slog.Logger, c call, res resu
 			return false
 		}
 		// An address the guard refuses is not tried again.
-		if attempt >= q.opts.CallbackAttempts || errors.Is(err, webhook.ErrForbiddenAddress) {
+		if attempt >= q.opts.CallbackAttempts || errors.Is(err, egress.ErrForbiddenAddress) {
 			log.Error("async: callback failed; giving up", "url", c.callback, "attempts", attempt, "err", err)
 			return true
 		}

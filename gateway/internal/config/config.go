@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/redisconn"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Config is every setting of aigw-gateway.
@@ -157,7 +157,7 @@ func Load(getenv func(string) string) (Config, error) {
 	integer("AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS", &attempts, 1)
 	c.AsyncMaxAttempts = int(attempts)
 	str("AIGW_GATEWAY_ASYNC_CONSUMER", &c.AsyncConsumer)
-	if nets, err := webhook.ParseAllowedNets(getenv(webhook.AllowedNetsEnv)); err != nil {
+	if nets, err := egress.ParseAllowedNets(getenv(egress.AllowedNetsEnv)); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.WebhookAllowedNets = nets

@@ -29,8 +29,8 @@ import (
 	"github.com/aigw/aigw/gateway/internal/proxy"
 	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/gateway/internal/secrets"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/redisconn"
-	"github.com/aigw/aigw/internal/webhook"
 )
 
 // Options are what the environment does not configure.
@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 			ao.MaxAttempts = cfg.AsyncMaxAttempts
 		}
 		if ao.Callbacks == nil {
-			ao.Callbacks = webhook.NewGuard(cfg.WebhookAllowedNets)
+			ao.Callbacks = egress.NewGuard(cfg.WebhookAllowedNets)
 		}
 		ao.Logger = log
 		g.queue = async.New(g.rdb, g.proxy, g.reg, ao)

@@ -1,4 +1,8 @@
-package webhook
+// Package egress guards the requests aigw sends to addresses its tenants
+// choose (webhooks, async callbacks): only public addresses, unless the
+// operator allows networks, checked when the URL is accepted and again when
+// the connection is dialled (DNS can change between the two).
+package egress
 
 import (
 	"context"
