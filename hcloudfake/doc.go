@@ -13,4 +13,8 @@
 //
 // Actions are created "running" and reported "success" the first time they are
 // read, so the provider's action polling is exercised.
+//
+// One endpoint is the fake's own: GET /v1/servers/{id}/user_data answers
+// {"user_data": …}, the cloud-init the server was created with (Hetzner's API
+// never returns it), so tests can check what a server would boot with.
 package hcloudfake

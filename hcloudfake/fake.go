@@ -360,6 +360,9 @@ func (f *Fake) routes() {
 	f.handle("PUT /v1/servers/{id}", rename(f, "server", f.server, func(x *server) (*string, *map[string]string) { return &x.Name, &x.Labels }, f.view))
 	f.handle("DELETE /v1/servers/{id}", f.deleteServer)
 	f.handle("POST /v1/servers/{id}/actions/{command}", f.serverAction)
+	// Not in Hetzner's API (which never shows user_data again): what a server
+	// would boot with, so tests can check the cloud-init Terraform sent.
+	f.handle("GET /v1/servers/{id}/user_data", getOne(f, "user_data", f.server, func(s *server) string { return s.userData }))
 
 	f.handle("/", func(r *http.Request) (int, any, error) {
 		f.log.Warn("unsupported endpoint", "method", r.Method, "path", r.URL.Path)

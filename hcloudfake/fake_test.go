@@ -169,6 +169,10 @@ func TestServerLifecycle(t *testing.T) {
 		"public_net": map[string]any{"enable_ipv4": true, "enable_ipv6": true},
 	}, 201)
 	srvID := id(t, create, "server")
+	if ud := c.do("GET", fmt.Sprintf("/servers/%d/user_data", srvID), nil, 200); ud["user_data"] != "#cloud-config\n" {
+		t.Fatalf("user_data as created: %v", ud)
+	}
+	c.do("GET", "/servers/999999/user_data", nil, 404)
 	c.do("POST", "/servers", map[string]any{"name": "s1", "server_type": "cx22", "image": "debian-12"}, 409)
 	c.do("POST", "/servers", map[string]any{"name": "s2", "server_type": "cax11", "image": 201}, 400)
 

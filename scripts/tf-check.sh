@@ -4,7 +4,9 @@
 #   - init -backend=false, validate and `terraform test` (mock providers) in every
 #     module and environment root;
 #   - a real apply -> plan (must show no changes) -> destroy of envs/local against
-#     aigw-hcloudfake, a fake Hetzner Cloud API on 127.0.0.1;
+#     aigw-hcloudfake, a fake Hetzner Cloud API on 127.0.0.1, checking that each
+#     worker's user_data (as the API received it) installs python3-torch and
+#     the release's reference algorithms and registers them before the worker;
 #   - every rendered cloud-init document checked by cloud-init's own schema
 #     validator (Debian's cloud-init package, unpacked, not installed).
 # Providers come from scripts/tf-mirror.sh. Prints `N passed, N failed` and exits
@@ -179,6 +181,45 @@ check "envs/local: outputs carry gateway URL, private endpoints and inventory" b
 	"jq -e '(.gateway_url.value | startswith(\"https://\")) and (.gateway_password.sensitive) and (.redis_endpoints.value | all(startswith(\"10.\"))) and (.mongodb_endpoint.value | startswith(\"mongodb://10.\")) and (.worker_inventory.value | length >= 1)' '$work/outputs.json'"
 check "envs/local: data servers have no public port but SSH/ICMP" bash -c \
 	"api() { curl -fsS -H 'Authorization: Bearer $token' '$endpoint'\"\$1\"; }; fw=\$(api '/firewalls?name=aigw-local-internal' | jq '.firewalls[0]'); echo \"\$fw\" | jq -e '(.rules | map(select(.protocol != \"icmp\")) | all(.port == \"22\" and (.source_ips | index(\"0.0.0.0/0\") | not))) and (.applied_to | length == 7)'"
+
+# What each worker would boot with, as the API received it: cloud-init runs
+# the bootstrap, which installs python3-torch and the release's reference
+# algorithms and registers them in MongoDB before it starts the worker.
+worker_boot() { # FILE: a server's user_data
+	PYTHONPATH=$ci_root/usr/lib/python3/dist-packages /usr/bin/python3 - "$1" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]).read())
+files = {f["path"]: f["content"] for f in doc.get("write_files", [])}
+boot = files.get("/usr/local/sbin/aigw-worker-bootstrap", "")
+env = files.get("/etc/aigw/worker.env", "")
+problems = []
+if ["/usr/local/sbin/aigw-worker-bootstrap"] not in doc.get("runcmd", []):
+    problems.append("runcmd does not run the bootstrap")
+for want in ("releases/download/v", "/aigw-algorithms_linux_amd64.tar.gz", "python3-torch", "/opt/aigw/"):
+    if want not in boot:
+        problems.append("the bootstrap lacks " + want)
+reg = boot.find("aigw-worker register /opt/aigw/algorithms")
+start = boot.find("systemctl restart aigw-worker")
+if reg < 0 or start < reg:
+    problems.append("the bootstrap does not register the algorithms before it starts the worker")
+for want in ("AIGW_ALGORITHMS_DIR=/opt/aigw/algorithms", "AIGW_BIN_DIR=/opt/aigw/bin", "AIGW_INTERPRETERS=/usr/bin/python3"):
+    if want + "\n" not in env:
+        problems.append("worker.env lacks " + want)
+print("\n".join(problems) or "installs torch and the algorithms, registers them, then starts the worker")
+sys.exit(1 if problems else 0)
+PY
+}
+servers=$(api '/servers?per_page=50')
+while IFS=' ' read -r id name; do
+	api "/servers/$id/user_data" | jq -r .user_data >"$work/user_data_$name.yaml"
+	check "envs/local: worker $name boots with the algorithms (user_data from the API)" worker_boot "$work/user_data_$name.yaml"
+done < <(jq -r '.servers[] | select(.labels["aigw/role"] == "worker") | "\(.id) \(.name)"' <<<"$servers")
+[[ -n $(jq -r '.servers[] | select(.labels["aigw/role"] == "worker") | .id' <<<"$servers") ]] ||
+	check "envs/local: worker servers in the API" false
+api_id=$(jq -r '[.servers[] | select(.labels["aigw/role"] != "worker")][0].id' <<<"$servers")
+api "/servers/$api_id/user_data" | jq -r .user_data >"$work/user_data_other.yaml"
+not_worker_boot() { ! worker_boot "$1"; }
+check "the worker boot check rejects another server's cloud-init" not_worker_boot "$work/user_data_other.yaml"
 
 mkdir -p "$work/cloud-init"
 if jq -e '.cloud_init_documents.value | length > 0' "$work/outputs.json" >/dev/null 2>&1; then

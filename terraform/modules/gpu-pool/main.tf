@@ -1,17 +1,22 @@
 # A pool of GPU workers, made of Hetzner Cloud servers (cloud_count, set up by
 # cloud-init) and/or existing dedicated GPU servers (dedicated_hosts,
 # bootstrapped over SSH with terraform_data + remote-exec). Each node gets the
-# NVIDIA driver and aigw-worker as a systemd unit with its pool, slots, labels.
+# NVIDIA driver, python3 with torch, the reference algorithms of the release
+# (registered in MongoDB with `aigw-worker register`) and aigw-worker as a
+# systemd unit with its pool, slots, labels.
 
 locals {
-  worker_url  = var.worker_url != "" ? var.worker_url : "https://github.com/aigw/aigw/releases/download/v${var.aigw_version}/aigw-worker_linux_amd64"
-  labels_csv  = join(",", [for k in sort(keys(var.worker_labels)) : "${k}=${var.worker_labels[k]}"])
-  redis_addrs = join(",", var.redis_endpoints)
-  unit        = file("${path.module}/templates/aigw-worker.service")
+  worker_url     = var.worker_url != "" ? var.worker_url : "https://github.com/aigw/aigw/releases/download/v${var.aigw_version}/aigw-worker_linux_amd64"
+  algorithms_url = var.algorithms_url != "" ? var.algorithms_url : "https://github.com/aigw/aigw/releases/download/v${var.aigw_version}/aigw-algorithms_linux_amd64.tar.gz"
+  labels_csv     = join(",", [for k in sort(keys(var.worker_labels)) : "${k}=${var.worker_labels[k]}"])
+  redis_addrs    = join(",", var.redis_endpoints)
+  unit           = file("${path.module}/templates/aigw-worker.service")
   bootstrap = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
     aigw_version          = var.aigw_version
     worker_url            = local.worker_url
+    algorithms_url        = local.algorithms_url
     install_nvidia_driver = var.install_nvidia_driver
+    install_python_torch  = var.install_python_torch
   })
 
   cloud_names = [for i in range(var.cloud_count) : format("%s-%s-%d", var.name, var.pool, i + 1)]

@@ -101,6 +101,22 @@ variable "worker_url" {
   }
 }
 
+variable "algorithms_url" {
+  description = "Download URL of the reference algorithms (a tar.gz holding algorithms/ and bin/, installed in /opt/aigw); empty: the GitHub release asset of aigw_version."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.algorithms_url == "" || can(regex("^https://", var.algorithms_url))
+    error_message = "algorithms_url must be empty or an https:// URL."
+  }
+}
+
+variable "install_python_torch" {
+  description = "Install Debian's python3 with PyTorch (python3-torch, a CPU build) and OpenBLAS, which the matmul reference algorithm runs with (as scripts/python-torch.sh does). Install a CUDA build of torch for /usr/bin/python3 yourself to use the GPUs from Python."
+  type        = bool
+  default     = true
+}
+
 variable "redis_endpoints" {
   description = "Private host:port of the Redis Cluster nodes."
   type        = list(string)

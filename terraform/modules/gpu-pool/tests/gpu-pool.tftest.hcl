@@ -55,6 +55,47 @@ run "cloud_workers" {
     condition     = strcontains(output.bootstrap_script, "releases/download/v1.2.3/aigw-worker_linux_amd64") && strcontains(output.bootstrap_script, "nvidia-driver")
     error_message = "the bootstrap installs the versioned worker and the NVIDIA driver"
   }
+  assert {
+    condition     = strcontains(output.bootstrap_script, "curl -fsSL \"https://github.com/aigw/aigw/releases/download/v1.2.3/aigw-algorithms_linux_amd64.tar.gz\"") && strcontains(output.bootstrap_script, "mv \"$tmp/new/algorithms\" \"$tmp/new/bin\" /opt/aigw/")
+    error_message = "the bootstrap installs the reference algorithms of the same release in /opt/aigw"
+  }
+  assert {
+    condition     = strcontains(output.bootstrap_script, "apt-get install -y --no-install-recommends python3 python3-torch libopenblas0-pthread")
+    error_message = "the bootstrap installs python3 with torch (Debian python3-torch) and OpenBLAS"
+  }
+  assert {
+    condition     = can(regex("(?s)mv .* /opt/aigw/.*exec /usr/local/bin/aigw-worker register /opt/aigw/algorithms\n.*systemctl restart aigw-worker", output.bootstrap_script))
+    error_message = "the bootstrap registers the installed algorithms in MongoDB (aigw-worker register) before it starts the worker"
+  }
+  assert {
+    condition     = strcontains(yamldecode(output.cloud_init[0]).write_files[0].content, "AIGW_ALGORITHMS_DIR=/opt/aigw/algorithms\nAIGW_BIN_DIR=/opt/aigw/bin\nAIGW_INTERPRETERS=/usr/bin/python3\n")
+    error_message = "the worker runs the installed algorithms, with python3 allowed"
+  }
+  assert {
+    condition     = yamldecode(output.cloud_init[0]).runcmd == [["/usr/local/sbin/aigw-worker-bootstrap"]] && [for f in yamldecode(output.cloud_init[0]).write_files : f.content if f.path == "/usr/local/sbin/aigw-worker-bootstrap"] == [output.bootstrap_script]
+    error_message = "cloud-init writes the bootstrap script and runs it"
+  }
+}
+
+run "own_artifacts_no_torch" {
+  command = plan
+  variables {
+    cloud_count          = 1
+    algorithms_url       = "https://example.com/aigw/algorithms.tar.gz"
+    install_python_torch = false
+  }
+  assert {
+    condition     = strcontains(output.bootstrap_script, "curl -fsSL \"https://example.com/aigw/algorithms.tar.gz\"") && !strcontains(output.bootstrap_script, "python3-torch")
+    error_message = "algorithms_url replaces the release asset; install_python_torch = false installs no torch"
+  }
+}
+
+run "rejects_plain_http_algorithms" {
+  command = plan
+  variables {
+    algorithms_url = "http://example.com/algorithms.tar.gz"
+  }
+  expect_failures = [var.algorithms_url]
 }
 
 run "dedicated_hosts_over_ssh" {
