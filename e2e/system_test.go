@@ -51,6 +51,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	// The worker runs as root and drops its runs to nobody (AIGW_RUN_AS), who
+	// must reach the algorithms' binaries, as on a node's /opt/aigw/bin.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	buildErr = build(dir)
 	code := m.Run()
 	os.RemoveAll(dir)

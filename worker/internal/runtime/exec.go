@@ -141,17 +141,26 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 		closeAll(inR, inW, outR, outW)
 		return fail(CodeRuntime, "pipe: %v", err)
 	}
-	cmd := exec.Command(prog, s.Def.Runtime.Command[1:]...)
-	cmd.Dir, cmd.Env = cwd, environ(s, res.OutputDir)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if r.RunAs != nil {
-		// No supplementary groups (root's would stay otherwise); HOME is the
-		// run directory, the one place the run's user may write.
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.RunAs.UID, Gid: r.RunAs.GID, Groups: []uint32{}}
-		cmd.Env = append(cmd.Env, "HOME="+dir)
+	var cmd *exec.Cmd
+	// ETXTBSY is transient: the program was just written (an operator
+	// deploying it) and another fork still holds the writer's descriptor.
+	for try := 0; ; try++ {
+		cmd = exec.Command(prog, s.Def.Runtime.Command[1:]...)
+		cmd.Dir, cmd.Env = cwd, environ(s, res.OutputDir)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if r.RunAs != nil {
+			// No supplementary groups (root's would stay otherwise); HOME is the
+			// run directory, the one place the run's user may write.
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.RunAs.UID, Gid: r.RunAs.GID, Groups: []uint32{}}
+			cmd.Env = append(cmd.Env, "HOME="+dir)
+		}
+		err = cmd.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || try == 9 {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
 	}
-	err = cmd.Start()
 	closeAll(inR, outW, errW)
 	if err != nil {
 		closeAll(inW, outR, errR)
