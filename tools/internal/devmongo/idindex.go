@@ -45,10 +45,32 @@ type idIndexer struct {
 	dbs    map[string]*sql.DB         // open database files, by database name
 	done   map[string]map[string]bool // database → collections indexed
 	failed map[string]bool            // "db.coll" whose indexing failed (logged once)
+	// infos: database → collection → its table and mirrored indexes
+	// (mirror.go); absent where mirroring failed.
+	infos map[string]map[string]*collInfo
 }
 
 func newIDIndexer(dir string, log *slog.Logger) *idIndexer {
-	return &idIndexer{dir: dir, log: log, dbs: map[string]*sql.DB{}, done: map[string]map[string]bool{}, failed: map[string]bool{}}
+	return &idIndexer{dir: dir, log: log, dbs: map[string]*sql.DB{}, done: map[string]map[string]bool{}, failed: map[string]bool{},
+		infos: map[string]map[string]*collInfo{}}
+}
+
+// collection returns what is known of a collection whose indexes are mirrored,
+// and its database file; nil when there is none (yet).
+func (x *idIndexer) collection(db, coll string) (*collInfo, *sql.DB) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	info := x.infos[db][coll]
+	if info == nil {
+		return nil, nil
+	}
+	return info, x.dbs[db]
+}
+
+// resync makes the mirrors of coll's indexes follow a change of its indexes.
+func (x *idIndexer) resync(ctx context.Context, db, coll string) {
+	x.forget(db, coll)
+	x.ensure(ctx, db, coll)
 }
 
 // validName is a database or collection name the indexer will look up: FerretDB
@@ -100,8 +122,8 @@ func (x *idIndexer) create(ctx context.Context, db, coll string) (bool, error) {
 		h.SetMaxOpenConns(1)
 		x.dbs[db] = h
 	}
-	var table string
-	err := h.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table)
+	var table, settings string
+	err := h.QueryRowContext(ctx, `SELECT table_name, settings FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table, &settings)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -115,6 +137,16 @@ func (x *idIndexer) create(ctx context.Context, db, coll string) (bool, error) {
 	if _, err := h.ExecContext(ctx, q); err != nil {
 		return false, err
 	}
+	info, err := mirror(ctx, h, table, settings)
+	if err != nil {
+		// Queries on this collection are left to FerretDB, as before.
+		x.log.Warn("devmongo: cannot mirror indexes; queries scan the collection", "db", db, "collection", coll, "err", err)
+		return true, nil
+	}
+	if x.infos[db] == nil {
+		x.infos[db] = map[string]*collInfo{}
+	}
+	x.infos[db][coll] = info
 	return true, nil
 }
 
@@ -131,9 +163,11 @@ func (x *idIndexer) forget(db, coll string) {
 	}
 	if coll != "" {
 		delete(x.done[db], coll)
+		delete(x.infos[db], coll)
 		return
 	}
 	delete(x.done, db)
+	delete(x.infos, db)
 	if h := x.dbs[db]; h != nil {
 		_ = h.Close()
 		delete(x.dbs, db)

@@ -16,8 +16,11 @@
 // FerretDB's _id lookups use (idindex.go), and a command whose filter is _id
 // plus simple conditions, such as a compare-and-set on {_id, state}, is
 // narrowed to {_id} after the proxy has checked the conditions itself under the
-// same turn (narrow.go). A createIndexes of indexes that already exist is
-// answered as MongoDB answers it, which FerretDB gets wrong (createindexes.go).
+// same turn (narrow.go). A query on fields with a MongoDB index, which FerretDB
+// answers by reading the whole collection, is answered from a mirror of that
+// index in SQLite, in time bounded by its candidates (mirror.go, indexed.go).
+// A createIndexes of indexes that already exist is answered as MongoDB
+// answers it, which FerretDB gets wrong (createindexes.go).
 //
 // It is a stand-in for tests, never for production, which uses MongoDB.
 package devmongo
@@ -80,6 +83,7 @@ type Server struct {
 	nextConnID atomic.Uint64
 	requests   atomic.Uint64
 	narrowed   atomic.Uint64 // commands whose filter was narrowed to {_id}
+	indexed    atomic.Uint64 // queries answered through mirrored indexes
 
 	ids       *idIndexer
 	closeOnce sync.Once
@@ -225,7 +229,7 @@ func (s *Server) close() error {
 	s.stopBackend()
 	<-s.backendDone
 	_ = os.RemoveAll(s.sockDir)
-	s.log.Info("devmongo stopped", "requests", s.requests.Load(), "narrowed", s.narrowed.Load())
+	s.log.Info("devmongo stopped", "requests", s.requests.Load(), "narrowed", s.narrowed.Load(), "indexed", s.indexed.Load())
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -412,7 +416,7 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 	if collCommands[cmd] && coll != "" {
 		s.ensureIndex(db, coll)
 		defer s.afterCommand(cmd, db, coll)
-	} else if cmd == "drop" || cmd == "dropDatabase" || cmd == "renameCollection" {
+	} else if cmd == "drop" || cmd == "dropDatabase" || cmd == "renameCollection" || cmd == "dropIndexes" || cmd == "deleteIndexes" {
 		defer s.afterCommand(cmd, db, coll)
 	}
 	if wantReply && cmd == "createIndexes" {
@@ -437,6 +441,17 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 			}
 			if narrowed != nil {
 				req = narrowed
+			}
+		} else if q, ok := parseIndexed(req); ok {
+			forward, reply, err := s.answerIndexed(pc, q)
+			if err != nil {
+				return nil, err
+			}
+			if reply != nil {
+				return reply, nil
+			}
+			if forward != nil {
+				req = forward
 			}
 		}
 	}
@@ -505,6 +520,11 @@ func (s *Server) afterCommand(cmd, db, coll string) {
 		s.ids.forget(db, "")
 	case "renameCollection":
 		s.ids.forgetAll()
+	case "createIndexes", "dropIndexes", "deleteIndexes":
+		// The mirrored indexes follow the collection's (mirror.go).
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		s.ids.resync(ctx, db, coll)
 	default:
 		s.ensureIndex(db, coll) // it may have created the collection
 	}
