@@ -164,12 +164,15 @@ func appendRunResult(set bson.D, c Change) bson.D {
 }
 
 // PendingNotifications returns up to limit jobs whose webhook outbox is not
-// empty, oldest first.
+// empty, oldest first. Every notification has a date at, so "a date under
+// outbox.at" is "a notification in the outbox", and the outbox_at index
+// holds such a date only for those jobs: the query reads them, not every job
+// (as outbox.0 $exists did).
 func (s *Store) PendingNotifications(ctx context.Context, limit int) ([]job.Job, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
-	cur, err := s.jobs.Find(ctx, bson.D{{Key: "outbox.0", Value: bson.D{{Key: "$exists", Value: true}}}},
+	cur, err := s.jobs.Find(ctx, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$type", Value: "date"}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("pending notifications: %w", WrapUnavailable(err))
