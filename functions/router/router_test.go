@@ -74,7 +74,10 @@ func setup(t *testing.T, cfg Config) *env {
 	}
 	e.serve(t, e.db, e.rdb, cfg)
 	e.events, e.queue, e.reg = events.New(e.rdb, events.Config{}), queue.New(e.rdb, queue.Config{}), registry.New(e.rdb)
-	t.Cleanup(func() { _ = e.queue.Purge(context.Background(), e.pool) })
+	t.Cleanup(func() {
+		_ = e.queue.Purge(context.Background(), e.pool)
+		_ = e.reg.RemovePool(context.Background(), e.pool) // registering an algorithm adds it
+	})
 	e.token = e.is.Token(t, "acme", auth.ScopeJobsRead, auth.ScopeJobsWrite, auth.ScopeAlgorithmsAdmin)
 	return e
 }
