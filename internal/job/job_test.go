@@ -2,7 +2,9 @@ package job
 
 import (
 	"errors"
+	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,7 +13,7 @@ import (
 // independently of the implementation.
 func TestTransitionTableCoversEveryState(t *testing.T) {
 	allowed := map[[2]State]bool{
-		{Queued, Running}: true, {Queued, Canceled}: true, {Queued, Expired}: true,
+		{Queued, Running}: true, {Queued, Canceled}: true, {Queued, Expired}: true, {Queued, Failed}: true,
 		{Running, Succeeded}: true, {Running, Failed}: true, {Running, Canceled}: true, {Running, Queued}: true,
 		{Failed, Queued}: true, {Expired, Queued}: true,
 	}
@@ -63,7 +65,7 @@ func TestInvalidTransitionMessageNamesTheWayOut(t *testing.T) {
 		t.Errorf("got %q, want %q", err, want)
 	}
 	err = CheckTransition(Queued, Succeeded)
-	if want := `job cannot go from "queued" to "succeeded" (allowed from "queued": [running canceled expired])`; err.Error() != want {
+	if want := `job cannot go from "queued" to "succeeded" (allowed from "queued": [running canceled expired failed])`; err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
 	if err := CheckTransition("bogus", Running); !errors.Is(err, ErrInvalidTransition) {
@@ -150,6 +152,34 @@ func TestDispatchHint(t *testing.T) {
 	for _, bad := range []string{"", "echo", "@1", "echo@"} {
 		if _, _, ok := ParseDispatchHint(bad); ok {
 			t.Errorf("%q parsed as a hint", bad)
+		}
+	}
+}
+
+// The drawn state machine (docs/state_machine.md) has exactly the table's arrows.
+func TestStateMachinePictureMatchesTable(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/state_machine.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := map[[2]State]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		from, rest, ok := strings.Cut(strings.TrimSpace(line), " --> ")
+		if !ok {
+			continue
+		}
+		to, _, _ := strings.Cut(rest, ":")
+		f, t2 := State(strings.TrimSpace(from)), State(strings.TrimSpace(to))
+		if !f.Valid() || !t2.Valid() {
+			continue // [*] arrows
+		}
+		drawn[[2]State{f, t2}] = true
+	}
+	for _, from := range States() {
+		for _, to := range States() {
+			if got, want := drawn[[2]State{from, to}], CanTransition(from, to); got != want {
+				t.Errorf("docs/state_machine.md draws %s --> %s: %v, the table allows it: %v", from, to, got, want)
+			}
 		}
 	}
 }

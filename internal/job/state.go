@@ -61,13 +61,14 @@ func ParseState(v string) (State, error) {
 
 // transitions is the one table of allowed moves: from → the states it may go to.
 //
-//	queued    → running (a worker starts an attempt), canceled, expired (TTL passed)
+//	queued    → running (a worker starts an attempt), canceled, expired (TTL passed),
+//	            failed (the job cannot run at all: unknown algorithm, no node big enough)
 //	running   → succeeded, failed, canceled, queued (automatic retry: attempt+1, not_before)
 //	failed    → queued (manual retry through the API)
 //	expired   → queued (manual retry through the API)
 //	succeeded, canceled → nothing
 var transitions = map[State][]State{
-	Queued:    {Running, Canceled, Expired},
+	Queued:    {Running, Canceled, Expired, Failed},
 	Running:   {Succeeded, Failed, Canceled, Queued},
 	Succeeded: nil,
 	Failed:    {Queued},
