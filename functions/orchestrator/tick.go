@@ -8,11 +8,12 @@ import (
 
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/pipeline"
+	"github.com/aigw/aigw/internal/rediskeys"
 	"github.com/aigw/aigw/internal/webhook"
 )
 
 // LockKey is the Redis key of the tick lease.
-const LockKey = "aigw:{orchestrator}:tick"
+const LockKey = rediskeys.OrchestratorTick
 
 // Summary is the answer of POST /tick: what each part did.
 type Summary struct {

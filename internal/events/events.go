@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/rediskeys"
 )
 
 // Type is the kind of an event; it is the SSE event name.
@@ -114,10 +115,10 @@ func New(rdb redis.UniversalClient, cfg Config) *Stream {
 }
 
 // Key is the stream key of job id.
-func Key(jobID string) string { return "aigw:{job:" + jobID + "}:events" }
+func Key(jobID string) string { return rediskeys.JobEvents(jobID) }
 
 // CancelKey is the cancel-request key of job id.
-func CancelKey(jobID string) string { return "aigw:{job:" + jobID + "}:cancel" }
+func CancelKey(jobID string) string { return rediskeys.JobCancel(jobID) }
 
 // Publish appends an event of type t with data v (marshalled to JSON) and
 // returns its id. A terminal state event shortens the stream's life to DoneTTL.

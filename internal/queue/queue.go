@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/rediskeys"
 	"github.com/aigw/aigw/internal/stream"
 )
 
@@ -175,14 +175,8 @@ func (k shardKeys) takeKeys() []string {
 }
 
 func (q *Queue) keys(pool string, shard int) shardKeys {
-	p := "aigw:{" + pool + "#" + strconv.Itoa(shard) + "}:"
-	return shardKeys{
-		streams: [3]string{p + "q:high", p + "q:normal", p + "q:low"},
-		delayed: p + "delayed",
-		ids:     p + "ids",
-		dead:    p + "dead",
-		hint:    p + "high-waiting",
-	}
+	k := rediskeys.QueueShard(pool, shard)
+	return shardKeys{streams: k.Streams, delayed: k.Delayed, ids: k.IDs, dead: k.Dead, hint: k.HighWaiting}
 }
 
 // ShardOf returns the shard a job id lives on.

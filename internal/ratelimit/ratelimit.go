@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/rediskeys"
 )
 
 // Key is the Redis key of the bucket of key (e.g. a tenant).
-func Key(key string) string { return "aigw:{rl:" + key + "}" }
+func Key(key string) string { return rediskeys.RateLimit(key) }
 
 // Limit is a rate and a burst: a bucket holds up to Burst tokens and refills
 // at Rate tokens per second; each request takes one.

@@ -17,14 +17,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/rediskeys"
 )
 
 // PoolsKey is the set of pool names.
-const PoolsKey = "aigw:pools"
+const PoolsKey = rediskeys.Pools
 
 // WorkersKey is the hash of pool's workers. It carries the pool's hash tag,
 // which other per-pool keys (e.g. gang reservations) share.
-func WorkersKey(pool string) string { return "aigw:{" + pool + "}:workers" }
+func WorkersKey(pool string) string { return rediskeys.Workers(pool) }
 
 // GPU is one GPU of a node.
 type GPU struct {

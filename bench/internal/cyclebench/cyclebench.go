@@ -18,6 +18,7 @@ import (
 	"github.com/aigw/aigw/functions/orchestrator"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/rediskeys"
 )
 
 // Config says what to measure.
@@ -53,7 +54,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	run := time.Now().UnixNano()
 	db := client.Database(fmt.Sprintf("aigw_cyclebench_%d", run))
 	defer func() { _ = db.Drop(context.Background()) }()
-	lockKey := fmt.Sprintf("aigw:{cyclebench-%d}:tick", run)
+	lockKey := rediskeys.TickLease(fmt.Sprintf("cyclebench-%d", run))
 	defer func() { _ = cfg.Redis.Del(context.Background(), lockKey).Err() }()
 	svc, err := orchestrator.New(ctx, orchestrator.Deps{DB: db, Redis: cfg.Redis, AdminToken: "cyclebench",
 		LockKey: lockKey, Log: slog.New(slog.DiscardHandler)})

@@ -34,6 +34,7 @@ import (
 	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/proxy"
 	"github.com/aigw/aigw/internal/egress"
+	"github.com/aigw/aigw/internal/rediskeys"
 	"github.com/aigw/aigw/internal/stream"
 )
 
@@ -114,8 +115,8 @@ type Keys struct {
 
 // KeysFor returns the keys for a tag.
 func KeysFor(tag string) Keys {
-	p := "aigw:{" + tag + "}:"
-	return Keys{Stream: p + "calls", Attempts: p + "attempts", donePfx: p + "done:"}
+	k := rediskeys.AsyncQueue(tag)
+	return Keys{Stream: k.Calls, Attempts: k.Attempts, donePfx: k.DonePrefix}
 }
 
 // Done is the key marking a call id as delivered.

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/rediskeys"
 )
 
 // States of a reservation.
@@ -75,11 +77,11 @@ type Gang struct {
 // New returns the gang reservations of pool.
 func New(rdb redis.UniversalClient, pool string) *Gang { return &Gang{rdb: rdb, pool: pool} }
 
-func (g *Gang) freeKey() string { return "aigw:{" + g.pool + "}:gang:free" }
-func (g *Gang) resKey() string  { return "aigw:{" + g.pool + "}:gang:res" }
+func (g *Gang) freeKey() string { return rediskeys.GangFree(g.pool) }
+func (g *Gang) resKey() string  { return rediskeys.GangReservations(g.pool) }
 
 // OutKey is the key of a gang's member results.
-func (g *Gang) OutKey(jobID string) string { return "aigw:{" + g.pool + "}:gang:out:" + jobID }
+func (g *Gang) OutKey(jobID string) string { return rediskeys.GangOutput(g.pool, jobID) }
 
 // luaNow is the server's clock in ms, shared by the scripts.
 const luaNow = `local t = redis.call('TIME')
