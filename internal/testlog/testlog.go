@@ -1,0 +1,31 @@
+// Package testlog is the logger of tests: slog's text format written to the
+// test's log (t.Log), so a component's logs show with the test that ran it,
+// and only when it fails or runs with -v.
+package testlog
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// New returns a logger at debug level that writes to t.Log.
+func New(t testing.TB) *slog.Logger { return AtLevel(t, slog.LevelDebug) }
+
+// AtLevel returns a logger that writes records at level and above to t.Log.
+func AtLevel(t testing.TB, level slog.Leveler) *slog.Logger {
+	return slog.New(slog.NewTextHandler(Writer(t), &slog.HandlerOptions{Level: level}))
+}
+
+// Writer is an io.Writer that logs each write as one t.Log line (a trailing
+// newline dropped), for loggers other than slog and for processes' output.
+func Writer(t testing.TB) io.Writer { return writer{t} }
+
+type writer struct{ t testing.TB }
+
+func (w writer) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
