@@ -9,6 +9,7 @@ import (
 
 	"github.com/aigw/aigw/functions/auth/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -37,7 +38,7 @@ func storeError(err error) error {
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_field", Message: ve.Error()}
 	case errors.Is(err, clients.ErrNotFound):
 		return web.NotFound("no such client")
-	case errors.Is(err, clients.ErrUnavailable):
+	case errors.Is(err, mongoconn.ErrUnavailable):
 		return web.Unavailable(retryAfter, err)
 	}
 	return err

@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/aigw/aigw/functions/auth/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fnserve"
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 )
 
 // pingTimeout bounds the health check's MongoDB ping.
@@ -34,11 +32,11 @@ func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) er
 	if err != nil {
 		return err
 	}
-	mc, err := jobstore.Open(ctx, sec.MongoURI)
+	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: sec.MongoURI})
 	if err != nil {
 		return err
 	}
-	defer disconnect(mc)
+	defer mongoconn.Close(mc)
 	store, err := clients.NewStore(ctx, mc.Database(cfg.MongoDB), nil)
 	if err != nil {
 		return err
@@ -72,11 +70,11 @@ func CreateClient(ctx context.Context, getenv func(string) string, spec clients.
 	if uri == "" {
 		return clients.Client{}, "", fmt.Errorf("set AIGW_MONGO_URI (e.g. %s)", "mongodb://127.0.0.1:27018/")
 	}
-	mc, err := jobstore.Open(ctx, uri)
+	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: uri})
 	if err != nil {
 		return clients.Client{}, "", err
 	}
-	defer disconnect(mc)
+	defer mongoconn.Close(mc)
 	store, err := clients.NewStore(ctx, mc.Database(cfg.MongoDB), nil)
 	if err != nil {
 		return clients.Client{}, "", err
@@ -92,10 +90,4 @@ func GenerateKeyPEM() ([]byte, error) {
 		return nil, err
 	}
 	return jwtauth.MarshalPrivateKeyPEM(priv)
-}
-
-func disconnect(mc *mongo.Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = mc.Disconnect(ctx) // nothing left to do with a failed disconnect on the way out
 }

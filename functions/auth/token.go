@@ -15,6 +15,7 @@ import (
 
 	"github.com/aigw/aigw/functions/auth/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -142,7 +143,7 @@ func writeOAuthError(w http.ResponseWriter, r *http.Request, d Deps, err error) 
 	var oe *oauthError
 	switch {
 	case errors.As(err, &oe):
-	case errors.Is(err, clients.ErrUnavailable):
+	case errors.Is(err, mongoconn.ErrUnavailable):
 		oe = &oauthError{Status: http.StatusServiceUnavailable, Code: errTemporarily,
 			Description: "the client store is unavailable; retry later", Err: err}
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))

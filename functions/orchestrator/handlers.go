@@ -11,7 +11,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/web"
 )
@@ -95,7 +95,7 @@ func apiError(err error) error {
 		return web.NotFound("%v", err)
 	case errors.Is(err, pipeline.ErrFinished):
 		return web.Conflict("%v", err)
-	case errors.Is(err, jobstore.ErrUnavailable):
+	case errors.Is(err, mongoconn.ErrUnavailable):
 		return web.Unavailable(retryAfter, err)
 	}
 	return err

@@ -18,6 +18,7 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -186,7 +187,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 	if err != nil {
 		return nil, nil, err
 	}
-	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return nil, nil, err
 	}

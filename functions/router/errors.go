@@ -19,6 +19,7 @@ import (
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/web"
 )
@@ -81,7 +82,7 @@ func unavailable(err error) bool {
 	var netErr net.Error
 	var timeout interface{ Timeout() bool }
 	switch {
-	case errors.Is(err, jobstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, mongoconn.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, redis.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.As(err, &netErr), mongo.IsNetworkError(err), mongo.IsTimeout(err),

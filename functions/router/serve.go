@@ -16,6 +16,7 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -30,7 +31,7 @@ func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) er
 	if err != nil {
 		return err
 	}
-	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return err
 	}

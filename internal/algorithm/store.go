@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 )
 
 // ErrNotFound is an unknown algorithm or version.
@@ -55,7 +55,7 @@ func (s *Store) Put(ctx context.Context, d Definition) (*Definition, bool, error
 	_, err = s.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID()}}, record{ID: d.ID(), Definition: d},
 		options.Replace().SetUpsert(true))
 	if err != nil {
-		return nil, false, fmt.Errorf("put algorithm %s: %w", d.ID(), jobstore.WrapUnavailable(err))
+		return nil, false, fmt.Errorf("put algorithm %s: %w", d.ID(), mongoconn.WrapUnavailable(err))
 	}
 	return &d, prev == nil, nil
 }
@@ -69,7 +69,7 @@ func (s *Store) Get(ctx context.Context, name, version string) (*Definition, err
 			return nil, fmt.Errorf("%w: %s version %s", ErrNotFound, name, version)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("get algorithm %s: %w", name, jobstore.WrapUnavailable(err))
+			return nil, fmt.Errorf("get algorithm %s: %w", name, mongoconn.WrapUnavailable(err))
 		}
 		return &r.Definition, nil
 	}
@@ -96,11 +96,11 @@ func (s *Store) List(ctx context.Context) ([]Definition, error) {
 func (s *Store) find(ctx context.Context, filter bson.D) ([]Definition, error) {
 	cur, err := s.c.Find(ctx, filter)
 	if err != nil {
-		return nil, fmt.Errorf("list algorithms: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list algorithms: %w", mongoconn.WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("list algorithms: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list algorithms: %w", mongoconn.WrapUnavailable(err))
 	}
 	out := make([]Definition, len(recs))
 	for i := range recs {

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/mongoconn"
 )
 
 // PoolCount is how many of a tenant's jobs wait (queued) and run in one pool.
@@ -30,7 +31,7 @@ func (s *Store) ActiveCounts(ctx context.Context, tenant string) (map[string]Poo
 	}
 	cur, err := s.jobs.Aggregate(ctx, pipeline)
 	if err != nil {
-		return nil, fmt.Errorf("count active jobs: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("count active jobs: %w", mongoconn.WrapUnavailable(err))
 	}
 	var rows []struct {
 		ID struct {
@@ -40,7 +41,7 @@ func (s *Store) ActiveCounts(ctx context.Context, tenant string) (map[string]Poo
 		N int64 `bson:"n"`
 	}
 	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("count active jobs: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("count active jobs: %w", mongoconn.WrapUnavailable(err))
 	}
 	out := make(map[string]PoolCount)
 	for _, r := range rows {

@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/mongoindex"
 )
 
@@ -27,8 +28,6 @@ var (
 	ErrConflict = errors.New("job state conflict")
 	// ErrInvalid is matched by errors about an invalid job or query.
 	ErrInvalid = errors.New("invalid job")
-	// ErrUnavailable is matched when MongoDB cannot be reached in time.
-	ErrUnavailable = errors.New("mongodb unavailable")
 )
 
 // ConflictError is a compare-and-set that lost: the job was no longer in the
@@ -80,25 +79,6 @@ type record struct {
 	Dedup   string `bson:"dedup"`
 }
 
-// Open connects to MongoDB with bounded timeouts: an unreachable server gives an
-// error within a few seconds, never a hang.
-func Open(ctx context.Context, uri string) (*mongo.Client, error) {
-	// Bounded defaults first, so that options given in the URI still win.
-	client, err := mongo.Connect(options.Client().
-		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(3 * time.Second).
-		SetTimeout(15 * time.Second).
-		ApplyURI(uri))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb %s: %w", uri, err)
-	}
-	if err := client.Ping(ctx, nil); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, uri, err)
-	}
-	return client, nil
-}
-
 // New returns a Store on db and creates its indexes (idempotent).
 func New(ctx context.Context, db *mongo.Database, o Options) (*Store, error) {
 	if o.Collection == "" {
@@ -125,29 +105,9 @@ func New(ctx context.Context, db *mongo.Database, o Options) (*Store, error) {
 		{Keys: bson.D{{Key: "outbox.at", Value: 1}}, Options: options.Index().SetName("outbox_at")},
 	}...)
 	if err != nil {
-		return nil, fmt.Errorf("create job indexes: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("create job indexes: %w", mongoconn.WrapUnavailable(err))
 	}
 	return s, nil
-}
-
-// WrapUnavailable marks an error of a MongoDB that did not answer (network,
-// timeout, server selection, closed client) with ErrUnavailable, so that the
-// edge answers 503; any other error is returned as is. Every MongoDB store uses it.
-func WrapUnavailable(err error) error {
-	if err == nil {
-		return nil
-	}
-	var sse mongo.ServerError
-	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
-		errors.Is(err, mongo.ErrClientDisconnected) || (!errors.As(err, &sse) && isSelectionError(err)) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return err
-}
-
-func isSelectionError(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
 }
 
 // Create records a new queued job. With an idempotency key, a second create by the
@@ -184,7 +144,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 			return &rec.Job, true, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) || j.IdempotencyKey == "" {
-			return nil, false, fmt.Errorf("create job: %w", WrapUnavailable(err))
+			return nil, false, fmt.Errorf("create job: %w", mongoconn.WrapUnavailable(err))
 		}
 		var existing record
 		err = s.jobs.FindOne(ctx, bson.D{{Key: "dedup", Value: rec.Dedup}}).Decode(&existing)
@@ -192,7 +152,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 			continue // the holder of the key just released it: try again
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("create job: %w", WrapUnavailable(err))
+			return nil, false, fmt.Errorf("create job: %w", mongoconn.WrapUnavailable(err))
 		}
 		if now.Sub(existing.CreatedAt) < s.idemTTL {
 			return &existing.Job, false, nil
@@ -201,7 +161,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 		_, err = s.jobs.UpdateOne(ctx, bson.D{{Key: "_id", Value: existing.ID}, {Key: "dedup", Value: rec.Dedup}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "dedup", Value: "id:" + existing.ID}}}})
 		if err != nil {
-			return nil, false, fmt.Errorf("create job: %w", WrapUnavailable(err))
+			return nil, false, fmt.Errorf("create job: %w", mongoconn.WrapUnavailable(err))
 		}
 	}
 	return nil, false, fmt.Errorf("create job: idempotency key %q kept changing hands", j.IdempotencyKey)
@@ -233,7 +193,7 @@ func (s *Store) get(ctx context.Context, filter bson.D, id string) (*job.Job, er
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get job %s: %w", id, WrapUnavailable(err))
+		return nil, fmt.Errorf("get job %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	return &rec.Job, nil
 }
@@ -291,11 +251,11 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	cur, err := s.jobs.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(f.Limit+1)))
 	if err != nil {
-		return Page{}, fmt.Errorf("list jobs: %w", WrapUnavailable(err))
+		return Page{}, fmt.Errorf("list jobs: %w", mongoconn.WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return Page{}, fmt.Errorf("list jobs: %w", WrapUnavailable(err))
+		return Page{}, fmt.Errorf("list jobs: %w", mongoconn.WrapUnavailable(err))
 	}
 	var p Page
 	for i, r := range recs {
@@ -329,7 +289,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]Count, error) {
 	)
 	cur, err := s.jobs.Aggregate(ctx, pipeline)
 	if err != nil {
-		return nil, fmt.Errorf("count jobs: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("count jobs: %w", mongoconn.WrapUnavailable(err))
 	}
 	var rows []struct {
 		ID struct {
@@ -339,7 +299,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]Count, error) {
 		N int64 `bson:"n"`
 	}
 	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("count jobs: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("count jobs: %w", mongoconn.WrapUnavailable(err))
 	}
 	out := make([]Count, len(rows))
 	for i, r := range rows {

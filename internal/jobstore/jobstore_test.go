@@ -452,20 +452,6 @@ func TestExpiredInPool(t *testing.T) {
 	}
 }
 
-// MongoDB unreachable: a clear error within a bounded time, never a hang.
-func TestUnreachableMongoFailsFast(t *testing.T) {
-	t.Parallel()
-	start := time.Now()
-	_, err := Open(context.Background(), "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1500")
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("open of a dead server: %v, want ErrUnavailable", err)
-	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("took %s to fail", took)
-	}
-	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
-}
-
 func TestWebhookOutboxFollowsTransitions(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/mongoconn"
 )
 
 // The orchestrator's recovery scans (reaper, reconciler) look at the jobs of
@@ -26,13 +27,13 @@ func (s *Store) Pools(ctx context.Context, st job.State) ([]string, error) {
 		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$pool"}}}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pools with %s jobs: %w", st, WrapUnavailable(err))
+		return nil, fmt.Errorf("pools with %s jobs: %w", st, mongoconn.WrapUnavailable(err))
 	}
 	var rows []struct {
 		Pool string `bson:"_id"`
 	}
 	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("pools with %s jobs: %w", st, WrapUnavailable(err))
+		return nil, fmt.Errorf("pools with %s jobs: %w", st, mongoconn.WrapUnavailable(err))
 	}
 	pools := make([]string, 0, len(rows))
 	for _, r := range rows {
@@ -73,11 +74,11 @@ func (s *Store) ExpiredInPool(ctx context.Context, pool string, t time.Time, lim
 func (s *Store) find(ctx context.Context, q, sort bson.D, limit int, what string) ([]job.Job, error) {
 	cur, err := s.jobs.Find(ctx, q, options.Find().SetSort(sort).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, WrapUnavailable(err))
+		return nil, fmt.Errorf("%s: %w", what, mongoconn.WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, WrapUnavailable(err))
+		return nil, fmt.Errorf("%s: %w", what, mongoconn.WrapUnavailable(err))
 	}
 	out := make([]job.Job, len(recs))
 	for i := range recs {

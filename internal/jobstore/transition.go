@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/mongoconn"
 )
 
 // Change is one state transition of a job, applied as a compare-and-set.
@@ -60,7 +61,7 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 		return &rec.Job, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, WrapUnavailable(err))
+		return nil, fmt.Errorf("job %s %s → %s: %w", id, c.From, c.To, mongoconn.WrapUnavailable(err))
 	}
 	cur, err := s.GetByID(ctx, id)
 	if err != nil {
@@ -89,7 +90,7 @@ func (s *Store) Claim(ctx context.Context, id, worker string) (*job.Job, error) 
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return nil, &ConflictError{ID: id, Expected: job.Queued}
 	default:
-		return nil, fmt.Errorf("claim job %s: %w", id, WrapUnavailable(err))
+		return nil, fmt.Errorf("claim job %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 }
 
@@ -175,11 +176,11 @@ func (s *Store) PendingNotifications(ctx context.Context, limit int) ([]job.Job,
 	cur, err := s.jobs.Find(ctx, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$type", Value: "date"}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("pending notifications: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("pending notifications: %w", mongoconn.WrapUnavailable(err))
 	}
 	var recs []record
 	if err := cur.All(ctx, &recs); err != nil {
-		return nil, fmt.Errorf("pending notifications: %w", WrapUnavailable(err))
+		return nil, fmt.Errorf("pending notifications: %w", mongoconn.WrapUnavailable(err))
 	}
 	out := make([]job.Job, len(recs))
 	for i := range recs {
@@ -195,7 +196,7 @@ func (s *Store) AckNotification(ctx context.Context, id string, n job.Notificati
 		bson.D{{Key: "$pull", Value: bson.D{{Key: "outbox", Value: job.Notification{
 			State: n.State, Attempt: n.Attempt, At: n.At.UTC().Truncate(time.Millisecond)}}}}})
 	if err != nil {
-		return fmt.Errorf("ack notification of %s: %w", id, WrapUnavailable(err))
+		return fmt.Errorf("ack notification of %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	return nil
 }

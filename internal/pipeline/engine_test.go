@@ -16,7 +16,6 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/testenv"
-	"github.com/aigw/aigw/internal/testlog"
 )
 
 type bundle struct {
@@ -50,7 +49,7 @@ func setup(t *testing.T) *bundle {
 			t.Fatal(err)
 		}
 	}
-	log := testlog.AtLevel(t, slog.LevelInfo)
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	svc := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: b.queue, Events: events.New(rdb, events.Config{}), Log: log})
 	b.engine = NewEngine(b.store, svc, jobs, log)
 	return b

@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/job"
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/mongoindex"
 )
 
@@ -106,9 +106,9 @@ func NewStore(db *mongo.Database) *Store {
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	if err := mongoindex.Ensure(ctx, s.pipelines, mongo.IndexModel{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "name", Value: 1}},
 		Options: options.Index().SetName("tenant_name")}); err != nil {
-		return jobstore.WrapUnavailable(err)
+		return mongoconn.WrapUnavailable(err)
 	}
-	return jobstore.WrapUnavailable(mongoindex.Ensure(ctx, s.runs, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}},
+	return mongoconn.WrapUnavailable(mongoindex.Ensure(ctx, s.runs, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}},
 		Options: options.Index().SetName("state_id")}))
 }
 
@@ -124,7 +124,7 @@ func (s *Store) Put(ctx context.Context, tenant, name string, d Definition) (p *
 			{Key: "$setOnInsert", Value: bson.D{{Key: "created_at", Value: now}}},
 		}, options.UpdateOne().SetUpsert(true))
 	if err != nil {
-		return nil, false, fmt.Errorf("register pipeline %s: %w", name, jobstore.WrapUnavailable(err))
+		return nil, false, fmt.Errorf("register pipeline %s: %w", name, mongoconn.WrapUnavailable(err))
 	}
 	p, err = s.Get(ctx, tenant, name)
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *Store) Get(ctx context.Context, tenant, name string) (*Pipeline, error)
 		return nil, fmt.Errorf("%w: pipeline %s", ErrNotFound, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get pipeline %s: %w", name, jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("get pipeline %s: %w", name, mongoconn.WrapUnavailable(err))
 	}
 	return &p, nil
 }
@@ -150,11 +150,11 @@ func (s *Store) Get(ctx context.Context, tenant, name string) (*Pipeline, error)
 func (s *Store) List(ctx context.Context, tenant string) ([]Pipeline, error) {
 	cur, err := s.pipelines.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetSort(bson.D{{Key: "name", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("list pipelines: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list pipelines: %w", mongoconn.WrapUnavailable(err))
 	}
 	out := []Pipeline{}
 	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list pipelines: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list pipelines: %w", mongoconn.WrapUnavailable(err))
 	}
 	return out, nil
 }
@@ -162,7 +162,7 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Pipeline, error) {
 // createRun stores a new run.
 func (s *Store) createRun(ctx context.Context, r *Run) error {
 	if _, err := s.runs.InsertOne(ctx, r); err != nil {
-		return fmt.Errorf("create pipeline run: %w", jobstore.WrapUnavailable(err))
+		return fmt.Errorf("create pipeline run: %w", mongoconn.WrapUnavailable(err))
 	}
 	return nil
 }
@@ -187,7 +187,7 @@ func (s *Store) getRun(ctx context.Context, id string) (*Run, error) {
 		return nil, fmt.Errorf("%w: run %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get pipeline run %s: %w", id, jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("get pipeline run %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	return &r, nil
 }
@@ -200,7 +200,7 @@ func (s *Store) saveRun(ctx context.Context, r *Run) error {
 	next.Rev++
 	res, err := s.runs.ReplaceOne(ctx, bson.D{{Key: "_id", Value: r.ID}, {Key: "rev", Value: r.Rev}}, &next)
 	if err != nil {
-		return fmt.Errorf("save pipeline run %s: %w", r.ID, jobstore.WrapUnavailable(err))
+		return fmt.Errorf("save pipeline run %s: %w", r.ID, mongoconn.WrapUnavailable(err))
 	}
 	if res.MatchedCount != 1 {
 		return fmt.Errorf("%w: %s", ErrConflict, r.ID)

@@ -18,8 +18,6 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/testenv"
-	"github.com/aigw/aigw/internal/testlog"
-	"github.com/aigw/aigw/internal/testwait"
 )
 
 type bundle struct {
@@ -46,7 +44,7 @@ func setup(t *testing.T) *bundle {
 
 func (b *bundle) deliverer(t *testing.T) *Deliverer {
 	return NewDeliverer(b.store, Config{Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Timeout: 2 * time.Second, Log: testlog.New(t), Guard: loopbackAllowed})
+		Timeout: 2 * time.Second, Log: testLogger(t), Guard: loopbackAllowed})
 }
 
 // loopbackAllowed lets deliveries reach the tests' receivers on 127.0.0.1, as
@@ -107,23 +105,24 @@ func (rc *receiver) got() []received {
 // deliverUntil runs Deliver until no delivery of jobID is pending, or fails t.
 func (b *bundle) deliverUntil(t *testing.T, d *Deliverer, tenant, jobID string) []Delivery {
 	t.Helper()
-	var ds []Delivery
-	testwait.Eventually(t, 20*time.Second, func() bool {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if _, err := d.Deliver(b.ctx); err != nil {
 			t.Fatal(err)
 		}
-		var err error
-		if ds, err = b.store.Deliveries(b.ctx, tenant, jobID); err != nil {
+		ds, err := b.store.Deliveries(b.ctx, tenant, jobID)
+		if err != nil {
 			t.Fatal(err)
 		}
+		pending := false
 		for _, dl := range ds {
-			if dl.Status == Pending {
-				return false
-			}
+			pending = pending || dl.Status == Pending
 		}
-		return true
-	}, "deliveries of job %s no longer pending", jobID)
-	return ds
+		if !pending {
+			return ds
+		}
+	}
+	t.Fatal("deliveries still pending after 20s")
+	return nil
 }
 
 func TestDeliveryRetriesWhileReceiverIsDown(t *testing.T) {
@@ -296,7 +295,7 @@ func TestGivesUpAfterMaxAge(t *testing.T) {
 	j := b.succeed(t, "acme", srv.URL)
 	// The deliverer's clock is a day ahead: the first failure is the last.
 	later := func() time.Time { return time.Now().Add(24*time.Hour + time.Minute) }
-	d := NewDeliverer(b.store, Config{Now: later, Log: testlog.New(t), Guard: loopbackAllowed})
+	d := NewDeliverer(b.store, Config{Now: later, Log: testLogger(t), Guard: loopbackAllowed})
 	if _, err := d.Drain(b.ctx, b.jobs); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/mongoindex"
 )
 
@@ -90,7 +90,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}, Options: options.Index().SetName("status_next")},
 		mongo.IndexModel{Keys: bson.D{{Key: "job_id", Value: 1}}, Options: options.Index().SetName("job_id")},
 	)
-	return jobstore.WrapUnavailable(err)
+	return mongoconn.WrapUnavailable(err)
 }
 
 // Deliveries returns the deliveries of a tenant's job, oldest first; another
@@ -99,11 +99,11 @@ func (s *Store) Deliveries(ctx context.Context, tenant, jobID string) ([]Deliver
 	cur, err := s.deliveries.Find(ctx, bson.D{{Key: "job_id", Value: jobID}, {Key: "tenant", Value: tenant}},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries of %s: %w", jobID, jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list deliveries of %s: %w", jobID, mongoconn.WrapUnavailable(err))
 	}
 	out := []Delivery{}
 	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list deliveries of %s: %w", jobID, jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list deliveries of %s: %w", jobID, mongoconn.WrapUnavailable(err))
 	}
 	return out, nil
 }
@@ -116,7 +116,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Delivery, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get delivery %s: %w", id, jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("get delivery %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	return &d, nil
 }
@@ -132,7 +132,7 @@ func (s *Store) insert(ctx context.Context, d Delivery) (inserted bool, err erro
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("record delivery %s: %w", d.ID, jobstore.WrapUnavailable(err))
+		return false, fmt.Errorf("record delivery %s: %w", d.ID, mongoconn.WrapUnavailable(err))
 	}
 	return true, nil
 }
@@ -143,11 +143,11 @@ func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]Delivery, 
 		bson.D{{Key: "status", Value: Pending}, {Key: "next_attempt_at", Value: bson.D{{Key: "$lte", Value: now}}}},
 		options.Find().SetSort(bson.D{{Key: "next_attempt_at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("due deliveries: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("due deliveries: %w", mongoconn.WrapUnavailable(err))
 	}
 	var out []Delivery
 	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("due deliveries: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("due deliveries: %w", mongoconn.WrapUnavailable(err))
 	}
 	return out, nil
 }
@@ -163,7 +163,7 @@ func (s *Store) claim(ctx context.Context, d *Delivery, lease time.Duration) (bo
 		bson.D{{Key: "_id", Value: d.ID}, {Key: "claim", Value: d.Claim}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "claim", Value: token}, {Key: "next_attempt_at", Value: until}}}})
 	if err != nil {
-		return false, fmt.Errorf("claim delivery %s: %w", d.ID, jobstore.WrapUnavailable(err))
+		return false, fmt.Errorf("claim delivery %s: %w", d.ID, mongoconn.WrapUnavailable(err))
 	}
 	if res.ModifiedCount != 1 {
 		return false, nil
@@ -203,7 +203,7 @@ func (s *Store) record(ctx context.Context, d *Delivery, a Attempt, status Statu
 	}
 	res, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "claim", Value: d.Claim}}, update)
 	if err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, jobstore.WrapUnavailable(err))
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, mongoconn.WrapUnavailable(err))
 	}
 	return res.ModifiedCount == 1, nil
 }
@@ -268,7 +268,7 @@ func (s *Store) secretRecord(ctx context.Context, tenant string) (*secretRecord,
 			return &rec, nil
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, fmt.Errorf("webhook secret of %s: %w", tenant, jobstore.WrapUnavailable(err))
+			return nil, fmt.Errorf("webhook secret of %s: %w", tenant, mongoconn.WrapUnavailable(err))
 		}
 		rec = secretRecord{Tenant: tenant, Secret: NewSecret(), CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 		_, err = s.secrets.InsertOne(ctx, rec)
@@ -276,7 +276,7 @@ func (s *Store) secretRecord(ctx context.Context, tenant string) (*secretRecord,
 			return &rec, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return nil, fmt.Errorf("create webhook secret of %s: %w", tenant, jobstore.WrapUnavailable(err))
+			return nil, fmt.Errorf("create webhook secret of %s: %w", tenant, mongoconn.WrapUnavailable(err))
 		}
 		// Another replica created it first: read theirs.
 	}
@@ -299,7 +299,7 @@ func (s *Store) RotateSecret(ctx context.Context, tenant string) (string, error)
 			{Key: "previous", Value: old.Secret}, {Key: "previous_until", Value: until},
 		}}})
 	if err != nil {
-		return "", fmt.Errorf("rotate webhook secret of %s: %w", tenant, jobstore.WrapUnavailable(err))
+		return "", fmt.Errorf("rotate webhook secret of %s: %w", tenant, mongoconn.WrapUnavailable(err))
 	}
 	if res.ModifiedCount != 1 {
 		return "", fmt.Errorf("rotate webhook secret of %s: rotated concurrently; retry", tenant)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/aigw/aigw/functions/orchestrator"
 	"github.com/aigw/aigw/internal/job"
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/rediskeys"
 )
 
@@ -46,7 +46,7 @@ const batch = 1000
 // Run stores finished jobs in a fresh database, up to each size in turn, and
 // times Ticks orchestrator cycles at each.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
-	client, err := jobstore.Open(ctx, cfg.MongoURI)
+	client, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return nil, err
 	}

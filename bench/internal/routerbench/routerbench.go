@@ -27,6 +27,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -47,7 +48,7 @@ type Result struct {
 
 // Run serves a router on loopback and submits jobs to it for cfg.Duration.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return Result{}, err
 	}

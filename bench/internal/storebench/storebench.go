@@ -12,6 +12,7 @@ import (
 
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 )
 
 // Result is the store's figures.
@@ -25,7 +26,7 @@ type Result struct {
 // Run creates n jobs with w goroutines, then moves each queued → running.
 func Run(ctx context.Context, uri string, n, w int) (Result, error) {
 	res := Result{Jobs: n, Workers: w}
-	client, err := jobstore.Open(ctx, uri)
+	client, err := mongoconn.Open(ctx, mongoconn.Options{URI: uri})
 	if err != nil {
 		return res, err
 	}

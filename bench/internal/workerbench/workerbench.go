@@ -36,6 +36,7 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
@@ -132,7 +133,7 @@ func quantile(d []time.Duration, q float64) time.Duration {
 
 // MongoServer names the server behind uri (e.g. "FerretDB v2.1.0").
 func MongoServer(ctx context.Context, uri string) string {
-	client, err := jobstore.Open(ctx, uri)
+	client, err := mongoconn.Open(ctx, mongoconn.Options{URI: uri})
 	if err != nil {
 		return "unknown"
 	}
@@ -153,7 +154,7 @@ func MongoServer(ctx context.Context, uri string) string {
 func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 	res = Result{System: "aigw", Jobs: cfg.Jobs, MongoServer: MongoServer(ctx, cfg.MongoURI)}
 	run := fmt.Sprintf("workerbench%d", time.Now().UnixNano())
-	mc, err := jobstore.Open(ctx, cfg.MongoURI)
+	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return res, err
 	}

@@ -13,7 +13,6 @@ import (
 	"unicode"
 
 	jwtauth "github.com/aigw/aigw/internal/auth"
-	"github.com/aigw/aigw/internal/jobstore"
 )
 
 var (
@@ -21,9 +20,6 @@ var (
 	ErrNotFound = errors.New("client not found")
 	// ErrInvalid is matched by every *ValidationError.
 	ErrInvalid = errors.New("invalid client")
-	// ErrUnavailable is matched when MongoDB cannot be reached in time (the
-	// job store's sentinel: one classification of MongoDB outages for all stores).
-	ErrUnavailable = jobstore.ErrUnavailable
 )
 
 // ValidationError says which field of a Spec is wrong and why.

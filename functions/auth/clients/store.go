@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/mongoindex"
 )
 
@@ -34,7 +34,7 @@ func NewStore(ctx context.Context, db *mongo.Database, now func() time.Time) (*S
 		Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "created_at", Value: 1}}, Options: options.Index().SetName("tenant_created"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create client indexes: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("create client indexes: %w", mongoconn.WrapUnavailable(err))
 	}
 	return s, nil
 }
@@ -57,7 +57,7 @@ func (s *Store) Create(ctx context.Context, spec Spec) (Client, string, error) {
 	c := Client{ID: newID(), Name: spec.Name, Tenant: spec.Tenant, Scopes: spec.Scopes, SecretHash: hash,
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 	if _, err := s.coll.InsertOne(ctx, c); err != nil {
-		return Client{}, "", fmt.Errorf("insert client: %w", jobstore.WrapUnavailable(err))
+		return Client{}, "", fmt.Errorf("insert client: %w", mongoconn.WrapUnavailable(err))
 	}
 	return c, secret, nil
 }
@@ -70,7 +70,7 @@ func (s *Store) Get(ctx context.Context, id string) (Client, error) {
 		return Client{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return Client{}, fmt.Errorf("get client %s: %w", id, jobstore.WrapUnavailable(err))
+		return Client{}, fmt.Errorf("get client %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	return c, nil
 }
@@ -87,11 +87,11 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Client, error) {
 	cur, err := s.coll.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(MaxList))
 	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list clients: %w", mongoconn.WrapUnavailable(err))
 	}
 	out := []Client{}
 	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list clients: %w", jobstore.WrapUnavailable(err))
+		return nil, fmt.Errorf("list clients: %w", mongoconn.WrapUnavailable(err))
 	}
 	return out, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) Revoke(ctx context.Context, id string) error {
 		bson.D{{Key: "_id", Value: id}, {Key: "revoked_at", Value: bson.D{{Key: "$exists", Value: false}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: s.now().UTC().Truncate(time.Millisecond)}}}})
 	if err != nil {
-		return fmt.Errorf("revoke client %s: %w", id, jobstore.WrapUnavailable(err))
+		return fmt.Errorf("revoke client %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	if res.MatchedCount == 0 {
 		if _, err := s.Get(ctx, id); err != nil {

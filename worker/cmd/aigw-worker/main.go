@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
@@ -67,7 +68,7 @@ func register(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	client, err := jobstore.Open(ctx, cfg.MongoURI)
+	client, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
-	client, err := jobstore.Open(ctx, cfg.MongoURI)
+	client, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
 		return err
 	}

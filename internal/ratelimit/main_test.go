@@ -1,9 +1,0 @@
-package ratelimit_test
-
-import (
-	"testing"
-
-	"github.com/aigw/aigw/internal/testleak"
-)
-
-func TestMain(m *testing.M) { testleak.Main(m) }
