@@ -12,6 +12,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/registry"
 )
 
@@ -22,15 +23,12 @@ type JobScanner interface {
 	ExpiredInPool(ctx context.Context, pool string, t time.Time, limit int) ([]job.Job, error)
 }
 
-// Transitioner is the part of the job store the reaper changes jobs with.
-type Transitioner interface {
-	Transition(ctx context.Context, id string, c jobstore.Change) (*job.Job, error)
-}
+// Transitioner is the part of the job store the reaper changes jobs with,
+// through the lifecycle (implemented by *jobstore.Store).
+type Transitioner = lifecycle.Store
 
 // StatePublisher publishes a job's new state (implemented by *events.Stream).
-type StatePublisher interface {
-	PublishState(ctx context.Context, j *job.Job) (string, error)
-}
+type StatePublisher = lifecycle.Publisher
 
 // WorkerLister lists a pool's live workers (implemented by *registry.Registry).
 type WorkerLister interface {
@@ -103,8 +101,7 @@ func (r *Reaper) expire(ctx context.Context, pool string, now time.Time, res *Re
 	}
 	for i := range queued {
 		j := &queued[i]
-		won, err := r.end(ctx, j, job.Queued, job.Expired, &job.Error{Code: "expired",
-			Message: fmt.Sprintf("no worker started the job before it expired at %s", j.ExpiresAt.UTC().Format(time.RFC3339))})
+		won, err := r.end(ctx, j, r.lifecycle().Expire)
 		if err != nil {
 			return err
 		}
@@ -147,8 +144,9 @@ func (r *Reaper) reapRunning(ctx context.Context, pool string, now time.Time, re
 		if held(workers, j.ID) {
 			continue
 		}
-		won, err := r.end(ctx, j, job.Running, job.Failed, &job.Error{Code: "lost",
-			Message: fmt.Sprintf("the job ran past its timeout of %s and no live worker holds it", timeout)})
+		won, err := r.end(ctx, j, func(ctx context.Context, j *job.Job) (lifecycle.Outcome, error) {
+			return r.lifecycle().Reap(ctx, j, timeout)
+		})
 		if err != nil {
 			return err
 		}
@@ -166,19 +164,20 @@ func (r *Reaper) reapRunning(ctx context.Context, pool string, now time.Time, re
 	return nil
 }
 
-// timeout is the job's execution timeout, else its algorithm's, else the default.
+// timeout is the job's effective execution timeout (lifecycle.Timeout): its
+// own, else its algorithm's, else the default.
 func (r *Reaper) timeout(ctx context.Context, j *job.Job) (time.Duration, error) {
 	if j.ExecutionTimeoutMS > 0 {
-		return time.Duration(j.ExecutionTimeoutMS) * time.Millisecond, nil
+		return lifecycle.Timeout(j, nil), nil
 	}
 	def, err := r.Algorithms.Get(ctx, j.Algorithm, j.Version)
 	if errors.Is(err, algorithm.ErrNotFound) {
-		return algorithm.DefaultTimeout, nil
+		def, err = nil, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	return def.Timeout(), nil
+	return lifecycle.Timeout(j, def), nil
 }
 
 func held(workers []registry.Worker, jobID string) bool {
@@ -190,19 +189,21 @@ func held(workers []registry.Worker, jobID string) bool {
 	return false
 }
 
-// end moves j from → to by compare-and-set (on its attempt too) and publishes
-// the new state; it reports false when someone else changed the job first.
-func (r *Reaper) end(ctx context.Context, j *job.Job, from, to job.State, e *job.Error) (bool, error) {
-	done, err := r.Jobs.Transition(ctx, j.ID, jobstore.Change{From: from, To: to, Attempt: j.Attempt, Error: e, Notify: j.Notifies(to)})
+// lifecycle is the reaper's view of the job lifecycle.
+func (r *Reaper) lifecycle() *lifecycle.Lifecycle {
+	return lifecycle.New(r.Jobs, r.Events, r.Log, lifecycle.Backoff{})
+}
+
+// end applies op (a lifecycle operation) to j; it reports false when someone
+// else changed the job first.
+func (r *Reaper) end(ctx context.Context, j *job.Job, op func(context.Context, *job.Job) (lifecycle.Outcome, error)) (bool, error) {
+	out, err := op(ctx, j)
 	if errors.Is(err, jobstore.ErrConflict) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	r.Log.InfoContext(ctx, "job reaped", "job", j.ID, "state", to, "code", e.Code)
-	if _, err := r.Events.PublishState(ctx, done); err != nil {
-		r.Log.WarnContext(ctx, "state event not published", "job", j.ID, "err", err)
-	}
+	r.Log.InfoContext(ctx, "job reaped", "job_id", j.ID, "state", out.Job.State, "code", out.Job.Error.Code)
 	return true, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
 )
 
@@ -128,6 +129,7 @@ type Config struct {
 type Service struct {
 	cfg     Config
 	log     *slog.Logger
+	life    *lifecycle.Lifecycle
 	schemas *schemaCache
 }
 
@@ -147,7 +149,8 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: log, schemas: newSchemaCache()}
+	return &Service{cfg: cfg, log: log, schemas: newSchemaCache(),
+		life: lifecycle.New(cfg.Jobs, cfg.Events, log, lifecycle.Backoff{})}
 }
 
 // Submit records a new queued job and enqueues it. With an idempotency key, a
@@ -322,14 +325,9 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, erro
 			}
 			return j, nil
 		case job.Queued:
-			done, err := s.cfg.Jobs.Transition(ctx, j.ID, jobstore.Change{
-				From: job.Queued, To: job.Canceled,
-				Error:  &job.Error{Code: "canceled", Message: "canceled by the client before it started"},
-				Notify: j.Notifies(job.Canceled),
-			})
-			var conflict *jobstore.ConflictError
-			if errors.As(err, &conflict) && done != nil {
-				j = done // a worker took it meanwhile (or it expired): decide again
+			out, err := s.life.Cancel(ctx, j, "")
+			if errors.Is(err, jobstore.ErrConflict) && out.Job != nil {
+				j = out.Job // a worker took it meanwhile (or it expired): decide again
 				continue
 			}
 			if err != nil {
@@ -339,13 +337,10 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, erro
 			defer cancel()
 			// A worker that already took the queue entry skips a job whose
 			// cancel was requested.
-			if err := s.cfg.Events.RequestCancel(rctx, done.ID); err != nil {
-				s.log.WarnContext(ctx, "cancel request not recorded", "job", done.ID, "err", err)
+			if err := s.cfg.Events.RequestCancel(rctx, out.Job.ID); err != nil {
+				s.log.WarnContext(ctx, "cancel request not recorded", "job", out.Job.ID, "err", err)
 			}
-			if _, err := s.cfg.Events.PublishState(rctx, done); err != nil {
-				s.log.WarnContext(ctx, "canceled event not published", "job", done.ID, "err", err)
-			}
-			return done, nil
+			return out.Job, nil
 		default:
 			return j, &jobstore.ConflictError{ID: j.ID, Expected: job.Running, Actual: j.State}
 		}
@@ -367,20 +362,16 @@ func (s *Service) Retry(ctx context.Context, tenant, id string) (*job.Job, error
 	if j.ExpiresAt != nil && j.ExpiresAt.After(j.CreatedAt) {
 		ttl = j.ExpiresAt.Sub(j.CreatedAt)
 	}
-	done, err := s.cfg.Jobs.Transition(ctx, j.ID, jobstore.Change{
-		From: j.State, To: job.Queued, Attempt: j.Attempt, Error: j.Error,
-		ExpiresAt: time.Now().Add(ttl), Notify: j.Notifies(job.Queued),
-	})
+	out, err := s.life.Retry(ctx, j, ttl)
 	if err != nil {
-		return done, err
+		return out.Job, err
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterInsertTimeout)
-	defer cancel()
-	if _, err := s.cfg.Events.PublishState(rctx, done); err != nil {
-		s.log.WarnContext(ctx, "queued event not published", "job", done.ID, "err", err)
+	if out.Queue.Verb == lifecycle.Enqueue {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterInsertTimeout)
+		defer cancel()
+		s.enqueue(rctx, out.Job)
 	}
-	s.enqueue(rctx, done)
-	return done, nil
+	return out.Job, nil
 }
 
 // validateInput checks input against the definition's schema; a schema-less

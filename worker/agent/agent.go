@@ -19,6 +19,7 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/worker/internal/artifacts"
@@ -84,6 +85,7 @@ type Agent struct {
 	gang    *gang.Gang
 	ctl     *queue.Consumer // acks, extends, requeues (the taking consumer is the loop's own)
 	ctlMu   sync.Mutex
+	lc      *lifecycle.Lifecycle
 	started time.Time
 
 	mu       sync.Mutex
@@ -138,9 +140,10 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 	if err != nil {
 		return nil, err
 	}
+	log := d.Log.With("pool", cfg.Pool, "node", cfg.Node)
 	return &Agent{
-		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool),
-		log: d.Log.With("pool", cfg.Pool, "node", cfg.Node),
+		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool), log: log,
+		lc: lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}),
 		runner: &runtime.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
 			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs),
 			Limits: runtime.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
@@ -468,45 +471,17 @@ func (a *Agent) deadLetter(ctx context.Context, d queue.Delivery, reason string)
 	}
 }
 
-// transition applies a change and publishes the new state; it returns the
-// record after the change, or the current record and the error.
-func (a *Agent) transition(ctx context.Context, j *job.Job, c jobstore.Change) (*job.Job, error) {
-	return a.transitionTimed(ctx, j, c, nil)
-}
-
-// transitionTimed is transition, adding the compare-and-set's time to dp.
-func (a *Agent) transitionTimed(ctx context.Context, j *job.Job, c jobstore.Change, dp *dispatch) (*job.Job, error) {
-	c.Notify = j.Notifies(c.To)
-	t0 := time.Now()
-	nj, err := a.d.Jobs.Transition(ctx, j.ID, c)
-	if dp != nil {
-		dp.store += time.Since(t0)
+// settle does to delivery d what the lifecycle says its job's queue entry
+// needs.
+func (a *Agent) settle(ctx context.Context, d queue.Delivery, q lifecycle.QueueAction) {
+	switch q.Verb {
+	case lifecycle.Ack:
+		a.ack(ctx, d)
+	case lifecycle.Requeue:
+		a.requeue(ctx, d, q.At)
+	case lifecycle.DeadLetter:
+		a.deadLetter(ctx, d, q.Reason)
 	}
-	if err != nil {
-		return nj, err
-	}
-	a.publishState(ctx, nj)
-	return nj, nil
-}
-
-// publishState sends j's state to its event stream; a failure is logged (the
-// record, already written, stays the truth).
-func (a *Agent) publishState(ctx context.Context, j *job.Job) {
-	if _, err := a.d.Events.PublishState(ctx, j); err != nil {
-		a.log.Warn("publish state failed", "job_id", j.ID, "err", err)
-	}
-	a.log.Info("job state", "job_id", j.ID, "state", string(j.State), "attempt", j.Attempt)
-}
-
-// backoff is the delay before retry attempt+1: RetryBase·2^(attempt-1), at most
-// RetryMax, with ±20% jitter.
-func (a *Agent) backoff(attempt int) time.Duration {
-	d := a.cfg.RetryBase
-	for i := 1; i < attempt && d < a.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, a.cfg.RetryMax)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func jobErr(code, format string, args ...any) *job.Error {

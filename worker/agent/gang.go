@@ -11,7 +11,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/job"
-	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/worker/internal/gang"
 	"github.com/aigw/aigw/worker/internal/runtime"
@@ -89,10 +89,9 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 			return
 		}
 	}
-	j, err = a.transitionTimed(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node}, dp)
-	if err != nil {
-		a.abortGang(ctx, j.ID)
-		a.conflict(ctx, d, j, err)
+	j, ok := a.start(ctx, d, j, dp)
+	if !ok {
+		a.abortGang(ctx, d.JobID)
 		return
 	}
 	if _, err := a.gang.Renew(ctx, j.ID, ttl, gang.Running); err != nil {
@@ -116,10 +115,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	failedRank := 0
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	timeout := def.Timeout()
-	if j.ExecutionTimeoutMS > 0 {
-		timeout = time.Duration(j.ExecutionTimeoutMS) * time.Millisecond
-	}
+	timeout := lifecycle.Timeout(j, def)
 	// Members that never report (their worker died) fail the gang at its timeout.
 	overall := time.Now().Add(timeout + a.cfg.KillGrace + a.cfg.GangTimeout)
 	for mine == nil || (failed == nil && mine.res.Err == nil && mine.cause == nil && ctx.Err() == nil &&
@@ -163,7 +159,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	}
 	if failed != nil && cause == nil {
 		res.Err = &runtime.Failure{Code: failed.Code, Message: fmt.Sprintf("gang member rank %d: %s", failedRank, failed.Message),
-			Retryable: failed.Code == runtime.CodeRuntime || failed.Code == runtime.CodeTimeout}
+			Retryable: job.RetryableCode(failed.Code)}
 		res.Output = nil
 	} else if res.Err != nil && res.Err.Code != runtime.CodeStopped {
 		res.Err.Message = "gang member rank 0: " + res.Err.Message

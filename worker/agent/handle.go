@@ -9,18 +9,10 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/runtime"
-)
-
-// Failure codes the agent itself gives.
-const (
-	codeLost        = "lost"              // the previous attempt's worker died (its lease ran out)
-	codeShutdown    = "shutdown"          // handed back by a worker shutting down
-	codeUnknownAlgo = "unknown_algorithm" // the job names no registered definition
-	codeNoCapacity  = "unschedulable"     // no worker of the pool has enough GPUs
-	codeCanceled    = "canceled"
 )
 
 // handle takes a delivery from its record's state to running (or to the end),
@@ -30,62 +22,12 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 	if a.handleClaimed(ctx, d, dp) {
 		return
 	}
-	log := a.log.With("job_id", d.JobID)
-	t0 := time.Now()
-	j, err := a.d.Jobs.GetByID(ctx, d.JobID)
-	dp.store += time.Since(t0)
-	if errors.Is(err, jobstore.ErrNotFound) {
-		log.Warn("no job record: dead-lettered")
-		a.deadLetter(ctx, d, "no job record")
-		return
-	}
-	if err != nil {
-		log.Warn("read job record failed; the job comes back when its lease runs out", "err", err)
-		return
-	}
-	switch {
-	case j.State.Terminal():
-		log.Info("job already finished: skipped", "state", string(j.State))
-		a.ack(ctx, d)
-		return
-	case j.State == job.Running:
-		// The queue holds one entry per job, and we hold it: whoever ran the
-		// attempt lost its lease. Count that attempt as lost and start the next.
-		j, err = a.transition(ctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt,
-			Error: jobErr(codeLost, "worker %s stopped renewing its lease", j.Worker)})
-		if err != nil {
-			log.Warn("take-over failed", "err", err)
-			if j != nil && j.State.Terminal() {
-				a.ack(ctx, d)
-			}
-			return
-		}
-		log.Info("took over a lost attempt", "attempt", j.Attempt)
-	case j.State != job.Queued:
-		log.Warn("job in an unexpected state: skipped", "state", string(j.State))
-		a.ack(ctx, d)
-		return
-	}
-
-	t0 = time.Now()
-	def, err := a.d.Algorithms.Get(ctx, j.Algorithm, j.Version)
-	dp.store += time.Since(t0)
-	if errors.Is(err, algorithm.ErrNotFound) {
-		a.failAtStart(ctx, d, j, jobErr(codeUnknownAlgo, "algorithm %q version %q is not registered", j.Algorithm, j.Version))
-		return
-	}
-	if err != nil {
-		log.Warn("read algorithm failed; the job comes back when its lease runs out", "err", err)
-		return
-	}
-	need := a.gpuNeed(def, d.JobID)
-	if need > len(a.gpus) && !a.poolHasGPUs(ctx, need) {
-		a.failAtStart(ctx, d, j, jobErr(codeNoCapacity, "needs %d GPUs on one node; no worker of pool %s has that many", need, a.cfg.Pool))
-		return
-	}
-	gpus, ok := a.allocGPUs(need)
+	j, ok := a.readQueued(ctx, d, dp)
 	if !ok {
-		a.waitForGPUs(ctx, d)
+		return
+	}
+	def, gpus, ok := a.resolve(ctx, d, j, dp)
+	if !ok {
 		return
 	}
 	defer a.freeGPUs(gpus)
@@ -94,23 +36,102 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 		a.lead(ctx, d, j, def, gpus, dp)
 		return
 	}
-	j, err = a.transitionTimed(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node}, dp)
-	if err != nil {
-		a.conflict(ctx, d, j, err)
+	if j, ok = a.start(ctx, d, j, dp); !ok {
 		return
 	}
 	res, cause := a.attempt(ctx, d, j, def, gpus, nil, dp, true)
 	a.finish(ctx, d, j, res, cause)
 }
 
+// readQueued reads the record of d's job and reports it when it is queued,
+// or running on a worker that lost its lease (that attempt is then counted
+// lost and the job queued again). Any other record ends the delivery here.
+func (a *Agent) readQueued(ctx context.Context, d queue.Delivery, dp *dispatch) (*job.Job, bool) {
+	log := a.log.With("job_id", d.JobID)
+	t0 := time.Now()
+	j, err := a.d.Jobs.GetByID(ctx, d.JobID)
+	dp.store += time.Since(t0)
+	switch {
+	case errors.Is(err, jobstore.ErrNotFound):
+		log.Warn("no job record: dead-lettered")
+		a.deadLetter(ctx, d, "no job record")
+		return nil, false
+	case err != nil:
+		log.Warn("read job record failed; the job comes back when its lease runs out", "err", err)
+		return nil, false
+	case j.State.Terminal():
+		log.Info("job already finished: skipped", "state", string(j.State))
+		a.ack(ctx, d)
+		return nil, false
+	case j.State == job.Running:
+		// The queue holds one entry per job, and we hold it: whoever ran the
+		// attempt lost its lease. Count that attempt as lost and start the next.
+		out, err := a.lc.TakeOver(ctx, j)
+		if err != nil {
+			log.Warn("take-over failed", "err", err)
+			a.settle(ctx, d, out.Queue)
+			return nil, false
+		}
+		log.Info("took over a lost attempt", "attempt", out.Job.Attempt)
+		return out.Job, true
+	case j.State != job.Queued:
+		log.Warn("job in an unexpected state: skipped", "state", string(j.State))
+		a.ack(ctx, d)
+		return nil, false
+	}
+	return j, true
+}
+
+// resolve finds the algorithm of queued job j and the GPUs to run it on. A
+// job that can never run is failed; one that must wait for GPUs is handed
+// back; either way ok is false.
+func (a *Agent) resolve(ctx context.Context, d queue.Delivery, j *job.Job, dp *dispatch) (*algorithm.Definition, []int, bool) {
+	t0 := time.Now()
+	def, err := a.d.Algorithms.Get(ctx, j.Algorithm, j.Version)
+	dp.store += time.Since(t0)
+	if errors.Is(err, algorithm.ErrNotFound) {
+		a.failAtStart(ctx, d, j, jobErr(job.CodeUnknownAlgorithm, "algorithm %q version %q is not registered", j.Algorithm, j.Version))
+		return nil, nil, false
+	}
+	if err != nil {
+		a.log.Warn("read algorithm failed; the job comes back when its lease runs out", "job_id", j.ID, "err", err)
+		return nil, nil, false
+	}
+	need := a.gpuNeed(def, d.JobID)
+	if need > len(a.gpus) && !a.poolHasGPUs(ctx, need) {
+		a.failAtStart(ctx, d, j, jobErr(job.CodeUnschedulable, "needs %d GPUs on one node; no worker of pool %s has that many", need, a.cfg.Pool))
+		return nil, nil, false
+	}
+	gpus, ok := a.allocGPUs(need)
+	if !ok {
+		a.waitForGPUs(ctx, d)
+		return nil, nil, false
+	}
+	return def, gpus, true
+}
+
+// start moves queued job j to running; its running event goes out once the
+// process has started (publishRunning).
+func (a *Agent) start(ctx context.Context, d queue.Delivery, j *job.Job, dp *dispatch) (*job.Job, bool) {
+	t0 := time.Now()
+	out, err := a.lc.Start(ctx, j, a.cfg.Node)
+	dp.store += time.Since(t0)
+	if err != nil {
+		a.conflict(ctx, d, out, err)
+		return nil, false
+	}
+	dp.running = out.Job
+	return out.Job, true
+}
+
 // handleClaimed starts a job whose queue entry names its algorithm (see
-// job.DispatchHint) with one update of its record, jobstore's Claim, where
-// handle reads the record and then compares-and-sets it: one MongoDB round
-// trip before the process starts instead of two. It reports false, having
-// changed nothing, when the job needs handle's path: no hint (gangs and jobs
-// whose webhook wants the running event get none), an algorithm it cannot
-// resolve, more GPUs than this node has, or a record that is not queued
-// (canceled, finished, or a lost attempt to take over).
+// job.DispatchHint) with one update of its record (the lifecycle's Claim),
+// where handle reads the record and then compares-and-sets it: one MongoDB
+// round trip before the process starts instead of two. It reports false,
+// having changed nothing, when the job needs handle's path: no hint (gangs and
+// jobs whose webhook wants the running event get none), an algorithm it
+// cannot resolve, more GPUs than this node has, or a record that is not
+// queued (canceled, finished, or a lost attempt to take over).
 func (a *Agent) handleClaimed(ctx context.Context, d queue.Delivery, dp *dispatch) bool {
 	name, version, ok := job.ParseDispatchHint(d.Payload)
 	if !ok {
@@ -132,15 +153,14 @@ func (a *Agent) handleClaimed(ctx context.Context, d queue.Delivery, dp *dispatc
 		return true
 	}
 	t0 = time.Now()
-	j, err := a.d.Jobs.Claim(ctx, d.JobID, a.cfg.Node)
+	j, claimed, err := a.lc.Claim(ctx, d.Payload, d.JobID, a.cfg.Node)
 	dp.store += time.Since(t0)
-	if err != nil {
+	if !claimed {
 		a.freeGPUs(gpus)
-		if errors.Is(err, jobstore.ErrConflict) {
-			return false
+		if err != nil {
+			a.log.Warn("claim failed; the job comes back when its lease runs out", "job_id", d.JobID, "err", err)
 		}
-		a.log.Warn("claim failed; the job comes back when its lease runs out", "job_id", d.JobID, "err", err)
-		return true
+		return err != nil
 	}
 	defer a.freeGPUs(gpus)
 	a.setGauges()
@@ -155,7 +175,7 @@ func (a *Agent) handleClaimed(ctx context.Context, d queue.Delivery, dp *dispatc
 // stream's order stays queued, running, progress and logs, output, the end.
 func (a *Agent) publishRunning(ctx context.Context, dp *dispatch) {
 	if dp.running != nil {
-		a.publishState(ctx, dp.running)
+		a.lc.Announce(ctx, dp.running)
 		dp.running = nil
 	}
 }
@@ -178,21 +198,16 @@ func (a *Agent) waitForGPUs(ctx context.Context, d queue.Delivery) {
 	a.requeue(ctx, d, time.Now().Add(time.Duration(300+rand64(400))*time.Millisecond))
 }
 
-// failAtStart records a job that cannot run at all: queued → running → failed
-// (the lifecycle has no queued → failed), no retry.
+// failAtStart records a job that cannot run at all (queued → failed, no retry).
 func (a *Agent) failAtStart(ctx context.Context, d queue.Delivery, j *job.Job, e *job.Error) {
 	a.log.Warn("job cannot run", "job_id", j.ID, "code", e.Code, "err", e.Message)
-	j, err := a.transition(ctx, j, jobstore.Change{From: job.Queued, To: job.Running, Attempt: j.Attempt, Worker: a.cfg.Node})
+	out, err := a.lc.FailAtStart(ctx, j, e)
 	if err != nil {
-		a.conflict(ctx, d, j, err)
-		return
-	}
-	if _, err := a.transition(ctx, j, jobstore.Change{From: job.Running, To: job.Failed, Attempt: j.Attempt, Error: e}); err != nil {
-		a.conflict(ctx, d, j, err)
+		a.conflict(ctx, d, out, err)
 		return
 	}
 	a.finished(j.ID, "failed")
-	a.ack(ctx, d)
+	a.settle(ctx, d, out.Queue)
 }
 
 // finished counts a run's outcome.
@@ -205,13 +220,13 @@ func (a *Agent) finished(jobID, outcome string) {
 
 // conflict handles a lost compare-and-set: a job someone else finished (e.g.
 // canceled) is acknowledged; one taken over by another worker is left alone.
-func (a *Agent) conflict(ctx context.Context, d queue.Delivery, cur *job.Job, err error) {
-	if cur != nil && cur.State.Terminal() {
-		a.log.Info("job finished elsewhere", "job_id", d.JobID, "state", string(cur.State))
-		a.ack(ctx, d)
-		return
+func (a *Agent) conflict(ctx context.Context, d queue.Delivery, out lifecycle.Outcome, err error) {
+	if out.Queue.Verb == lifecycle.Ack {
+		a.log.Info("job finished elsewhere", "job_id", d.JobID, "state", string(out.Job.State))
+	} else {
+		a.log.Warn("job record changed under us; leaving it", "job_id", d.JobID, "err", err)
 	}
-	a.log.Warn("job record changed under us; leaving it", "job_id", d.JobID, "err", err)
+	a.settle(ctx, d, out.Queue)
 }
 
 func (a *Agent) poolHasGPUs(ctx context.Context, n int) bool {
@@ -231,10 +246,7 @@ func (a *Agent) poolHasGPUs(ctx context.Context, n int) bool {
 // was stopped from outside, the cause. dp is nil for gang members (no delivery).
 func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition,
 	gpus []int, env map[string]string, dp *dispatch, progress bool) (runtime.Result, error) {
-	timeout := def.Timeout()
-	if j.ExecutionTimeoutMS > 0 {
-		timeout = time.Duration(j.ExecutionTimeoutMS) * time.Millisecond
-	}
+	timeout := lifecycle.Timeout(j, def)
 	start := time.Now()
 	a.d.Metrics.JobsStarted.Inc()
 	if !d.EnqueuedAt.IsZero() {
@@ -280,100 +292,65 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 }
 
 // finish records an attempt's outcome as one transition out of running, then
-// acknowledges, requeues or dead-letters the delivery. A run whose lease was
-// lost writes nothing: the job belongs to another worker now.
+// acknowledges, requeues or dead-letters the delivery as the lifecycle says.
+// A run whose lease was lost writes nothing: the job belongs to another
+// worker now.
 func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runtime.Result, cause error) {
 	defer res.RemoveDir()
-	log := a.log.With("job_id", j.ID, "attempt", j.Attempt)
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	outcome := func(o string) { a.finished(j.ID, o) }
+	out, label, err := a.record(wctx, j, res, cause)
+	if err != nil {
+		a.conflict(wctx, d, out, err)
+		return
+	}
+	a.finished(j.ID, label)
+	a.settle(wctx, d, out.Queue)
+}
+
+// record writes the outcome of running attempt j; label is its JobsFinished
+// label.
+func (a *Agent) record(ctx context.Context, j *job.Job, res runtime.Result, cause error) (lifecycle.Outcome, string, error) {
 	switch {
 	case errors.Is(cause, errLost):
-		log.Warn("lease lost: result dropped")
-		outcome("lost")
-		return
+		a.log.Warn("lease lost: result dropped", "job_id", j.ID, "attempt", j.Attempt)
+		return lifecycle.Outcome{Job: j}, "lost", nil
 	case errors.Is(cause, errCanceled):
-		nj, err := a.transition(wctx, j, jobstore.Change{From: job.Running, To: job.Canceled, Attempt: j.Attempt,
-			Error: jobErr(codeCanceled, "canceled while running"), Log: res.Log})
-		if err != nil {
-			a.conflict(wctx, d, nj, err)
-			return
-		}
-		outcome("canceled")
-		a.ack(wctx, d)
-		return
+		out, err := a.lc.Cancel(ctx, j, res.Log)
+		return out, "canceled", err
 	case errors.Is(cause, errShutdown):
-		// Handing back counts as an attempt, as a lost one does (→ queued always
-		// counts the attempt up); it never fails the job by itself.
-		nj, err := a.transition(wctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt,
-			Error: jobErr(codeShutdown, "worker %s shut down during the run", a.cfg.Node)})
-		if err != nil {
-			a.conflict(wctx, d, nj, err)
-			return
-		}
-		outcome("handed_back")
-		a.requeue(wctx, d, time.Time{})
-		return
+		out, err := a.lc.HandBack(ctx, j, a.cfg.Node)
+		return out, "handed_back", err
 	}
-	if res.Err == nil && res.OutputDir != "" {
-		arts, err := a.d.Artifacts.Save(wctx, res.OutputDir, j.ID, j.Attempt)
-		var tooLarge *artifacts.TooLargeError
-		switch {
-		case errors.As(err, &tooLarge):
-			res.Err = &runtime.Failure{Code: runtime.CodeBadOut, Message: err.Error()}
-		case err != nil:
-			res.Err = &runtime.Failure{Code: runtime.CodeArtifact, Message: err.Error(), Retryable: true}
-		default:
-			res.Artifacts = arts
-		}
-	}
+	a.saveArtifacts(ctx, j, &res)
 	if res.Err == nil {
-		// The output event goes out before the succeeded state event that ends
-		// the stream, and only once the record says succeeded.
-		nj, err := a.d.Jobs.Transition(wctx, j.ID, jobstore.Change{From: job.Running, To: job.Succeeded, Attempt: j.Attempt,
-			Output: res.Output, Artifacts: res.Artifacts, Log: res.Log, Notify: j.Notifies(job.Succeeded)})
-		if err != nil {
-			a.conflict(wctx, d, nj, err)
-			return
-		}
-		if _, err := a.d.Events.Publish(wctx, j.ID, events.TypeOutput,
-			events.Output{Output: res.Output, Artifacts: res.Artifacts, At: time.Now().UTC()}); err != nil {
-			log.Warn("publish output failed", "err", err)
-		}
-		if _, err := a.d.Events.PublishState(wctx, nj); err != nil {
-			log.Warn("publish state failed", "err", err)
-		}
-		log.Info("job state", "state", string(nj.State))
-		outcome("succeeded")
-		a.ack(wctx, d)
-		return
+		out, err := a.lc.Succeed(ctx, j, lifecycle.Result{Output: res.Output, Artifacts: res.Artifacts, Log: res.Log})
+		return out, "succeeded", err
 	}
 	e := &job.Error{Code: res.Err.Code, Message: res.Err.Message}
-	log.Info("attempt failed", "code", e.Code, "err", e.Message)
-	if res.Err.Retryable && j.Attempt <= j.MaxRetries {
-		nb := time.Now().Add(a.backoff(j.Attempt))
-		nj, err := a.transition(wctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt,
-			Error: e, NotBefore: nb})
-		if err != nil {
-			a.conflict(wctx, d, nj, err)
-			return
-		}
-		outcome("retried")
-		a.requeue(wctx, d, nb)
+	a.log.Info("attempt failed", "job_id", j.ID, "attempt", j.Attempt, "code", e.Code, "err", e.Message)
+	out, err := a.lc.Fail(ctx, j, lifecycle.Failure{Error: e, Retryable: res.Err.Retryable, Artifacts: res.Artifacts, Log: res.Log})
+	if out.Queue.Verb == lifecycle.Requeue {
+		return out, "retried", err
+	}
+	return out, "failed", err
+}
+
+// saveArtifacts stores the files a successful run wrote; a run whose files
+// cannot be stored fails (retryably unless they are over the limit).
+func (a *Agent) saveArtifacts(ctx context.Context, j *job.Job, res *runtime.Result) {
+	if res.Err != nil || res.OutputDir == "" {
 		return
 	}
-	nj, err := a.transition(wctx, j, jobstore.Change{From: job.Running, To: job.Failed, Attempt: j.Attempt,
-		Error: e, Artifacts: res.Artifacts, Log: res.Log})
-	if err != nil {
-		a.conflict(wctx, d, nj, err)
-		return
+	arts, err := a.d.Artifacts.Save(ctx, res.OutputDir, j.ID, j.Attempt)
+	var tooLarge *artifacts.TooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		res.Err = &runtime.Failure{Code: runtime.CodeBadOut, Message: err.Error()}
+	case err != nil:
+		res.Err = &runtime.Failure{Code: runtime.CodeArtifact, Message: err.Error(), Retryable: true}
+	default:
+		res.Artifacts = arts
 	}
-	outcome("failed")
-	if res.Err.Retryable {
-		a.deadLetter(wctx, d, e.Code+": "+e.Message)
-		return
-	}
-	a.ack(wctx, d)
 }
