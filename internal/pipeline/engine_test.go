@@ -16,6 +16,7 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 type bundle struct {
@@ -49,7 +50,7 @@ func setup(t *testing.T) *bundle {
 			t.Fatal(err)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	log := testlog.AtLevel(t, slog.LevelInfo)
 	svc := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: b.queue, Events: events.New(rdb, events.Config{}), Log: log})
 	b.engine = NewEngine(b.store, svc, jobs, log)
 	return b

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 func TestHeartbeatListAndDropOut(t *testing.T) {
@@ -43,15 +44,13 @@ func TestHeartbeatListAndDropOut(t *testing.T) {
 	}
 	// a's TTL passes: it drops out (a second, so a stall of the machine
 	// between the heartbeat and the list above cannot drop it early).
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testwait.Poll(5*time.Second, func() bool {
 		ws, err = r.Workers(ctx, pool)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ws) == 1 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return len(ws) == 1
+	})
 	if len(ws) != 1 || ws[0].Node != "b" {
 		t.Fatalf("after a's ttl: %+v", ws)
 	}

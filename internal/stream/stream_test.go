@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 func setup(t *testing.T) (context.Context, redis.UniversalClient, Group) {
@@ -86,12 +87,12 @@ func TestBlockedReadSurvivesDelete(t *testing.T) {
 	if err := rdb.Del(ctx, g.Stream).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the group created again", func() bool {
+	testwait.Eventually(t, 10*time.Second, func() bool {
 		groups, err := rdb.XInfoGroups(ctx, g.Stream).Result()
 		return err == nil && len(groups) == 1
-	})
+	}, "the group created again")
 	id := add(t, ctx, rdb, g, "late")
-	r := <-done
+	r := testwait.Receive(t, done, 10*time.Second, "the blocked read's result")
 	if r.err != nil || len(r.msgs) != 1 || r.msgs[0].ID != id {
 		t.Fatalf("blocked read: %+v %v, want entry %s", r.msgs, r.err, id)
 	}
@@ -149,16 +150,5 @@ func TestLost(t *testing.T) {
 		if got := Lost(c.err); got != c.want {
 			t.Errorf("Lost(%v) = %v, want %v", c.err, got, c.want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

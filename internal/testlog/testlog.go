@@ -1,12 +1,16 @@
 // Package testlog is the logger of tests: slog's text format written to the
 // test's log (t.Log), so a component's logs show with the test that ran it,
-// and only when it fails or runs with -v.
+// and only when it fails or runs with -v. A record written after the test has
+// ended (a goroutine still stopping) is dropped rather than panicking: the
+// writer stops at the cleanup it registers when made, which runs after every
+// cleanup registered later (such as the one stopping the component).
 package testlog
 
 import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -20,12 +24,27 @@ func AtLevel(t testing.TB, level slog.Leveler) *slog.Logger {
 
 // Writer is an io.Writer that logs each write as one t.Log line (a trailing
 // newline dropped), for loggers other than slog and for processes' output.
-func Writer(t testing.TB) io.Writer { return writer{t} }
+func Writer(t testing.TB) io.Writer {
+	w := &writer{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return w
+}
 
-type writer struct{ t testing.TB }
+type writer struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
 
-func (w writer) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+func (w *writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }

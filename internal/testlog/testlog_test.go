@@ -39,3 +39,17 @@ func TestAtLevelDropsLowerRecords(t *testing.T) {
 		t.Fatalf("lines %q, want the warning only", c.lines)
 	}
 }
+
+func TestRecordsAfterTheTestEndedAreDropped(t *testing.T) {
+	var c *capture
+	var log *slog.Logger
+	t.Run("component", func(t *testing.T) {
+		c = &capture{TB: t}
+		log = New(c)
+		log.Info("during")
+	})
+	log.Info("after") // a goroutine of the ended test still logging
+	if len(c.lines) != 1 || !strings.Contains(c.lines[0], "msg=during") {
+		t.Fatalf("lines %q, want only the record written during the test", c.lines)
+	}
+}

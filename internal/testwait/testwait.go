@@ -11,7 +11,7 @@ import (
 )
 
 // Interval is how often Eventually checks its condition.
-const Interval = 10 * time.Millisecond
+const Interval = 20 * time.Millisecond
 
 // TB is the part of testing.TB the waiters use.
 type TB interface {

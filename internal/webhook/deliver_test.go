@@ -18,6 +18,8 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 type bundle struct {
@@ -44,7 +46,7 @@ func setup(t *testing.T) *bundle {
 
 func (b *bundle) deliverer(t *testing.T) *Deliverer {
 	return NewDeliverer(b.store, Config{Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Timeout: 2 * time.Second, Log: testLogger(t), Guard: loopbackAllowed})
+		Timeout: 2 * time.Second, Log: testlog.New(t), Guard: loopbackAllowed})
 }
 
 // loopbackAllowed lets deliveries reach the tests' receivers on 127.0.0.1, as
@@ -105,24 +107,23 @@ func (rc *receiver) got() []received {
 // deliverUntil runs Deliver until no delivery of jobID is pending, or fails t.
 func (b *bundle) deliverUntil(t *testing.T, d *Deliverer, tenant, jobID string) []Delivery {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	var ds []Delivery
+	testwait.Eventually(t, 20*time.Second, func() bool {
 		if _, err := d.Deliver(b.ctx); err != nil {
 			t.Fatal(err)
 		}
-		ds, err := b.store.Deliveries(b.ctx, tenant, jobID)
-		if err != nil {
+		var err error
+		if ds, err = b.store.Deliveries(b.ctx, tenant, jobID); err != nil {
 			t.Fatal(err)
 		}
-		pending := false
 		for _, dl := range ds {
-			pending = pending || dl.Status == Pending
+			if dl.Status == Pending {
+				return false
+			}
 		}
-		if !pending {
-			return ds
-		}
-	}
-	t.Fatal("deliveries still pending after 20s")
-	return nil
+		return true
+	}, "deliveries of job %s no longer pending", jobID)
+	return ds
 }
 
 func TestDeliveryRetriesWhileReceiverIsDown(t *testing.T) {
@@ -295,7 +296,7 @@ func TestGivesUpAfterMaxAge(t *testing.T) {
 	j := b.succeed(t, "acme", srv.URL)
 	// The deliverer's clock is a day ahead: the first failure is the last.
 	later := func() time.Time { return time.Now().Add(24*time.Hour + time.Minute) }
-	d := NewDeliverer(b.store, Config{Now: later, Log: testLogger(t), Guard: loopbackAllowed})
+	d := NewDeliverer(b.store, Config{Now: later, Log: testlog.New(t), Guard: loopbackAllowed})
 	if _, err := d.Drain(b.ctx, b.jobs); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 // TestDeliveryRefusesForbiddenAddresses: a URL that got past submit (recorded
@@ -25,7 +27,7 @@ func TestDeliveryRefusesForbiddenAddresses(t *testing.T) {
 	// By address, and by a name resolved at delivery time.
 	byIP := b.succeed(t, "acme", srv.URL+"/hook")
 	byName := b.succeed(t, "acme", "http://localhost:"+u.Port()+"/hook")
-	d := NewDeliverer(b.store, Config{Backoff: time.Hour, Timeout: 2 * time.Second, Log: testLogger(t)})
+	d := NewDeliverer(b.store, Config{Backoff: time.Hour, Timeout: 2 * time.Second, Log: testlog.New(t)})
 	if _, err := d.Drain(b.ctx, b.jobs); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestDeliveryRefusesForbiddenAddresses(t *testing.T) {
 		}
 	}
 	// The operator's allow-list lets the same deliveries through.
-	allowed := NewDeliverer(b.store, Config{Timeout: 2 * time.Second, Log: testLogger(t), Guard: loopbackAllowed,
+	allowed := NewDeliverer(b.store, Config{Timeout: 2 * time.Second, Log: testlog.New(t), Guard: loopbackAllowed,
 		Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
 	if res, err := allowed.Deliver(b.ctx); err != nil || res.Delivered != 2 {
 		t.Errorf("deliver with loopback allowed = %+v, %v; want 2 delivered", res, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aigw/aigw/gateway/internal/async"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 // loopbackNets is what make up and e2e allow (AIGW_WEBHOOK_ALLOWED_NETS=127.0.0.0/8):
@@ -147,10 +148,11 @@ func TestAsyncCallbackGuard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 15*time.Second, "the call finished", func() bool {
+		testwait.Eventually(t, 15*time.Second, func() bool {
 			n, _ := rdb.Exists(t.Context(), g.keys.Done(callID)).Result()
 			return n == 1
-		})
+		}, "%s", "the call finished")
+
 		if n, _, _ := cb.count(callID); n != 0 {
 			t.Errorf("refused callback delivered %d times", n)
 		}
@@ -169,7 +171,7 @@ func TestAsyncCallbackGuard(t *testing.T) {
 			if status != http.StatusAccepted || callID == "" {
 				t.Fatalf("X-Callback-Url %s with 127.0.0.0/8 allowed: %d %s", u, status, body)
 			}
-			eventually(t, 10*time.Second, "callback to "+u, func() bool { n, _, _ := cb.count(callID); return n == 1 })
+			testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(callID); return n == 1 }, "%s", "callback to "+u)
 			if _, h, _ := cb.count(callID); h.Get("X-Function-Status") != "200" {
 				t.Errorf("callback headers %v", h)
 			}
@@ -186,9 +188,10 @@ func TestAsyncCallbackGuard(t *testing.T) {
 		if status != http.StatusAccepted {
 			t.Fatalf("redirecting callback: %d %s", status, body)
 		}
-		eventually(t, 15*time.Second, "the redirected call given up", func() bool {
+		testwait.Eventually(t, 15*time.Second, func() bool {
 			return strings.Contains(logs.String(), "callback failed; giving up")
-		})
+		}, "%s", "the redirected call given up")
+
 		if n, _, _ := cb.count(callID); n != 0 {
 			t.Errorf("redirect followed: %d callbacks at its target", n)
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigw/aigw/internal/testwait"
 	"github.com/openfaas/faas-provider/types"
 )
 
@@ -25,7 +26,7 @@ func TestCronFires(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 5*time.Second, "two ticks", func() bool { return ticks() >= 2 })
+	testwait.Eventually(t, 5*time.Second, func() bool { return ticks() >= 2 }, "%s", "two ticks")
 	if err := b.client.DeleteFunction(t.Context(), name, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -47,12 +48,13 @@ func TestCronSendsTheAuthSecret(t *testing.T) {
 	ann := map[string]string{"topic": "cron-function", "schedule": "@every 1s", "aigw.path": "/print?text=tick:", "aigw.auth-secret": secret}
 	b.deploy(name, func(d *types.FunctionDeployment) { d.Annotations = &ann })
 	f, _ := b.g.Registry().Lookup(name)
-	eventually(t, 5*time.Second, "a tick with the token", func() bool {
+	testwait.Eventually(t, 5*time.Second, func() bool {
 		for _, m := range f.Logs().Snapshot(time.Time{}, 0) {
 			if m.Text == "tick:Bearer t0ken" {
 				return true
 			}
 		}
 		return false
-	})
+	}, "%s", "a tick with the token")
+
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/openfaas/faas-provider/types"
 
 	"github.com/aigw/aigw/gateway/internal/procs"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 // TestStreamingUnbuffered: SSE events reach the client as the function sends them.
@@ -131,10 +132,11 @@ func TestCrashRestart(t *testing.T) {
 	if len(bad) != 0 || ok < 50 {
 		t.Errorf("during the crash: %d ok, failures by status %v", ok, bad)
 	}
-	eventually(t, 10*time.Second, "2 available replicas again", func() bool {
+	testwait.Eventually(t, 10*time.Second, func() bool {
 		st, err := b.client.GetFunction(t.Context(), name, "")
 		return err == nil && st.AvailableReplicas == 2
-	})
+	}, "%s", "2 available replicas again")
+
 	restarted := false
 	for range 6 {
 		_, body := b.get(name, "/")
@@ -183,7 +185,7 @@ func TestUpdateWithoutDrops(t *testing.T) {
 	if err != nil || st.EnvVars["TESTFN_VERSION"] != "2" || st.AvailableReplicas != 1 {
 		t.Errorf("status after update: %+v %v", st, err)
 	}
-	eventually(t, 5*time.Second, "old replica stopped", func() bool { return len(processesOf(name)) == 1 })
+	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 1 }, "%s", "old replica stopped")
 	if code, _ := b.client.Update(t.Context(), types.FunctionDeployment{Service: fnName("absent"), Image: testImage}); code != http.StatusNotFound {
 		t.Errorf("update of an unknown function: %d, want 404", code)
 	}
@@ -203,12 +205,13 @@ func TestRestartRestoresFunctions(t *testing.T) {
 	if err := first.g.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "functions stopped with the gateway", func() bool { return len(processesOf(name)) == 0 })
+	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 0 }, "%s", "functions stopped with the gateway")
 	second := start(t, cfg, Options{})
-	eventually(t, 15*time.Second, "function restored", func() bool {
+	testwait.Eventually(t, 15*time.Second, func() bool {
 		st, err := second.client.GetFunction(t.Context(), name, "")
 		return err == nil && st.AvailableReplicas == 2 && st.Replicas == 2
-	})
+	}, "%s", "function restored")
+
 	if code, _ := second.get(name, "/"); code != 200 {
 		t.Errorf("restored function answered %d", code)
 	}
@@ -262,26 +265,27 @@ func TestHealthChecksAfterReady(t *testing.T) {
 		return int(st.AvailableReplicas)
 	}
 	var a, c int
-	eventually(t, 5*time.Second, "two replicas answering", func() bool {
+	testwait.Eventually(t, 5*time.Second, func() bool {
 		pids := slices.Collect(maps.Keys(seen(6)))
 		if len(pids) == 2 {
 			a, c = pids[0], pids[1]
 		}
 		return len(pids) == 2
-	})
+	}, "%s", "two replicas answering")
 
 	setHealth(a, "sick")
-	eventually(t, 5*time.Second, "the sick replica out of the rotation", func() bool {
+	testwait.Eventually(t, 5*time.Second, func() bool {
 		return available() == 1 && !seen(10)[a]
-	})
+	}, "%s", "the sick replica out of the rotation")
+
 	setHealth(c, "sick")
-	eventually(t, 5*time.Second, "no replica available", func() bool { return available() == 0 })
+	testwait.Eventually(t, 5*time.Second, func() bool { return available() == 0 }, "%s", "no replica available")
 	if pids := seen(10); len(pids) == 0 {
 		t.Fatal("no request reached a replica") // pidOf fails first on a gateway 503
 	}
 	setHealth(a, "")
 	setHealth(c, "")
-	eventually(t, 5*time.Second, "both replicas back", func() bool { return available() == 2 && len(seen(10)) == 2 })
+	testwait.Eventually(t, 5*time.Second, func() bool { return available() == 2 && len(seen(10)) == 2 }, "%s", "both replicas back")
 
 	// A check answered within CheckTimeout passes, however slowly: 1.5 s
 	// answers for longer than two checks leave the replica serving.
@@ -292,9 +296,10 @@ func TestHealthChecksAfterReady(t *testing.T) {
 	}
 
 	setHealth(a, "hang")
-	eventually(t, 15*time.Second, "the hung replica killed", func() bool { return syscall.Kill(a, 0) == syscall.ESRCH })
-	eventually(t, 10*time.Second, "a new process in its place", func() bool {
+	testwait.Eventually(t, 15*time.Second, func() bool { return syscall.Kill(a, 0) == syscall.ESRCH }, "%s", "the hung replica killed")
+	testwait.Eventually(t, 10*time.Second, func() bool {
 		pids := seen(10)
 		return available() == 2 && len(pids) == 2 && pids[c] && !pids[a]
-	})
+	}, "%s", "a new process in its place")
+
 }

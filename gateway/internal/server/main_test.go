@@ -19,6 +19,8 @@ import (
 	sdk "github.com/openfaas/go-sdk"
 
 	"github.com/aigw/aigw/gateway/internal/config"
+	"github.com/aigw/aigw/internal/testleak"
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 // binDir holds testfn, built once: images ghcr.io/aigw/testfn:* resolve to it.
@@ -39,27 +41,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "building testfn:", err)
 			return 1
 		}
-		return m.Run()
+		return testleak.Run(m)
 	}())
 }
 
 const testImage = "ghcr.io/aigw/testfn:1.0.0"
-
-// tlog sends slog output to t.Log until the test's cleanup ends.
-type tlog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tlog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
 
 type bundle struct {
 	t      *testing.T
@@ -74,9 +60,8 @@ type bundle struct {
 // start runs a gateway on a free loopback port, stopped when t ends.
 func start(t *testing.T, cfg config.Config, opts Options) *bundle {
 	t.Helper()
-	w := &tlog{t: t}
-	var h slog.Handler = slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})
-	if opts.Logger != nil { // a test's own logger gets every record too
+	h := testlog.New(t).Handler() // registered first: it logs until the gateway's cleanup below has ended
+	if opts.Logger != nil {       // a test's own logger gets every record too
 		h = slog.NewMultiHandler(h, opts.Logger.Handler())
 	}
 	opts.Logger = slog.New(h)
@@ -96,9 +81,6 @@ func start(t *testing.T, cfg config.Config, opts Options) *bundle {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = g.Shutdown(sctx)
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
 	})
 	user, err := os.ReadFile(filepath.Join(cfg.SecretsDir, "basic-auth-user"))
 	if err != nil {
@@ -175,18 +157,6 @@ func (b *bundle) system(method, path, body string) (int, string) {
 		b.t.Fatal(err)
 	}
 	return res.StatusCode, string(out)
-}
-
-// eventually polls cond every 50ms for up to d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // processesOf returns the pids whose environment names the function (Linux /proc).
