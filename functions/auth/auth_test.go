@@ -22,6 +22,7 @@ import (
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 const (
@@ -29,13 +30,6 @@ const (
 	testAudience = "aigw-api"
 	adminToken   = "admin-token-0123456789abcdef"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 func newKey(t *testing.T) jwtauth.Key {
 	t.Helper()
@@ -59,7 +53,7 @@ type server struct {
 // startServer serves the auth function with keys on store.
 func startServer(t *testing.T, store *clients.Store, keys ...jwtauth.Key) *server {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	log := testlog.AtLevel(t, slog.LevelInfo)
 	h, err := auth.NewHandler(auth.Deps{Log: log, Clients: store, Keys: keys, AdminToken: adminToken,
 		Config: auth.Config{Issuer: testIssuer, Audience: testAudience, TokenTTL: 15 * time.Minute, MongoDB: "unused"}})
 	if err != nil {

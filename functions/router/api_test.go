@@ -16,6 +16,7 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 func TestAlgorithmsAPI(t *testing.T) {
@@ -241,32 +242,38 @@ func TestSubmitWaits(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
-			deadline := time.Now().Add(10 * time.Second)
-			for time.Now().Before(deadline) {
+			var id string
+			var listErr error
+			if !testwait.Poll(10*time.Second, func() bool {
 				page, err := e.jobs.List(e.ctx, jobstore.Filter{Tenant: "acme", State: job.Queued})
 				if err != nil {
-					return err
+					listErr = err
+					return true
 				}
 				if len(page.Jobs) == 1 {
-					id := page.Jobs[0].ID
-					time.Sleep(300 * time.Millisecond)
-					j, err := e.jobs.Transition(e.ctx, id, jobstore.Change{From: job.Queued, To: job.Running, Worker: "w1"})
-					if err != nil {
-						return err
-					}
-					if _, err := e.events.PublishState(e.ctx, j); err != nil {
-						return err
-					}
-					j, err = e.jobs.Transition(e.ctx, id, jobstore.Change{From: job.Running, To: job.Succeeded, Output: json.RawMessage(`{"echo":"hi"}`)})
-					if err != nil {
-						return err
-					}
-					_, err = e.events.PublishState(e.ctx, j)
-					return err
+					id = page.Jobs[0].ID
 				}
-				time.Sleep(20 * time.Millisecond)
+				return id != ""
+			}) {
+				return fmt.Errorf("no job to finish")
 			}
-			return fmt.Errorf("no job to finish")
+			if listErr != nil {
+				return listErr
+			}
+			time.Sleep(300 * time.Millisecond)
+			j, err := e.jobs.Transition(e.ctx, id, jobstore.Change{From: job.Queued, To: job.Running, Worker: "w1"})
+			if err != nil {
+				return err
+			}
+			if _, err := e.events.PublishState(e.ctx, j); err != nil {
+				return err
+			}
+			j, err = e.jobs.Transition(e.ctx, id, jobstore.Change{From: job.Running, To: job.Succeeded, Output: json.RawMessage(`{"echo":"hi"}`)})
+			if err != nil {
+				return err
+			}
+			_, err = e.events.PublishState(e.ctx, j)
+			return err
 		}()
 	}()
 	start := time.Now()

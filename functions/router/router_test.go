@@ -23,6 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 // env is one router served over HTTP on real servers, with its own database
@@ -49,17 +50,6 @@ func testConfig() Config {
 		RateLimit: ratelimit.Limit{Rate: 10000, Burst: 10000},
 		Options:   Options{MaxWait: 10 * time.Second, Heartbeat: 200 * time.Millisecond, PublicURL: "https://api.example.com"},
 	}
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // setup serves a router on a fresh database and the shared Redis Cluster.
@@ -89,7 +79,7 @@ func (e *env) serve(t *testing.T, db *mongo.Database, rdb redis.UniversalClient,
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Build(db, e.jobs, rdb, v, cfg, testLog(t))
+	d, err := Build(db, e.jobs, rdb, v, cfg, testlog.AtLevel(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	fnauth "github.com/aigw/aigw/functions/auth"
 	"github.com/aigw/aigw/internal/logging"
+	"github.com/aigw/aigw/internal/testleak"
 )
 
 // envRunMain makes the test binary run main instead of the tests, so a test
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testleak.Run(m))
 }
 
 // TestBadLogLevelFailsAtStart: AIGW_LOG_LEVEL is read by the binary, and a
