@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 // freeAddr returns a loopback address with a port free a moment ago.
@@ -56,18 +58,18 @@ func serve(t *testing.T, m *Metrics, healthy func() error) string {
 			t.Error("Serve did not return after its context ended")
 		}
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			return "http://" + addr
+	var err error
+	if !testwait.Poll(5*time.Second, func() bool {
+		var c net.Conn
+		if c, err = net.Dial("tcp", addr); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics server not listening on %s: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		_ = c.Close()
+		return true
+	}) {
+		t.Fatalf("metrics server not listening on %s: %v", addr, err)
 	}
+	return "http://" + addr
 }
 
 func TestMetricsEndpoint(t *testing.T) {
