@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aigw/aigw/internal/envconf"
 )
 
 // DefaultSecretsDir is where OpenFaaS mounts a function's secrets.
@@ -32,31 +34,34 @@ type Config struct {
 
 // ReadConfig reads Config through getenv; bad values are errors.
 func ReadConfig(getenv func(string) string) (Config, error) {
-	c := Config{Addr: ":8080", SecretsDir: DefaultSecretsDir, ShutdownGrace: 10 * time.Second}
-	if p := getenv("PORT"); p != "" {
-		n, err := strconv.Atoi(p)
+	r := envconf.FromGetenv(getenv)
+	c := Read(r)
+	return c, r.Err()
+}
+
+// Read reads Config through r (errors stay in r) and points r's secrets at
+// the function's secrets directory.
+func Read(r *envconf.Reader) Config {
+	c := Config{Addr: ":8080"}
+	if p := envconf.Parse(r, "PORT", 0, func(v string) (int, error) {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 65535 {
-			return c, fmt.Errorf("PORT=%q: want a port number 1-65535", p)
+			return 0, errors.New("want a port number 1-65535")
 		}
-		c.Addr = ":" + p
+		return n, nil
+	}); p != 0 {
+		c.Addr = ":" + strconv.Itoa(p)
 	}
-	if a := getenv("AIGW_LISTEN_ADDR"); a != "" {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return c, fmt.Errorf("AIGW_LISTEN_ADDR=%q: want host:port: %v", a, err)
+	c.Addr = envconf.Parse(r, "AIGW_LISTEN_ADDR", c.Addr, func(v string) (string, error) {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return "", fmt.Errorf("want host:port: %v", err)
 		}
-		c.Addr = a
-	}
-	if d := getenv("AIGW_SECRETS_DIR"); d != "" {
-		c.SecretsDir = d
-	}
-	if g := getenv("AIGW_SHUTDOWN_GRACE"); g != "" {
-		d, err := time.ParseDuration(g)
-		if err != nil || d < 0 {
-			return c, fmt.Errorf("AIGW_SHUTDOWN_GRACE=%q: want a duration such as 10s", g)
-		}
-		c.ShutdownGrace = d
-	}
-	return c, nil
+		return v, nil
+	})
+	c.SecretsDir = r.String("AIGW_SECRETS_DIR", DefaultSecretsDir)
+	c.ShutdownGrace = r.Duration("AIGW_SHUTDOWN_GRACE", 10*time.Second, 0, 0)
+	r.SetSecretsDir(c.SecretsDir)
+	return c
 }
 
 // Secret reads the secret name from the secrets directory, trimmed of

@@ -36,7 +36,7 @@ func TestLevel(t *testing.T) {
 }
 
 // TestNewHonoursLevel: records below the level are dropped, the rest are JSON
-// lines with the function and version keys.
+// lines with the service and version keys.
 func TestNewHonoursLevel(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
@@ -54,7 +54,7 @@ func TestNewHonoursLevel(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec["msg"] != "shown" || rec["level"] != "WARN" || rec["function"] != "router" || rec["version"] != "1.2.3" {
+	if rec["msg"] != "shown" || rec["level"] != "WARN" || rec["service"] != "router" || rec["version"] != "1.2.3" {
 		t.Errorf("record %v", rec)
 	}
 
