@@ -10,15 +10,16 @@ import (
 	"time"
 
 	jwtauth "github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/fnserve"
 )
 
 // Secret names (files in the OpenFaaS secrets directory).
 const (
-	SecretMongoURI           = "aigw-mongo-uri"
+	SecretMongoURI           = envconf.SecretMongoURI
 	SecretSigningKey         = "aigw-jwt-signing-key"
 	SecretSigningKeyPrevious = "aigw-jwt-signing-key-previous"
-	SecretAdminToken         = "aigw-admin-token"
+	SecretAdminToken         = envconf.SecretAdminToken
 )
 
 // Config limits.
@@ -43,36 +44,19 @@ type Config struct {
 
 // ReadConfig reads Config through getenv; bad values are errors.
 func ReadConfig(getenv func(string) string) (Config, error) {
-	c := Config{Issuer: "aigw", Audience: "aigw-api", TokenTTL: DefaultTokenTTL, MongoDB: "aigw"}
-	if v := getenv("AIGW_ISSUER"); v != "" {
-		c.Issuer = v
-	}
-	if v := getenv("AIGW_AUDIENCE"); v != "" {
-		c.Audience = v
-	}
-	if v := getenv("AIGW_TOKEN_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Minute || d > MaxTokenTTL {
-			return c, fmt.Errorf("AIGW_TOKEN_TTL=%q: want a duration from 1m to %v, such as 15m", v, MaxTokenTTL)
-		}
-		c.TokenTTL = d
-	}
-	if v := getenv("AIGW_MONGO_DB"); v != "" {
-		if len(v) > 63 || !validDBName(v) {
-			return c, fmt.Errorf("AIGW_MONGO_DB=%q: want 1-63 letters, digits, '_' or '-'", v)
-		}
-		c.MongoDB = v
-	}
-	return c, nil
+	r := envconf.FromGetenv(getenv)
+	c := Read(r)
+	return c, r.Err()
 }
 
-func validDBName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
+// Read reads Config through r (errors stay in r).
+func Read(r *envconf.Reader) Config {
+	return Config{
+		Issuer:   r.String(envconf.EnvIssuer, envconf.DefaultIssuer),
+		Audience: r.String(envconf.EnvAudience, envconf.DefaultAudience),
+		TokenTTL: r.Duration("AIGW_TOKEN_TTL", DefaultTokenTTL, time.Minute, MaxTokenTTL),
+		MongoDB:  r.MongoDB(),
 	}
-	return s != ""
 }
 
 // Secrets are what the function reads from its secret files.
@@ -85,26 +69,30 @@ type Secrets struct {
 }
 
 // ReadSecrets reads the function's secrets from fc's secrets directory. The
-// MongoDB URI falls back to $AIGW_MONGO_URI for local runs.
+// MongoDB URI and the admin token fall back to $AIGW_MONGO_URI and
+// $AIGW_ADMIN_TOKEN (as in every binary), for local runs.
 func ReadSecrets(fc fnserve.Config, getenv func(string) string) (Secrets, error) {
+	r := envconf.FromGetenv(getenv)
+	r.SetSecretsDir(fc.SecretsDir)
+	s := ReadSecretsFrom(r, fc)
+	return s, r.Err()
+}
+
+// ReadSecretsFrom reads the secrets through r, whose secrets directory is
+// fc's (see fnserve.Read); errors stay in r.
+func ReadSecretsFrom(r *envconf.Reader, fc fnserve.Config) Secrets {
 	var s Secrets
-	var err error
-	if s.MongoURI, err = fc.OptionalSecret(SecretMongoURI, getenv("AIGW_MONGO_URI")); err != nil {
-		return s, err
+	s.MongoURI = r.MongoURI(true)
+	keys, err := ReadSigningKeys(fc)
+	if err != nil {
+		r.Fail(err)
 	}
-	if s.MongoURI == "" {
-		return s, fmt.Errorf("no MongoDB URI: create the secret %s or set AIGW_MONGO_URI", SecretMongoURI)
+	s.Keys = keys
+	s.AdminToken = r.RequiredSecret(envconf.SecretAdminToken, envconf.EnvAdminToken)
+	if s.AdminToken != "" && len(s.AdminToken) < MinAdminTokenLen {
+		r.Fail(fmt.Errorf("secret %s: the admin token is shorter than %d characters", SecretAdminToken, MinAdminTokenLen))
 	}
-	if s.Keys, err = ReadSigningKeys(fc); err != nil {
-		return s, err
-	}
-	if s.AdminToken, err = fc.Secret(SecretAdminToken); err != nil {
-		return s, err
-	}
-	if len(s.AdminToken) < MinAdminTokenLen {
-		return s, fmt.Errorf("secret %s: the admin token is shorter than %d characters", SecretAdminToken, MinAdminTokenLen)
-	}
-	return s, nil
+	return s
 }
 
 // ReadSigningKeys reads the current signing key and, when present, the previous one.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/aigw/aigw/functions/auth/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/mongoconn"
 )
@@ -20,16 +20,11 @@ const pingTimeout = 2 * time.Second
 // Serve runs the auth function until ctx ends: it reads its environment and
 // secrets, connects to MongoDB and serves the OpenFaaS function contract.
 func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) error {
-	fc, err := fnserve.ReadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	cfg, err := ReadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	sec, err := ReadSecrets(fc, getenv)
-	if err != nil {
+	r := envconf.FromGetenv(getenv)
+	fc := fnserve.Read(r)
+	cfg := Read(r)
+	sec := ReadSecretsFrom(r, fc)
+	if err := r.Err(); err != nil {
 		return err
 	}
 	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: sec.MongoURI})
@@ -62,13 +57,11 @@ func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) er
 // database $AIGW_MONGO_DB), for bootstrapping a fresh environment; it returns
 // the client and its secret.
 func CreateClient(ctx context.Context, getenv func(string) string, spec clients.Spec) (clients.Client, string, error) {
-	cfg, err := ReadConfig(getenv)
-	if err != nil {
+	r := envconf.FromGetenv(getenv)
+	cfg := Read(r)
+	uri := r.MongoURI(true)
+	if err := r.Err(); err != nil {
 		return clients.Client{}, "", err
-	}
-	uri := getenv("AIGW_MONGO_URI")
-	if uri == "" {
-		return clients.Client{}, "", fmt.Errorf("set AIGW_MONGO_URI (e.g. %s)", "mongodb://127.0.0.1:27018/")
 	}
 	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: uri})
 	if err != nil {

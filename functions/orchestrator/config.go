@@ -5,13 +5,13 @@
 package orchestrator
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/aigw/aigw/internal/egress"
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 )
 
@@ -34,8 +34,13 @@ type Config struct {
 	// is enqueued again (AIGW_RECONCILE_AGE, default 5s).
 	ReconcileAge time.Duration
 
-	JWKSURL, Issuer, Audience string // AIGW_JWKS_URL, AIGW_ISSUER, AIGW_AUDIENCE
+	// JWKSURL, Issuer, Audience verify tokens: AIGW_JWKS_URL (default: the auth
+	// function behind the local gateway), AIGW_ISSUER (aigw), AIGW_AUDIENCE
+	// (aigw-api), as for the router.
+	JWKSURL, Issuer, Audience string
 	MongoDB                   string // AIGW_MONGO_DB, default "aigw"
+	// Queue is the queue's shared configuration (AIGW_QUEUE_SHARDS).
+	Queue queue.Config
 
 	// From secrets (aigw-redis-addrs, aigw-redis-password, aigw-mongo-uri,
 	// aigw-admin-token), else AIGW_REDIS_ADDRS, AIGW_REDIS_PASSWORD, AIGW_MONGO_URI,
@@ -47,69 +52,28 @@ type Config struct {
 }
 
 // ReadConfig reads Config through getenv (and the secrets directory it names);
-// bad values are errors.
+// bad values are errors, all of them joined.
 func ReadConfig(getenv func(string) string) (Config, error) {
-	serve, err := fnserve.ReadConfig(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	c := Config{Serve: serve, MongoDB: "aigw", JWKSURL: getenv("AIGW_JWKS_URL"),
-		Issuer: getenv("AIGW_ISSUER"), Audience: getenv("AIGW_AUDIENCE")}
-	if v := getenv("AIGW_MONGO_DB"); v != "" {
-		c.MongoDB = v
-	}
-	var errs []error
-	if c.WebhookAllowedNets, err = egress.ParseAllowedNets(getenv(egress.AllowedNetsEnv)); err != nil {
-		errs = append(errs, err)
-	}
-	durations := []struct {
-		name string
-		dst  *time.Duration
-		def  time.Duration
-		zero bool // 0 allowed
-	}{
-		{"AIGW_ORCHESTRATOR_INTERVAL", &c.Interval, 0, true},
-		{"AIGW_WEBHOOK_TIMEOUT", &c.WebhookTimeout, 10 * time.Second, false},
-		{"AIGW_WEBHOOK_MAX_AGE", &c.WebhookMaxAge, 24 * time.Hour, false},
-		{"AIGW_REAPER_GRACE", &c.ReaperGrace, 30 * time.Second, true},
-		{"AIGW_RECONCILE_AGE", &c.ReconcileAge, 5 * time.Second, true},
-	}
-	for _, d := range durations {
-		*d.dst = d.def
-		v := getenv(d.name)
-		if v == "" {
-			continue
-		}
-		n, err := time.ParseDuration(v)
-		if err != nil || n < 0 || (n == 0 && !d.zero) {
-			errs = append(errs, fmt.Errorf("%s=%q: want a positive duration such as %s", d.name, v, d.def))
-			continue
-		}
-		*d.dst = n
-	}
-	secret := func(name, env string, required bool) string {
-		v, err := serve.OptionalSecret(name, getenv(env))
-		if err != nil {
-			errs = append(errs, err)
-		} else if v == "" && required {
-			errs = append(errs, fmt.Errorf("missing secret %s (file in %s) or %s", name, serve.SecretsDir, env))
-		}
-		return v
-	}
-	addrs := secret("aigw-redis-addrs", "AIGW_REDIS_ADDRS", true)
-	c.RedisPassword = secret("aigw-redis-password", "AIGW_REDIS_PASSWORD", false)
-	c.MongoURI = secret("aigw-mongo-uri", "AIGW_MONGO_URI", true)
-	c.AdminToken = secret("aigw-admin-token", "AIGW_ADMIN_TOKEN", true)
-	if addrs != "" {
-		if c.RedisAddrs, err = redisconn.ParseAddrs(addrs); err != nil {
-			errs = append(errs, fmt.Errorf("redis addresses: %w", err))
-		}
-	}
-	if c.JWKSURL == "" {
-		errs = append(errs, errors.New("AIGW_JWKS_URL is required (the auth function's /.well-known/jwks.json)"))
-	}
-	if c.Issuer == "" || c.Audience == "" {
-		errs = append(errs, errors.New("AIGW_ISSUER and AIGW_AUDIENCE are required (as the auth function issues tokens)"))
-	}
-	return c, errors.Join(errs...)
+	r := envconf.FromGetenv(getenv)
+	c := Read(r)
+	return c, r.Err()
+}
+
+// Read reads Config through r (errors stay in r).
+func Read(r *envconf.Reader) Config {
+	c := Config{Serve: fnserve.Read(r)}
+	c.JWKSURL, c.Issuer, c.Audience = r.Verifier()
+	c.MongoURI = r.MongoURI(true)
+	c.MongoDB = r.MongoDB()
+	c.RedisAddrs = r.RedisAddrs(true, redisconn.ParseAddrs)
+	c.RedisPassword = r.RedisPassword()
+	c.AdminToken = r.RequiredSecret(envconf.SecretAdminToken, envconf.EnvAdminToken)
+	c.Queue = queue.ConfigFromEnv(r)
+	c.WebhookAllowedNets = envconf.ParseNamed(r, egress.AllowedNetsEnv, nil, egress.ParseAllowedNets)
+	c.Interval = r.Duration("AIGW_ORCHESTRATOR_INTERVAL", 0, 0, 0)
+	c.WebhookTimeout = r.Duration("AIGW_WEBHOOK_TIMEOUT", 10*time.Second, envconf.Positive, 0)
+	c.WebhookMaxAge = r.Duration("AIGW_WEBHOOK_MAX_AGE", 24*time.Hour, envconf.Positive, 0)
+	c.ReaperGrace = r.Duration("AIGW_REAPER_GRACE", 30*time.Second, 0, 0)
+	c.ReconcileAge = r.Duration("AIGW_RECONCILE_AGE", 5*time.Second, 0, 0)
+	return c
 }

@@ -39,7 +39,8 @@ func TestReadConfig(t *testing.T) {
 	bad := map[string]struct{ value, want string }{
 		"AIGW_WEBHOOK_TIMEOUT": {"0s", "AIGW_WEBHOOK_TIMEOUT"}, "AIGW_RECONCILE_AGE": {"-1s", "AIGW_RECONCILE_AGE"},
 		"AIGW_WEBHOOK_MAX_AGE": {"a day", "AIGW_WEBHOOK_MAX_AGE"}, "AIGW_REDIS_ADDRS": {"", "aigw-redis-addrs"},
-		"AIGW_JWKS_URL": {"", "AIGW_JWKS_URL"}, "AIGW_AUDIENCE": {"", "AIGW_AUDIENCE"},
+		"AIGW_JWKS_URL": {"jwks.json", "AIGW_JWKS_URL"}, "AIGW_QUEUE_SHARDS": {"0", "AIGW_QUEUE_SHARDS"},
+		"AIGW_MONGO_DB":             {"a/b", "AIGW_MONGO_DB"},
 		"AIGW_WEBHOOK_ALLOWED_NETS": {"localhost", "AIGW_WEBHOOK_ALLOWED_NETS"},
 	}
 	for k, c := range bad {
@@ -54,5 +55,26 @@ func TestReadConfig(t *testing.T) {
 	}
 	if _, err := ReadConfig(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "aigw-admin-token") {
 		t.Errorf("empty environment: %v, want the missing secrets named", err)
+	}
+}
+
+// TestReadConfigTokenDefaults: unset, AIGW_JWKS_URL, AIGW_ISSUER and
+// AIGW_AUDIENCE take the defaults the router and auth function use (they were
+// required here only), and every bad value is reported at once.
+func TestReadConfigTokenDefaults(t *testing.T) {
+	env := map[string]string{"AIGW_SECRETS_DIR": t.TempDir(), "AIGW_REDIS_ADDRS": "127.0.0.1:7001",
+		"AIGW_MONGO_URI": "mongodb://db/", "AIGW_ADMIN_TOKEN": "s3cret", "AIGW_REDIS_PASSWORD": "pw", "AIGW_QUEUE_SHARDS": "16"}
+	c, err := ReadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWKSURL != "http://127.0.0.1:8080/function/auth/.well-known/jwks.json" || c.Issuer != "aigw" || c.Audience != "aigw-api" ||
+		c.RedisPassword != "pw" || c.Queue.Shards != 16 || c.AdminToken != "s3cret" {
+		t.Fatalf("config %+v", c)
+	}
+	env["AIGW_WEBHOOK_TIMEOUT"], env["AIGW_RECONCILE_AGE"] = "soon", "-1s"
+	_, err = ReadConfig(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "AIGW_WEBHOOK_TIMEOUT") || !strings.Contains(err.Error(), "AIGW_RECONCILE_AGE") {
+		t.Fatalf("two bad values: %v, want both named", err)
 	}
 }

@@ -204,7 +204,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 		DB: mc.Database(cfg.MongoDB), Redis: rdb, Verifier: v, AdminToken: cfg.AdminToken,
 		Webhook: webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge,
 			Guard: egress.NewGuard(cfg.WebhookAllowedNets)},
-		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Log: log,
+		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Queue: cfg.Queue, Log: log,
 	})
 	if err != nil {
 		closeConns()

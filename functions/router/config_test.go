@@ -72,3 +72,24 @@ func TestReadConfigRefusesBadValues(t *testing.T) {
 		}
 	}
 }
+
+// TestReadConfigSharedSettings: the Redis password falls back to
+// AIGW_REDIS_PASSWORD as in every binary (the router read only the secret),
+// the queue's shard count is read as by the orchestrator and workers, and
+// every bad value is reported at once.
+func TestReadConfigSharedSettings(t *testing.T) {
+	env := map[string]string{"AIGW_SECRETS_DIR": t.TempDir(), "AIGW_MONGO_URI": "mongodb://db/", "AIGW_REDIS_ADDRS": "r:1",
+		"AIGW_REDIS_PASSWORD": "pw", "AIGW_QUEUE_SHARDS": "4"}
+	c, err := ReadConfig(getenv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisPassword != "pw" || c.Queue.Shards != 4 {
+		t.Fatalf("password %q shards %d", c.RedisPassword, c.Queue.Shards)
+	}
+	env["AIGW_MAX_WAIT"], env["AIGW_BODY_LIMIT"] = "forever", "1k"
+	_, err = ReadConfig(getenv(env))
+	if err == nil || !strings.Contains(err.Error(), "AIGW_MAX_WAIT") || !strings.Contains(err.Error(), "AIGW_BODY_LIMIT") {
+		t.Fatalf("two bad values: %v, want both named", err)
+	}
+}

@@ -60,7 +60,7 @@ func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) er
 // Build wires the API's dependencies on open clients and the job store.
 func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, v *auth.Verifier, cfg Config, log *slog.Logger) (Deps, error) {
 	algos := algorithm.NewStore(db)
-	q := queue.New(rdb, queue.Config{})
+	q := queue.New(rdb, cfg.Queue)
 	ev := events.New(rdb, events.Config{})
 	d := Deps{
 		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q,

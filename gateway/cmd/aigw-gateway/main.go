@@ -16,6 +16,7 @@ import (
 
 	"github.com/aigw/aigw/gateway/internal/config"
 	"github.com/aigw/aigw/gateway/internal/server"
+	"github.com/aigw/aigw/internal/logging"
 )
 
 var version = "dev"
@@ -42,11 +43,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := logging.NewAt(os.Stderr, cfg.LogLevel, "aigw-gateway", version)
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	g, err := server.New(ctx, cfg, server.Options{Version: version, Logger: log.With("version", version)})
+	g, err := server.New(ctx, cfg, server.Options{Version: version, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/egress"
+	"github.com/aigw/aigw/internal/envconf"
+	"github.com/aigw/aigw/internal/logging"
 	"github.com/aigw/aigw/internal/redisconn"
 )
 
@@ -68,107 +69,49 @@ type Config struct {
 	LogLevel slog.Level // AIGW_LOG_LEVEL: debug, info, warn, error (default info)
 }
 
-// Load reads the configuration through getenv (os.Getenv in main).
+// Load reads the configuration through getenv (os.Getenv in main); every bad
+// value is reported, joined.
 func Load(getenv func(string) string) (Config, error) {
-	c := Config{
-		Addr:                   "127.0.0.1:8080",
-		BinDir:                 "bin",
-		StateDir:               ".aigw/gateway",
-		ReadTimeout:            60 * time.Second,
-		UpstreamTimeout:        5 * time.Minute,
-		ReadyTimeout:           30 * time.Second,
-		StopGrace:              10 * time.Second,
-		HealthCheckPeriod:      2 * time.Second,
-		HealthCheckTimeout:     5 * time.Second,
-		HealthFailureThreshold: 3,
-		AsyncMaxBody:           10 << 20,
-		AsyncMaxAttempts:       5,
-		LogLevel:               slog.LevelInfo,
-	}
-	var errs []error
-	str := func(key string, dst *string) {
-		if v := strings.TrimSpace(getenv(key)); v != "" {
-			*dst = v
-		}
-	}
-	dur := func(key string, dst *time.Duration, allowZero bool) {
-		v := strings.TrimSpace(getenv(key))
-		if v == "" {
-			return
-		}
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 30s: %w", key, v, err))
-		case d < 0 || (d == 0 && !allowZero):
-			errs = append(errs, fmt.Errorf("%s=%q: must be positive", key, v))
-		default:
-			*dst = d
-		}
-	}
-	integer := func(key string, dst *int64, min int64) {
-		v := strings.TrimSpace(getenv(key))
-		if v == "" {
-			return
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s=%q: want an integer: %w", key, v, err))
-		case n < min:
-			errs = append(errs, fmt.Errorf("%s=%q: must be at least %d", key, v, min))
-		default:
-			*dst = n
-		}
-	}
-
-	str("AIGW_GATEWAY_ADDR", &c.Addr)
-	if host, port, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("AIGW_GATEWAY_ADDR=%q: want host:port: %w", c.Addr, err))
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		errs = append(errs, fmt.Errorf("AIGW_GATEWAY_ADDR=%q: bad port %q", c.Addr, port))
-	} else if c.AsyncConsumer == "" {
-		c.AsyncConsumer = "gw-" + strings.NewReplacer(".", "-", ":", "-").Replace(host) + "-" + port
-	}
-	str("AIGW_GATEWAY_BIN_DIR", &c.BinDir)
-	str("AIGW_GATEWAY_STATE_DIR", &c.StateDir)
-	c.SecretsDir = c.StateDir + "/auth"
-	str("AIGW_GATEWAY_SECRETS_DIR", &c.SecretsDir)
-	if v := strings.TrimSpace(getenv("AIGW_REDIS_ADDRS")); v != "" {
-		addrs, err := redisconn.ParseAddrs(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("AIGW_REDIS_ADDRS: %w", err))
-		}
-		c.RedisAddrs = addrs
-	}
-	c.RedisPassword = getenv("AIGW_REDIS_PASSWORD")
-	dur("AIGW_GATEWAY_READ_TIMEOUT", &c.ReadTimeout, true)
-	dur("AIGW_GATEWAY_WRITE_TIMEOUT", &c.WriteTimeout, true)
-	dur("AIGW_GATEWAY_UPSTREAM_TIMEOUT", &c.UpstreamTimeout, false)
-	dur("AIGW_GATEWAY_READY_TIMEOUT", &c.ReadyTimeout, false)
-	dur("AIGW_GATEWAY_STOP_GRACE", &c.StopGrace, false)
-	dur("AIGW_GATEWAY_HEALTH_CHECK_PERIOD", &c.HealthCheckPeriod, false)
-	dur("AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT", &c.HealthCheckTimeout, false)
-	threshold := int64(c.HealthFailureThreshold)
-	integer("AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD", &threshold, 1)
-	c.HealthFailureThreshold = int(threshold)
-	integer("AIGW_GATEWAY_ASYNC_MAX_BODY", &c.AsyncMaxBody, 1)
-	attempts := int64(c.AsyncMaxAttempts)
-	integer("AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS", &attempts, 1)
-	c.AsyncMaxAttempts = int(attempts)
-	str("AIGW_GATEWAY_ASYNC_CONSUMER", &c.AsyncConsumer)
-	if nets, err := egress.ParseAllowedNets(getenv(egress.AllowedNetsEnv)); err != nil {
-		errs = append(errs, err)
-	} else {
-		c.WebhookAllowedNets = nets
-	}
-	if v := strings.TrimSpace(getenv("AIGW_LOG_LEVEL")); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, fmt.Errorf("AIGW_LOG_LEVEL=%q: want debug, info, warn or error", v))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	r := envconf.FromGetenv(getenv)
+	c := Read(r)
+	if err := r.Err(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// Read reads the configuration through r (errors stay in r).
+func Read(r *envconf.Reader) Config {
+	c := Config{
+		Addr: envconf.Parse(r, "AIGW_GATEWAY_ADDR", "127.0.0.1:8080", func(v string) (string, error) {
+			_, port, err := net.SplitHostPort(v)
+			if err != nil {
+				return "", fmt.Errorf("want host:port: %w", err)
+			}
+			if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+				return "", fmt.Errorf("bad port %q", port)
+			}
+			return v, nil
+		}),
+		BinDir:   r.String("AIGW_GATEWAY_BIN_DIR", "bin"),
+		StateDir: r.String("AIGW_GATEWAY_STATE_DIR", ".aigw/gateway"),
+	}
+	host, port, _ := net.SplitHostPort(c.Addr)
+	c.SecretsDir = r.String("AIGW_GATEWAY_SECRETS_DIR", c.StateDir+"/auth")
+	c.RedisAddrs = r.RedisAddrs(false, redisconn.ParseAddrs)
+	c.RedisPassword = r.RedisPassword()
+	c.ReadTimeout = r.Duration("AIGW_GATEWAY_READ_TIMEOUT", 60*time.Second, 0, 0)
+	c.WriteTimeout = r.Duration("AIGW_GATEWAY_WRITE_TIMEOUT", 0, 0, 0)
+	c.UpstreamTimeout = r.Duration("AIGW_GATEWAY_UPSTREAM_TIMEOUT", 5*time.Minute, envconf.Positive, 0)
+	c.ReadyTimeout = r.Duration("AIGW_GATEWAY_READY_TIMEOUT", 30*time.Second, envconf.Positive, 0)
+	c.StopGrace = r.Duration("AIGW_GATEWAY_STOP_GRACE", 10*time.Second, envconf.Positive, 0)
+	c.HealthCheckPeriod = r.Duration("AIGW_GATEWAY_HEALTH_CHECK_PERIOD", 2*time.Second, envconf.Positive, 0)
+	c.HealthCheckTimeout = r.Duration("AIGW_GATEWAY_HEALTH_CHECK_TIMEOUT", 5*time.Second, envconf.Positive, 0)
+	c.HealthFailureThreshold = r.Int("AIGW_GATEWAY_HEALTH_FAILURE_THRESHOLD", 3, 1, 0)
+	c.AsyncMaxBody = r.Int64("AIGW_GATEWAY_ASYNC_MAX_BODY", 10<<20, 1, 0)
+	c.AsyncMaxAttempts = r.Int("AIGW_GATEWAY_ASYNC_MAX_ATTEMPTS", 5, 1, 0)
+	c.AsyncConsumer = r.String("AIGW_GATEWAY_ASYNC_CONSUMER", "gw-"+strings.NewReplacer(".", "-", ":", "-").Replace(host)+"-"+port)
+	c.WebhookAllowedNets = envconf.ParseNamed(r, egress.AllowedNetsEnv, nil, egress.ParseAllowedNets)
+	c.LogLevel = logging.ReadLevel(r)
+	return c
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/logging"
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -35,10 +36,13 @@ import (
 var version = "dev"
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "aigw-worker", "version", version)
+	log, err := logging.New(os.Stderr, os.Getenv, "aigw-worker", version)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aigw-worker:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var err error
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "version":
 		fmt.Println(version)
@@ -119,7 +123,7 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	}
 	m := metrics.New()
 	a, err := agent.New(cfg, agent.Deps{
-		Redis: rdb, Queue: queue.New(rdb, queue.Config{Lease: cfg.Lease}), Jobs: jobs,
+		Redis: rdb, Queue: queue.New(rdb, cfg.Queue), Jobs: jobs,
 		Algorithms: algorithm.NewCache(algorithm.NewStore(db), 2*time.Second), Events: events.New(rdb, events.Config{}),
 		Registry: registry.New(rdb), Artifacts: artifacts.New(db, cfg.ArtifactLimit), Metrics: m, Log: log,
 	}, gpus, version)

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 )
@@ -59,84 +59,67 @@ type Config struct {
 	OutputLimit   int64 // AIGW_OUTPUT_LIMIT: stdout bytes (default 1 MiB)
 	LogTail       int64 // AIGW_LOG_TAIL: stderr bytes kept in the record (default 64 KiB)
 	ArtifactLimit int64 // AIGW_ARTIFACT_LIMIT: total artifact bytes per run (default 256 MiB)
+
+	// Queue is the queue's shared configuration (AIGW_QUEUE_SHARDS), with Lease.
+	Queue queue.Config
 }
 
-// Load reads the daemon's configuration.
+// Load reads the daemon's configuration; every bad value is reported, joined.
 //
 // lookupEnv is os.LookupEnv or a map's lookup in tests; hostname is os.Hostname.
 func Load(lookupEnv func(string) (string, bool), hostname func() (string, error)) (Config, error) {
-	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
+	r := envconf.New(lookupEnv)
+	c := Read(r, hostname)
+	return c, r.Err()
+}
+
+// Read reads the daemon's configuration through r (errors stay in r).
+func Read(r *envconf.Reader, hostname func() (string, error)) Config {
 	c := Config{
-		MongoDB: "aigw", AdvertiseAddr: "127.0.0.1", MetricsAddr: "127.0.0.1:9108",
-		AlgorithmsDir: "./algorithms", BinDir: "./bin", NvidiaSMI: "nvidia-smi",
-		Heartbeat: 2 * time.Second, Lease: 30 * time.Second, ShutdownGrace: 30 * time.Second,
-		KillGrace: 5 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute,
-		GangTimeout: 30 * time.Second,
-		OutputLimit: 1 << 20, LogTail: 64 << 10, ArtifactLimit: 256 << 20,
+		Pool:          r.Required("AIGW_POOL", "the pool this worker serves, such as gpu-a100"),
+		RedisAddrs:    r.RedisAddrs(true, redisconn.ParseAddrs),
+		RedisPassword: r.RedisPassword(),
+		MongoURI:      r.MongoURI(true),
+		MongoDB:       r.MongoDB(),
+		Slots:         r.Int("AIGW_SLOTS", 0, 1, 0),
+		Node:          r.String("AIGW_NODE_NAME", ""),
+		Labels:        labels(r, "AIGW_LABELS"),
+		AdvertiseAddr: r.String("AIGW_ADVERTISE_ADDR", "127.0.0.1"),
+		MetricsAddr:   metricsAddr(r, "AIGW_METRICS_ADDR"),
+		AlgorithmsDir: r.String("AIGW_ALGORITHMS_DIR", "./algorithms"),
+		BinDir:        r.String("AIGW_BIN_DIR", "./bin"),
+		WorkDir:       r.String("AIGW_WORK_DIR", ""),
+		Interpreters:  interpreters(r, "AIGW_INTERPRETERS"),
+		RunAs:         runAs(r, "AIGW_RUN_AS"),
+		NvidiaSMI:     r.String("AIGW_NVIDIA_SMI", "nvidia-smi"),
+		CPUFallback:   r.Bool("AIGW_CPU_FALLBACK", false),
+		Heartbeat:     r.Duration("AIGW_HEARTBEAT", 2*time.Second, envconf.Positive, 0),
+		Lease:         r.Duration("AIGW_LEASE", 30*time.Second, 3*time.Second/2, 0),
+		ShutdownGrace: r.Duration("AIGW_SHUTDOWN_GRACE", 30*time.Second, envconf.Positive, 0),
+		KillGrace:     r.Duration("AIGW_KILL_GRACE", 5*time.Second, envconf.Positive, 0),
+		RetryBase:     r.Duration("AIGW_RETRY_BASE", time.Second, envconf.Positive, 0),
+		RetryMax:      r.Duration("AIGW_RETRY_MAX", 5*time.Minute, envconf.Positive, 0),
+		GangTimeout:   r.Duration("AIGW_GANG_START_TIMEOUT", 30*time.Second, envconf.Positive, 0),
+		OutputLimit:   size(r, "AIGW_OUTPUT_LIMIT", 1<<20),
+		LogTail:       size(r, "AIGW_LOG_TAIL", 64<<10),
+		ArtifactLimit: size(r, "AIGW_ARTIFACT_LIMIT", 256<<20),
 	}
-	r := reader{getenv: getenv}
-	c.Pool = r.str("AIGW_POOL", "")
-	if c.Pool == "" {
-		r.fail("AIGW_POOL", "is required")
-	} else if err := queue.ValidatePool(c.Pool); err != nil {
-		r.fail("AIGW_POOL", err.Error())
+	if c.Pool != "" {
+		if err := queue.ValidatePool(c.Pool); err != nil {
+			r.Failf("AIGW_POOL", "%v", err)
+		}
 	}
-	if v := getenv("AIGW_REDIS_ADDRS"); v == "" {
-		r.fail("AIGW_REDIS_ADDRS", "is required")
-	} else if addrs, err := redisconn.ParseAddrs(v); err != nil {
-		r.fail("AIGW_REDIS_ADDRS", err.Error())
-	} else {
-		c.RedisAddrs = addrs
-	}
-	c.RedisPassword = getenv("AIGW_REDIS_PASSWORD")
-	c.MongoURI = r.str("AIGW_MONGO_URI", "")
-	if c.MongoURI == "" {
-		r.fail("AIGW_MONGO_URI", "is required")
-	}
-	c.MongoDB = r.str("AIGW_MONGO_DB", c.MongoDB)
-	c.Slots = r.int("AIGW_SLOTS", 0)
-	c.Node = r.str("AIGW_NODE_NAME", "")
 	if c.Node == "" {
 		h, err := hostname()
 		if err != nil || h == "" {
-			r.fail("AIGW_NODE_NAME", fmt.Sprintf("is not set and the host name is unknown (%v)", err))
+			r.Failf("AIGW_NODE_NAME", "is not set and the host name is unknown (%v)", err)
 		}
 		c.Node = h
 	}
-	c.Labels = r.labels("AIGW_LABELS")
-	c.AdvertiseAddr = r.str("AIGW_ADVERTISE_ADDR", c.AdvertiseAddr)
-	if v, ok := lookupEnv("AIGW_METRICS_ADDR"); ok {
-		c.MetricsAddr = strings.TrimSpace(v)
-		if c.MetricsAddr == "off" {
-			c.MetricsAddr = ""
-		}
-		if c.MetricsAddr != "" {
-			if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-				r.fail("AIGW_METRICS_ADDR", "want host:port, \"\" or off: "+err.Error())
-			}
-		}
-	}
-	c.AlgorithmsDir = r.str("AIGW_ALGORITHMS_DIR", c.AlgorithmsDir)
-	c.BinDir = r.str("AIGW_BIN_DIR", c.BinDir)
-	c.WorkDir = r.str("AIGW_WORK_DIR", "")
-	c.Interpreters = r.interpreters("AIGW_INTERPRETERS")
-	c.RunAs = r.runAs("AIGW_RUN_AS")
-	c.NvidiaSMI = r.str("AIGW_NVIDIA_SMI", c.NvidiaSMI)
-	c.CPUFallback = r.bool("AIGW_CPU_FALLBACK", false)
-	c.Heartbeat = r.dur("AIGW_HEARTBEAT", c.Heartbeat)
-	c.Lease = r.dur("AIGW_LEASE", c.Lease)
-	c.ShutdownGrace = r.dur("AIGW_SHUTDOWN_GRACE", c.ShutdownGrace)
-	c.KillGrace = r.dur("AIGW_KILL_GRACE", c.KillGrace)
-	c.RetryBase = r.dur("AIGW_RETRY_BASE", c.RetryBase)
-	c.RetryMax = r.dur("AIGW_RETRY_MAX", c.RetryMax)
-	c.GangTimeout = r.dur("AIGW_GANG_START_TIMEOUT", c.GangTimeout)
-	c.OutputLimit = r.size("AIGW_OUTPUT_LIMIT", c.OutputLimit)
-	c.LogTail = r.size("AIGW_LOG_TAIL", c.LogTail)
-	c.ArtifactLimit = r.size("AIGW_ARTIFACT_LIMIT", c.ArtifactLimit)
-	if c.Lease < 3*time.Second/2 && c.Lease > 0 {
-		r.fail("AIGW_LEASE", "must be at least 1.5s (it is renewed every third of it)")
-	}
-	return c, errors.Join(r.errs...)
+	// The lease is the consumer's own setting (renewed every third of it).
+	c.Queue = queue.ConfigFromEnv(r)
+	c.Queue.Lease = c.Lease
+	return c
 }
 
 // DefaultSlots is the slot count when AIGW_SLOTS is unset: one per GPU, or one
@@ -155,17 +138,18 @@ type Register struct {
 
 // LoadRegister reads the variables `register` needs.
 func LoadRegister(lookupEnv func(string) (string, bool)) (Register, error) {
-	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
-	r := reader{getenv: getenv}
-	c := Register{
-		MongoURI:      r.str("AIGW_MONGO_URI", ""),
-		MongoDB:       r.str("AIGW_MONGO_DB", "aigw"),
-		AlgorithmsDir: r.str("AIGW_ALGORITHMS_DIR", "./algorithms"),
+	r := envconf.New(lookupEnv)
+	c := ReadRegister(r)
+	return c, r.Err()
+}
+
+// ReadRegister reads Register through r (errors stay in r).
+func ReadRegister(r *envconf.Reader) Register {
+	return Register{
+		MongoURI:      r.MongoURI(true),
+		MongoDB:       r.MongoDB(),
+		AlgorithmsDir: r.String("AIGW_ALGORITHMS_DIR", "./algorithms"),
 	}
-	if c.MongoURI == "" {
-		r.fail("AIGW_MONGO_URI", "is required")
-	}
-	return c, errors.Join(r.errs...)
 }
 
 // RunAs is the user runs execute as.
@@ -186,8 +170,8 @@ var (
 
 // runAs reads a user name or uid:gid. Unset, it is DefaultRunAs for a root
 // worker and nil otherwise.
-func (r *reader) runAs(k string) *RunAs {
-	v := strings.TrimSpace(r.getenv(k))
+func runAs(r *envconf.Reader, k string) *RunAs {
+	v, _ := r.Lookup(k)
 	root := geteuid() == 0
 	switch {
 	case v == "" && !root:
@@ -195,7 +179,7 @@ func (r *reader) runAs(k string) *RunAs {
 	case v == "":
 		v = DefaultRunAs
 	case !root:
-		r.fail(k, fmt.Sprintf("=%q: the worker runs as uid %d and cannot start runs as another user; unset it, or run the worker as root", v, geteuid()))
+		r.Fail(fmt.Errorf("%s=%q: the worker runs as uid %d and cannot start runs as another user; unset it, or run the worker as root", k, v, geteuid()))
 		return nil
 	}
 	ra := &RunAs{User: v}
@@ -203,34 +187,34 @@ func (r *reader) runAs(k string) *RunAs {
 		uid, err1 := strconv.ParseUint(us, 10, 32)
 		gid, err2 := strconv.ParseUint(gs, 10, 32)
 		if err1 != nil || err2 != nil {
-			r.fail(k, fmt.Sprintf("=%q: want a user name or uid:gid such as 65534:65534", v))
+			r.Fail(fmt.Errorf("%s=%q: want a user name or uid:gid such as 65534:65534", k, v))
 			return nil
 		}
 		ra.UID, ra.GID = uint32(uid), uint32(gid)
 	} else {
 		u, err := lookupUser(v)
 		if err != nil {
-			r.fail(k, fmt.Sprintf("=%q: %v (want a user name or uid:gid)", v, err))
+			r.Fail(fmt.Errorf("%s=%q: %v (want a user name or uid:gid)", k, v, err))
 			return nil
 		}
 		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 		if err1 != nil || err2 != nil {
-			r.fail(k, fmt.Sprintf("=%q: user has uid %q gid %q, want numbers", v, u.Uid, u.Gid))
+			r.Fail(fmt.Errorf("%s=%q: user has uid %q gid %q, want numbers", k, v, u.Uid, u.Gid))
 			return nil
 		}
 		ra.UID, ra.GID = uint32(uid), uint32(gid)
 	}
 	if ra.UID == 0 || ra.GID == 0 {
-		r.fail(k, fmt.Sprintf("=%q: runs must not have root's uid or gid; name an unprivileged user such as %s", v, DefaultRunAs))
+		r.Fail(fmt.Errorf("%s=%q: runs must not have root's uid or gid; name an unprivileged user such as %s", k, v, DefaultRunAs))
 		return nil
 	}
 	return ra
 }
 
 // interpreters reads comma-separated absolute paths with distinct base names.
-func (r *reader) interpreters(k string) []string {
-	v := strings.TrimSpace(r.getenv(k))
+func interpreters(r *envconf.Reader, k string) []string {
+	v, _ := r.Lookup(k)
 	if v == "" {
 		return nil
 	}
@@ -242,71 +226,16 @@ func (r *reader) interpreters(k string) []string {
 		case p == "":
 			continue
 		case !filepath.IsAbs(p) || filepath.Clean(p) != p:
-			r.fail(k, fmt.Sprintf("%q: want absolute, clean paths such as /usr/bin/python3", p))
+			r.Fail(fmt.Errorf("%s %q: want absolute, clean paths such as /usr/bin/python3", k, p))
 			return nil
 		case seen[filepath.Base(p)] != "":
-			r.fail(k, fmt.Sprintf("%q and %q have the same name %q; a command names an interpreter by it", seen[filepath.Base(p)], p, filepath.Base(p)))
+			r.Fail(fmt.Errorf("%s %q and %q have the same name %q; a command names an interpreter by it", k, seen[filepath.Base(p)], p, filepath.Base(p)))
 			return nil
 		}
 		seen[filepath.Base(p)] = p
 		out = append(out, p)
 	}
 	return out
-}
-
-type reader struct {
-	getenv func(string) string
-	errs   []error
-}
-
-func (r *reader) fail(k, msg string) { r.errs = append(r.errs, fmt.Errorf("%s %s", k, msg)) }
-
-func (r *reader) str(k, def string) string {
-	if v := strings.TrimSpace(r.getenv(k)); v != "" {
-		return v
-	}
-	return def
-}
-
-func (r *reader) int(k string, def int) int {
-	v := strings.TrimSpace(r.getenv(k))
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		r.fail(k, fmt.Sprintf("%q: want a positive integer", v))
-		return def
-	}
-	return n
-}
-
-// bool reads true/false (also 1/0, yes/no); anything else is an error.
-func (r *reader) bool(k string, def bool) bool {
-	switch v := strings.ToLower(strings.TrimSpace(r.getenv(k))); v {
-	case "":
-		return def
-	case "true", "1", "yes":
-		return true
-	case "false", "0", "no":
-		return false
-	default:
-		r.fail(k, fmt.Sprintf("=%q: want true or false", v))
-		return def
-	}
-}
-
-func (r *reader) dur(k string, def time.Duration) time.Duration {
-	v := strings.TrimSpace(r.getenv(k))
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		r.fail(k, fmt.Sprintf("%q: want a positive duration such as 2s or 500ms", v))
-		return def
-	}
-	return d
 }
 
 var sizeUnits = []struct {
@@ -335,22 +264,29 @@ func ParseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-func (r *reader) size(k string, def int64) int64 {
-	v := strings.TrimSpace(r.getenv(k))
-	if v == "" {
-		return def
-	}
-	n, err := ParseSize(v)
-	if err != nil {
-		r.fail(k, err.Error())
-		return def
-	}
-	return n
+func size(r *envconf.Reader, k string, def int64) int64 {
+	return envconf.Parse(r, k, def, ParseSize)
 }
 
-func (r *reader) labels(k string) map[string]string {
-	v := strings.TrimSpace(r.getenv(k))
-	if v == "" {
+// metricsAddr reads host:port; "" or off (set, not unset) disables metrics.
+func metricsAddr(r *envconf.Reader, k string) string {
+	v, ok := r.LookupRaw(k)
+	switch {
+	case !ok:
+		return "127.0.0.1:9108"
+	case v == "" || v == "off":
+		return ""
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		r.Failf(k, "want host:port, \"\" or off: %v", err)
+		return ""
+	}
+	return v
+}
+
+func labels(r *envconf.Reader, k string) map[string]string {
+	v, ok := r.Lookup(k)
+	if !ok {
 		return nil
 	}
 	out := map[string]string{}
@@ -358,7 +294,7 @@ func (r *reader) labels(k string) map[string]string {
 		name, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			r.fail(k, fmt.Sprintf("%q: want k=v,k=v", v))
+			r.Failf(k, "want k=v,k=v")
 			return nil
 		}
 		out[name] = strings.TrimSpace(val)
