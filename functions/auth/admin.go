@@ -9,7 +9,6 @@ import (
 
 	"github.com/aigw/aigw/functions/auth/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
-	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -30,7 +29,8 @@ func viewOf(c clients.Client) clientView {
 	return clientView{ClientID: c.ID, Name: c.Name, Tenant: c.Tenant, Scopes: c.Scopes, CreatedAt: c.CreatedAt, RevokedAt: c.RevokedAt}
 }
 
-// storeError maps client store errors to API errors.
+// storeError maps client store errors to API errors; an outage is left to
+// web.Handle (503 with Retry-After).
 func storeError(err error) error {
 	var ve *clients.ValidationError
 	switch {
@@ -38,8 +38,6 @@ func storeError(err error) error {
 		return &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_field", Message: ve.Error()}
 	case errors.Is(err, clients.ErrNotFound):
 		return web.NotFound("no such client")
-	case errors.Is(err, mongoconn.ErrUnavailable):
-		return web.Unavailable(retryAfter, err)
 	}
 	return err
 }

@@ -40,9 +40,6 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// retryAfter is sent with 503 answers.
-const retryAfter = 2 * time.Second
-
 // NewHandler returns the function's routes.
 func NewHandler(d Deps) (http.Handler, error) {
 	if d.Log == nil || d.Clients == nil {
@@ -69,7 +66,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 		web.WriteError(w, r, d.Log, web.NotFound("no route %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		web.WriteError(w, r, d.Log, web.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
+		web.WriteError(w, r, d.Log, web.MethodNotAllowed(r))
 	})
 	r.Get("/_/health", fnserve.Health(d.Ready))
 	r.Get("/.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/aigw/aigw/functions/auth/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
-	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -143,10 +142,10 @@ func writeOAuthError(w http.ResponseWriter, r *http.Request, d Deps, err error) 
 	var oe *oauthError
 	switch {
 	case errors.As(err, &oe):
-	case errors.Is(err, mongoconn.ErrUnavailable):
+	case web.IsUnavailable(err):
 		oe = &oauthError{Status: http.StatusServiceUnavailable, Code: errTemporarily,
 			Description: "the client store is unavailable; retry later", Err: err}
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(web.RetryAfter/time.Second)))
 	default:
 		oe = &oauthError{Status: http.StatusInternalServerError, Code: errServerError, Description: "internal error", Err: err}
 	}

@@ -7,18 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
-	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/web"
 )
-
-// retryAfter is the Retry-After of a 503: about the time a MongoDB election or a
-// Redis failover takes.
-const retryAfter = 5 * time.Second
 
 // handle is web.Handle with the errors of the stores translated by apiError
 // first: every route of the function answers through it, so an outage is a 503
@@ -44,7 +38,7 @@ func requireAdmin(token string, log *slog.Logger, next web.HandlerFunc) http.Han
 func (s *Service) handleTick(w http.ResponseWriter, r *http.Request) error {
 	sum, err := s.ticker.Tick(r.Context())
 	if err != nil {
-		return web.Unavailable(retryAfter, err)
+		return web.Unavailable(web.RetryAfter, err)
 	}
 	web.WriteJSON(w, http.StatusOK, sum)
 	return nil
@@ -75,17 +69,8 @@ func (s *Service) handleRotateSecret(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-// tenant is the caller's tenant, from the token auth.Middleware checked.
-func tenant(r *http.Request) (string, error) {
-	c, ok := auth.FromContext(r.Context())
-	if !ok || c.Tenant == "" {
-		return "", web.Unauthorized("the access token names no tenant")
-	}
-	return c.Tenant, nil
-}
-
 // apiError turns store errors into API errors; an *web.Error passes as is, and
-// anything unknown is left to web.Handle (a logged 500).
+// anything else is left to web.Handle (503 for an outage, else a logged 500).
 func apiError(err error) error {
 	var we *web.Error
 	switch {
@@ -95,14 +80,12 @@ func apiError(err error) error {
 		return web.NotFound("%v", err)
 	case errors.Is(err, pipeline.ErrFinished):
 		return web.Conflict("%v", err)
-	case errors.Is(err, mongoconn.ErrUnavailable):
-		return web.Unavailable(retryAfter, err)
 	}
 	return err
 }
 
 func (s *Service) handlePutPipeline(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}
@@ -139,7 +122,7 @@ func (s *Service) handlePutPipeline(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Service) handleGetPipeline(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}
@@ -152,7 +135,7 @@ func (s *Service) handleGetPipeline(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Service) handleListPipelines(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}
@@ -167,7 +150,7 @@ func (s *Service) handleListPipelines(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Service) handleStartRun(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}
@@ -189,7 +172,7 @@ func (s *Service) handleStartRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) handleGetRun(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}
@@ -202,7 +185,7 @@ func (s *Service) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) handleCancelRun(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func (a *api) putAlgorithm(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := a.Pools.AddPool(r.Context(), d.Pool); err != nil {
-		return web.Unavailable(retryAfter, err)
+		return web.Unavailable(web.RetryAfter, err)
 	}
 	stored, created, err := a.Catalog.Put(r.Context(), d)
 	if err != nil {

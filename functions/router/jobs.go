@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/submit"
@@ -55,7 +56,7 @@ type jobView struct {
 // within N seconds (at most MaxWait). A repeated Idempotency-Key returns the
 // first job (200 if it has finished).
 func (a *api) submitJob(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func (a *api) queuePosition(ctx context.Context, j *job.Job) *int64 {
 	}
 	st, err := a.Queue.Stats(ctx, j.Pool)
 	if err != nil {
-		a.log.WarnContext(ctx, "queue position unknown", "job_id", j.ID, "pool", j.Pool, "err", err)
+		a.log.WarnContext(ctx, "queue position unknown", "job", j.ID, "pool", j.Pool, "err", err)
 		return nil
 	}
 	var n int64
@@ -159,7 +160,7 @@ func (a *api) tenantJob(r *http.Request) (*job.Job, error) {
 // jobRef returns the request's tenant and the path's job id (404 when the id
 // cannot be a job's).
 func jobRef(r *http.Request) (tenantID, id string, err error) {
-	if tenantID, err = tenant(r); err != nil {
+	if tenantID, err = auth.Tenant(r); err != nil {
 		return "", "", err
 	}
 	id = chi.URLParam(r, "id")
@@ -172,7 +173,7 @@ func jobRef(r *http.Request) (tenantID, id string, err error) {
 // listJobs: GET /v1/jobs?algorithm=&state=&since=&limit=&cursor= →
 // {"jobs": [...], "next_cursor": "..."}, newest first.
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) error {
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	c, _ := auth.FromContext(ctx)
 	admin := c.HasScope(auth.ScopeAlgorithmsAdmin)
-	t, err := tenant(r)
+	t, err := auth.Tenant(r)
 	if err != nil && !admin {
 		return err
 	}

@@ -31,11 +31,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/proxy"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/rediskeys"
 	"github.com/aigw/aigw/internal/stream"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // Invoker calls a function (proxy.Proxy).
@@ -180,41 +180,43 @@ var dropHeaders = []string{"Connection", "Keep-Alive", "Transfer-Encoding", "Upg
 // ServeHTTP serves /async-function/{name}/{path...}: 202 with X-Call-Id once
 // the call is in Redis.
 func (q *Queue) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	httperr.Handler(q.log, q.enqueue)(w, r)
+	web.HandleNegotiated(q.log, q.enqueue)(w, r)
 }
 
 func (q *Queue) enqueue(w http.ResponseWriter, r *http.Request) error {
 	name, err := proxy.SplitName(r.PathValue("name"))
 	if err != nil {
-		return httperr.New(http.StatusNotFound, err.Error(), nil)
+		return web.New(http.StatusNotFound, err.Error(), nil)
 	}
 	if !q.fns.Exists(name) {
-		return httperr.New(http.StatusNotFound, fmt.Sprintf("function %s not found", name), nil)
+		return web.New(http.StatusNotFound, fmt.Sprintf("function %s not found", name), nil)
 	}
 	callback := r.Header.Get("X-Callback-Url")
 	if callback != "" {
 		u, err := url.Parse(callback)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return httperr.New(http.StatusBadRequest, fmt.Sprintf("X-Callback-Url %q: want an http(s) URL", callback), err)
+			return web.New(http.StatusBadRequest, fmt.Sprintf("X-Callback-Url %q: want an http(s) URL", callback), err)
 		}
 		if err := q.opts.Callbacks.CheckURL(r.Context(), callback); err != nil {
-			return &httperr.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_callback_url", Err: err,
-				Msg: fmt.Sprintf("X-Callback-Url %q: %v; name a receiver at a public address", callback, err)}
+			e := web.Errorf(http.StatusUnprocessableEntity, "invalid_callback_url",
+				"X-Callback-Url %q: %v; name a receiver at a public address", callback, err)
+			e.Err = err
+			return e
 		}
 	}
 	callID := r.Header.Get("X-Call-Id")
 	if callID == "" {
 		callID = newID()
 	} else if len(callID) > 128 {
-		return httperr.New(http.StatusBadRequest, "X-Call-Id: at most 128 characters", nil)
+		return web.New(http.StatusBadRequest, "X-Call-Id: at most 128 characters", nil)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, q.opts.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return httperr.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (AIGW_GATEWAY_ASYNC_MAX_BODY)", q.opts.MaxBody), err)
+			return web.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (AIGW_GATEWAY_ASYNC_MAX_BODY)", q.opts.MaxBody), err)
 		}
-		return httperr.New(http.StatusBadRequest, "reading the request body", err)
+		return web.New(http.StatusBadRequest, "reading the request body", err)
 	}
 	h := r.Header.Clone()
 	for _, k := range dropHeaders {
@@ -233,7 +235,7 @@ func (q *Queue) enqueue(w http.ResponseWriter, r *http.Request) error {
 		fID, callID, fFunction, name, fMethod, r.Method, fPath, path, fHeader, hb, fBody, body, fCallback, callback,
 	}}).Err()
 	if err != nil {
-		return httperr.New(http.StatusServiceUnavailable, "async queue unavailable", err)
+		return web.New(http.StatusServiceUnavailable, "async queue unavailable", err)
 	}
 	q.log.Debug("async call queued", "call_id", callID, "function", name)
 	w.Header().Set("X-Call-Id", callID)

@@ -5,13 +5,13 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeDeleteHandler serves DELETE /system/functions.
 func MakeDeleteHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		var req types.DeleteFunctionRequest
 		if err := decode(w, r, &req); err != nil {
 			return err

@@ -5,7 +5,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeDeployHandler serves POST /system/functions. It answers 202 once the
@@ -13,7 +13,7 @@ import (
 // twice is safe). A function that does not become healthy within the ready
 // timeout is stopped and reported with 502 and the reason.
 func MakeDeployHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		var fd types.FunctionDeployment
 		if err := decode(w, r, &fd); err != nil {
 			return err

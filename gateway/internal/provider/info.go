@@ -6,7 +6,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // GatewayInfo is /system/info in the OpenFaaS gateway's format (what faas-cli
@@ -22,7 +22,7 @@ const ProviderName = "aigw-gateway"
 
 // MakeInfoHandler serves GET /system/info.
 func MakeInfoHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		v := types.VersionInfo{Release: d.Version, SHA: d.SHA}
 		return writeJSON(w, http.StatusOK, GatewayInfo{
 			Arch:     runtime.GOARCH,

@@ -9,15 +9,15 @@ import (
 
 	"github.com/openfaas/faas-provider/logs"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeLogsHandler serves GET /system/logs?name=&tail=&since=&follow= as
 // faas-provider's log handler does: newline-delimited logs.Message JSON,
 // flushed line by line; with follow it streams until the client leaves.
 func MakeLogsHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		req := logs.Request{Name: q.Get("name"), Namespace: q.Get("namespace"), Instance: q.Get("instance")}
 		if err := registry.ValidNamespace(req.Namespace); err != nil {
@@ -26,14 +26,14 @@ func MakeLogsHandler(d Deps) http.HandlerFunc {
 		if v := q.Get("tail"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return httperr.New(http.StatusUnprocessableEntity, fmt.Sprintf("tail %q: want a number", v), err)
+				return web.New(http.StatusUnprocessableEntity, fmt.Sprintf("tail %q: want a number", v), err)
 			}
 			req.Tail = n
 		}
 		if v := q.Get("follow"); v != "" {
 			f, err := strconv.ParseBool(v)
 			if err != nil {
-				return httperr.New(http.StatusUnprocessableEntity, fmt.Sprintf("follow %q: want true or false", v), err)
+				return web.New(http.StatusUnprocessableEntity, fmt.Sprintf("follow %q: want true or false", v), err)
 			}
 			req.Follow = f
 		}
@@ -41,13 +41,13 @@ func MakeLogsHandler(d Deps) http.HandlerFunc {
 		if v := q.Get("since"); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return httperr.New(http.StatusUnprocessableEntity, fmt.Sprintf("since %q: want RFC 3339", v), err)
+				return web.New(http.StatusUnprocessableEntity, fmt.Sprintf("since %q: want RFC 3339", v), err)
 			}
 			since = t
 		}
 		f, ok := d.Functions.Lookup(req.Name)
 		if !ok {
-			return httperr.New(http.StatusNotFound, fmt.Sprintf("function %s not found", req.Name), nil)
+			return web.New(http.StatusNotFound, fmt.Sprintf("function %s not found", req.Name), nil)
 		}
 		var past []logs.Message
 		var next <-chan logs.Message

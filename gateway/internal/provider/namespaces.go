@@ -3,13 +3,13 @@ package provider
 import (
 	"net/http"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/procs"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeNamespacesHandler serves GET /system/namespaces: the gateway's one namespace.
 func MakeNamespacesHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, []string{procs.Namespace})
 	})
 }

@@ -13,10 +13,10 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/procs"
 	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/gateway/internal/secrets"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // Functions is what the function routes need (registry.Registry).
@@ -52,7 +52,7 @@ const maxRequestBody = 1 << 20
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err := dec.Decode(v); err != nil {
-		return httperr.New(http.StatusBadRequest, fmt.Sprintf("request body: want JSON: %v", err), err)
+		return web.New(http.StatusBadRequest, fmt.Sprintf("request body: want JSON: %v", err), err)
 	}
 	return nil
 }
@@ -82,5 +82,5 @@ func toHTTP(err error) error {
 	default:
 		return err
 	}
-	return httperr.New(status, err.Error(), err)
+	return web.New(status, err.Error(), err)
 }

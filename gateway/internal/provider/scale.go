@@ -6,26 +6,26 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeScaleHandler serves POST /system/scale-function/{name}.
 func MakeScaleHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		name := r.PathValue("name")
 		var req types.ScaleServiceRequest
 		if err := decode(w, r, &req); err != nil {
 			return err
 		}
 		if req.ServiceName != "" && req.ServiceName != name {
-			return httperr.New(http.StatusBadRequest, fmt.Sprintf("serviceName %q does not match the path's %q", req.ServiceName, name), nil)
+			return web.New(http.StatusBadRequest, fmt.Sprintf("serviceName %q does not match the path's %q", req.ServiceName, name), nil)
 		}
 		if err := registry.ValidNamespace(req.Namespace); err != nil {
 			return toHTTP(err)
 		}
 		if req.Replicas > registry.MaxReplicas {
-			return httperr.New(http.StatusBadRequest, fmt.Sprintf("replicas %d: at most %d", req.Replicas, registry.MaxReplicas), nil)
+			return web.New(http.StatusBadRequest, fmt.Sprintf("replicas %d: at most %d", req.Replicas, registry.MaxReplicas), nil)
 		}
 		if err := d.Functions.Scale(r.Context(), name, int(req.Replicas)); err != nil {
 			return toHTTP(err)

@@ -6,9 +6,9 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/procs"
 	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeSecretsHandler serves /system/secrets: GET lists names (never values),
@@ -16,7 +16,7 @@ import (
 // Values are kept on disk with 0600 permissions; a function gets the secrets
 // it names as files in its own directory ($AIGW_SECRETS_DIR) when deployed.
 func MakeSecretsHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method == http.MethodGet {
 			if err := registry.ValidNamespace(r.URL.Query().Get("namespace")); err != nil {
 				return toHTTP(err)
@@ -59,7 +59,7 @@ func MakeSecretsHandler(d Deps) http.HandlerFunc {
 			}
 			w.WriteHeader(http.StatusOK)
 		default:
-			return httperr.New(http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", r.Method), nil)
+			return web.New(http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", r.Method), nil)
 		}
 		return nil
 	})

@@ -3,13 +3,13 @@ package provider
 import (
 	"net/http"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeStatusHandler serves GET /system/function/{name}.
 func MakeStatusHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		if err := registry.ValidNamespace(r.URL.Query().Get("namespace")); err != nil {
 			return toHTTP(err)
 		}

@@ -5,13 +5,13 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // MakeUpdateHandler serves PUT /system/functions: 404 for an unknown function
 // (faas-cli then deploys it with POST), 202 once the new replicas serve.
 func MakeUpdateHandler(d Deps) http.HandlerFunc {
-	return httperr.Handler(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		var fd types.FunctionDeployment
 		if err := decode(w, r, &fd); err != nil {
 			return err

@@ -21,9 +21,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/procs"
 	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // Functions finds a deployed function.
@@ -105,7 +105,7 @@ func New(fns Functions, timeout time.Duration, metrics *Metrics, log *slog.Logge
 		FlushInterval: 0, // event streams and unsized bodies still flush at once (httputil)
 		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			httperr.Write(w, r, log, upstreamError(r.Context(), r.Context().Value(fnKey{}).(*registry.Function).Name(), err))
+			web.WriteNegotiated(w, r, log, upstreamError(r.Context(), r.Context().Value(fnKey{}).(*registry.Function).Name(), err))
 		},
 	}
 	return p
@@ -130,13 +130,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name, err := SplitName(r.PathValue("name"))
 	if err != nil {
-		httperr.Write(w, r, p.log, httperr.New(http.StatusNotFound, err.Error(), nil))
+		web.WriteNegotiated(w, r, p.log, web.New(http.StatusNotFound, err.Error(), nil))
 		return
 	}
 	f, ok := p.fns.Lookup(name)
 	if !ok {
 		p.observeUncached(name, http.StatusNotFound, start)
-		httperr.Write(w, r, p.log, httperr.New(http.StatusNotFound, fmt.Sprintf("function %s not found", name), nil))
+		web.WriteNegotiated(w, r, p.log, web.New(http.StatusNotFound, fmt.Sprintf("function %s not found", name), nil))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), fnKey{}, f), p.timeout)
@@ -204,14 +204,14 @@ func (p *Proxy) Invoke(ctx context.Context, name string, req *http.Request) (*ht
 	return res, nil
 }
 
-func upstreamError(ctx context.Context, name string, err error) *httperr.Error {
+func upstreamError(ctx context.Context, name string, err error) *web.Error {
 	switch {
 	case errors.Is(err, ErrNoReplica):
-		return httperr.New(http.StatusServiceUnavailable, fmt.Sprintf("function %s has no ready replica", name), err)
+		return web.New(http.StatusServiceUnavailable, fmt.Sprintf("function %s has no ready replica", name), err)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return httperr.New(http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out", name), err)
+		return web.New(http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out", name), err)
 	default:
-		return httperr.New(http.StatusBadGateway, fmt.Sprintf("function %s failed", name), err)
+		return web.New(http.StatusBadGateway, fmt.Sprintf("function %s failed", name), err)
 	}
 }
 

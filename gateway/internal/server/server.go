@@ -23,7 +23,6 @@ import (
 	"github.com/aigw/aigw/gateway/internal/async"
 	"github.com/aigw/aigw/gateway/internal/config"
 	"github.com/aigw/aigw/gateway/internal/cron"
-	"github.com/aigw/aigw/gateway/internal/httperr"
 	"github.com/aigw/aigw/gateway/internal/procs"
 	"github.com/aigw/aigw/gateway/internal/provider"
 	"github.com/aigw/aigw/gateway/internal/proxy"
@@ -31,6 +30,7 @@ import (
 	"github.com/aigw/aigw/gateway/internal/secrets"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/redisconn"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // Options are what the environment does not configure.
@@ -117,8 +117,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 	g.proxy = proxy.New(g.reg, cfg.UpstreamTimeout, proxy.NewMetrics(promReg), log)
 	g.cron = cron.New(g.bgCtx, g.proxy, store, log, opts.Cron...)
 
-	var asyncHandler http.Handler = httperr.Handler(log, func(w http.ResponseWriter, r *http.Request) error {
-		return httperr.New(http.StatusServiceUnavailable, "async invocation is off: this gateway has no Redis (set AIGW_REDIS_ADDRS)", nil)
+	var asyncHandler http.Handler = web.HandleNegotiated(log, func(w http.ResponseWriter, r *http.Request) error {
+		return web.New(http.StatusServiceUnavailable, "async invocation is off: this gateway has no Redis (set AIGW_REDIS_ADDRS)", nil)
 	})
 	if len(cfg.RedisAddrs) > 0 {
 		g.rdb, err = redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword})
