@@ -5,7 +5,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -16,10 +16,10 @@ func MakeDeleteHandler(d Deps) http.HandlerFunc {
 		if err := decode(w, r, &req); err != nil {
 			return err
 		}
-		if err := registry.ValidNamespace(req.Namespace); err != nil {
+		if err := fnregistry.ValidNamespace(req.Namespace); err != nil {
 			return toHTTP(err)
 		}
-		if err := registry.ValidName(req.FunctionName); err != nil {
+		if err := fnregistry.ValidName(req.FunctionName); err != nil {
 			return toHTTP(err)
 		}
 		if err := d.Functions.Delete(r.Context(), req.FunctionName); err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/openfaas/faas-provider/logs"
 
-	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -20,7 +20,7 @@ func MakeLogsHandler(d Deps) http.HandlerFunc {
 	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		req := logs.Request{Name: q.Get("name"), Namespace: q.Get("namespace"), Instance: q.Get("instance")}
-		if err := registry.ValidNamespace(req.Namespace); err != nil {
+		if err := fnregistry.ValidNamespace(req.Namespace); err != nil {
 			return toHTTP(err)
 		}
 		if v := q.Get("tail"); v != "" {

@@ -13,13 +13,13 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/gateway/internal/procs"
-	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/gateway/internal/secrets"
 	"github.com/aigw/aigw/internal/web"
 )
 
-// Functions is what the function routes need (registry.Registry).
+// Functions is what the function routes need (fnregistry.Registry).
 type Functions interface {
 	Deploy(ctx context.Context, d types.FunctionDeployment) error
 	Update(ctx context.Context, d types.FunctionDeployment) error
@@ -27,7 +27,7 @@ type Functions interface {
 	Scale(ctx context.Context, name string, replicas int) error
 	Status(name string) (types.FunctionStatus, error)
 	List() []types.FunctionStatus
-	Lookup(name string) (*registry.Function, bool)
+	Lookup(name string) (*fnregistry.Function, bool)
 }
 
 // Secrets is what /system/secrets needs (secrets.Store).
@@ -67,9 +67,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 func toHTTP(err error) error {
 	status := 0
 	switch {
-	case errors.Is(err, registry.ErrInvalid), errors.Is(err, secrets.ErrInvalidName):
+	case errors.Is(err, fnregistry.ErrInvalid), errors.Is(err, secrets.ErrInvalidName):
 		status = http.StatusBadRequest
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, secrets.ErrNotFound):
+	case errors.Is(err, fnregistry.ErrNotFound), errors.Is(err, secrets.ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, secrets.ErrExists):
 		status = http.StatusConflict

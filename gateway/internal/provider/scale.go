@@ -6,7 +6,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
-	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -21,11 +21,11 @@ func MakeScaleHandler(d Deps) http.HandlerFunc {
 		if req.ServiceName != "" && req.ServiceName != name {
 			return web.New(http.StatusBadRequest, fmt.Sprintf("serviceName %q does not match the path's %q", req.ServiceName, name), nil)
 		}
-		if err := registry.ValidNamespace(req.Namespace); err != nil {
+		if err := fnregistry.ValidNamespace(req.Namespace); err != nil {
 			return toHTTP(err)
 		}
-		if req.Replicas > registry.MaxReplicas {
-			return web.New(http.StatusBadRequest, fmt.Sprintf("replicas %d: at most %d", req.Replicas, registry.MaxReplicas), nil)
+		if req.Replicas > fnregistry.MaxReplicas {
+			return web.New(http.StatusBadRequest, fmt.Sprintf("replicas %d: at most %d", req.Replicas, fnregistry.MaxReplicas), nil)
 		}
 		if err := d.Functions.Scale(r.Context(), name, int(req.Replicas)); err != nil {
 			return toHTTP(err)

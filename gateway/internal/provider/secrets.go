@@ -6,8 +6,8 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/gateway/internal/procs"
-	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -18,7 +18,7 @@ import (
 func MakeSecretsHandler(d Deps) http.HandlerFunc {
 	return web.HandleNegotiated(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method == http.MethodGet {
-			if err := registry.ValidNamespace(r.URL.Query().Get("namespace")); err != nil {
+			if err := fnregistry.ValidNamespace(r.URL.Query().Get("namespace")); err != nil {
 				return toHTTP(err)
 			}
 			names, err := d.Secrets.List()
@@ -35,7 +35,7 @@ func MakeSecretsHandler(d Deps) http.HandlerFunc {
 		if err := decode(w, r, &s); err != nil {
 			return err
 		}
-		if err := registry.ValidNamespace(s.Namespace); err != nil {
+		if err := fnregistry.ValidNamespace(s.Namespace); err != nil {
 			return toHTTP(err)
 		}
 		value := s.RawValue

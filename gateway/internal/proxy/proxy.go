@@ -21,14 +21,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/gateway/internal/procs"
-	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/internal/web"
 )
 
 // Functions finds a deployed function.
 type Functions interface {
-	Lookup(name string) (*registry.Function, bool)
+	Lookup(name string) (*fnregistry.Function, bool)
 }
 
 var (
@@ -105,7 +105,7 @@ func New(fns Functions, timeout time.Duration, metrics *Metrics, log *slog.Logge
 		FlushInterval: 0, // event streams and unsized bodies still flush at once (httputil)
 		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			web.WriteNegotiated(w, r, log, upstreamError(r.Context(), r.Context().Value(fnKey{}).(*registry.Function).Name(), err))
+			web.WriteNegotiated(w, r, log, upstreamError(r.Context(), r.Context().Value(fnKey{}).(*fnregistry.Function).Name(), err))
 		},
 	}
 	return p
@@ -118,7 +118,7 @@ func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
 func SplitName(s string) (string, error) {
 	name, ns, found := strings.Cut(s, ".")
 	if found {
-		if err := registry.ValidNamespace(ns); err != nil {
+		if err := fnregistry.ValidNamespace(ns); err != nil {
 			return "", err
 		}
 	}
@@ -220,7 +220,7 @@ func upstreamError(ctx context.Context, name string, err error) *web.Error {
 type roundTripper struct{ p *Proxy }
 
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	f := req.Context().Value(fnKey{}).(*registry.Function)
+	f := req.Context().Value(fnKey{}).(*fnregistry.Function)
 	if req.Body != nil && req.Body != http.NoBody {
 		// The transport closes the body on a failed dial; keep it for the next replica.
 		req.Body = io.NopCloser(req.Body)

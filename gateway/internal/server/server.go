@@ -23,10 +23,10 @@ import (
 	"github.com/aigw/aigw/gateway/internal/async"
 	"github.com/aigw/aigw/gateway/internal/config"
 	"github.com/aigw/aigw/gateway/internal/cron"
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/gateway/internal/procs"
 	"github.com/aigw/aigw/gateway/internal/provider"
 	"github.com/aigw/aigw/gateway/internal/proxy"
-	"github.com/aigw/aigw/gateway/internal/registry"
 	"github.com/aigw/aigw/gateway/internal/secrets"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -51,7 +51,7 @@ type Options struct {
 type Gateway struct {
 	cfg   config.Config
 	log   *slog.Logger
-	reg   *registry.Registry
+	reg   *fnregistry.Registry
 	proxy *proxy.Proxy
 	queue *async.Queue
 	rdb   redis.UniversalClient
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 		po.FailureThreshold = cfg.HealthFailureThreshold
 	}
 	po.Logger = log
-	g.reg, err = registry.New(registry.Options{
+	g.reg, err = fnregistry.New(fnregistry.Options{
 		BinDir: cfg.BinDir, StateDir: cfg.StateDir, ReadyTimeout: cfg.ReadyTimeout,
 		DrainTimeout: cfg.UpstreamTimeout, Procs: po, Secrets: store, Logger: log,
 		OnChange: func() { g.cron.Sync(g.reg.List()) },
@@ -193,7 +193,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 func (g *Gateway) Addr() string { return g.ln.Addr().String() }
 
 // Registry is the gateway's functions.
-func (g *Gateway) Registry() *registry.Registry { return g.reg }
+func (g *Gateway) Registry() *fnregistry.Registry { return g.reg }
 
 // Queue is the async queue, nil without Redis.
 func (g *Gateway) Queue() *async.Queue { return g.queue }

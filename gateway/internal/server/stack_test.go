@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/aigw/aigw/gateway/internal/cron"
-	"github.com/aigw/aigw/gateway/internal/registry"
+	"github.com/aigw/aigw/gateway/internal/fnregistry"
 )
 
 // stackFile is the part of OpenFaaS's stack format that stack.yml uses.
@@ -71,10 +71,10 @@ func TestStackYML(t *testing.T) {
 		if !slices.Equal(fn.Secrets, secrets) {
 			t.Errorf("%s secrets %v, want %v", name, fn.Secrets, secrets)
 		}
-		if fn.Labels[registry.LabelScaleMin] == "" || fn.Limits.Memory == "" || fn.Limits.CPU == "" {
+		if fn.Labels[fnregistry.LabelScaleMin] == "" || fn.Limits.Memory == "" || fn.Limits.CPU == "" {
 			t.Errorf("%s: scale.min label and limits wanted: %+v", name, fn)
 		}
-		if err := registry.ValidName(name); err != nil {
+		if err := fnregistry.ValidName(name); err != nil {
 			t.Error(err)
 		}
 		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -82,7 +82,7 @@ func TestStackYML(t *testing.T) {
 		}
 		for _, version := range []string{"latest", "1.2.3"} {
 			image := envsubst.ReplaceAllString(fn.Image, version)
-			got, err := registry.ImageBinary(bin, image)
+			got, err := fnregistry.ImageBinary(bin, image)
 			if err != nil || got != filepath.Join(bin, name) {
 				t.Errorf("%s resolves to %q, %v", image, got, err)
 			}

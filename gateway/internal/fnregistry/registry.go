@@ -1,8 +1,8 @@
-// Package registry holds the gateway's deployed functions: it validates a
+// Package fnregistry holds the gateway's deployed functions: it validates a
 // FunctionDeployment, resolves its image to a local executable, runs it through
 // procs, replaces it on update without dropping requests, and persists the
 // deployments so a restarted gateway brings its functions back.
-package registry
+package fnregistry
 
 import (
 	"context"

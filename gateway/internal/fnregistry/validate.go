@@ -1,4 +1,4 @@
-package registry
+package fnregistry
 
 import (
 	"errors"
