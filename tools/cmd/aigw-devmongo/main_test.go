@@ -5,7 +5,11 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestParseConfig(t *testing.T) {
 	for name, tc := range map[string]struct {
