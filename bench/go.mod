@@ -11,6 +11,8 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 )
 
+require go.uber.org/goleak v1.3.0 // indirect
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/go-chi/chi/v5 v5.5.0 // indirect
