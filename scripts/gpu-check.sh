@@ -2,7 +2,7 @@
 # The GPU device check, in one call: what needs a real NVIDIA GPU and cannot
 # run in CI. Two halves:
 #
-#   scripts/gpu-check.sh build   here: builds bin/gpu-check/runtime.test (the
+#   scripts/gpu-check.sh build   here: builds bin/gpu-check/runner.test (the
 #                                worker runtime's tests with -tags gpu)
 #   scripts/gpu-check.sh run     on the GPU machine (root, repository root, the
 #                                built bin/gpu-check carried there): finds the
@@ -19,8 +19,8 @@ out=bin/gpu-check
 case "${1:-}" in
 build)
 	mkdir -p "$out"
-	(cd worker && go test -c -tags gpu -o "../$out/runtime.test" ./internal/runtime)
-	echo "gpu-check: built $out/runtime.test"
+	(cd worker && go test -c -tags gpu -o "../$out/runner.test" ./internal/runner)
+	echo "gpu-check: built $out/runner.test"
 	;;
 run)
 	nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -40,8 +40,8 @@ run)
 	algos=$(mktemp -d /tmp/aigw-gpu-algorithms.XXXXXX)
 	cp -r algorithms/. "$algos/"
 	chmod -R a+rX "$algos"
-	cd worker/internal/runtime
-	AIGW_GPU_ALGORITHMS="$algos" AIGW_GPU_PYTHON="$py" "../../../$out/runtime.test" -test.run 'TestGPU' -test.v -test.count=1
+	cd worker/internal/runner
+	AIGW_GPU_ALGORITHMS="$algos" AIGW_GPU_PYTHON="$py" "../../../$out/runner.test" -test.run 'TestGPU' -test.v -test.count=1
 	;;
 *)
 	echo "usage: scripts/gpu-check.sh build|run" >&2

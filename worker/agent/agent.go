@@ -26,7 +26,7 @@ import (
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gang"
 	"github.com/aigw/aigw/worker/internal/metrics"
-	"github.com/aigw/aigw/worker/internal/runtime"
+	"github.com/aigw/aigw/worker/internal/runner"
 )
 
 // Causes of a run being stopped from outside (context.Cause of its context).
@@ -81,7 +81,7 @@ type Agent struct {
 	d       Deps
 	version string
 	log     *slog.Logger
-	runner  *runtime.Runner
+	runner  *runner.Runner
 	gang    *gang.Gang
 	ctl     *queue.Consumer // acks, extends, requeues (the taking consumer is the loop's own)
 	ctlMu   sync.Mutex
@@ -144,9 +144,9 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 	return &Agent{
 		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool), log: log,
 		lc: lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}),
-		runner: &runtime.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
+		runner: &runner.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
 			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs),
-			Limits: runtime.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
+			Limits: runner.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
 		gpus: gpus, gpuBusy: make([]bool, len(gpus)),
 		held: map[string]held{}, runs: map[string]*run{}, freed: make(chan struct{}, 1),
 	}, nil
@@ -154,11 +154,11 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 
 // runAs is the runtime's credential for the configured run user (nil: the
 // worker's own).
-func runAs(u *config.RunAs) *runtime.Credential {
+func runAs(u *config.RunAs) *runner.Credential {
 	if u == nil {
 		return nil
 	}
-	return &runtime.Credential{UID: u.UID, GID: u.GID}
+	return &runner.Credential{UID: u.UID, GID: u.GID}
 }
 
 // Slots is the number of runs the agent takes at once.

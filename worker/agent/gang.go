@@ -14,7 +14,7 @@ import (
 	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/worker/internal/gang"
-	"github.com/aigw/aigw/worker/internal/runtime"
+	"github.com/aigw/aigw/worker/internal/runner"
 )
 
 // gangEnv is the rendezvous environment of one member.
@@ -102,7 +102,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	rctx, stopRank0 := context.WithCancelCause(ctx)
 	defer stopRank0(nil)
 	type outcome struct {
-		res   runtime.Result
+		res   runner.Result
 		cause error
 	}
 	own := make(chan outcome, 1)
@@ -127,7 +127,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 		case <-tick.C:
 		}
 		if mine != nil && failed == nil && time.Now().After(overall) {
-			failed = &gang.MemberResult{Code: runtime.CodeTimeout, Message: "did not report within the execution timeout"}
+			failed = &gang.MemberResult{Code: runner.CodeTimeout, Message: "did not report within the execution timeout"}
 			failedRank = -1
 			continue
 		}
@@ -158,10 +158,10 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 		cause = context.Cause(ctx)
 	}
 	if failed != nil && cause == nil {
-		res.Err = &runtime.Failure{Code: failed.Code, Message: fmt.Sprintf("gang member rank %d: %s", failedRank, failed.Message),
+		res.Err = &runner.Failure{Code: failed.Code, Message: fmt.Sprintf("gang member rank %d: %s", failedRank, failed.Message),
 			Retryable: job.RetryableCode(failed.Code)}
 		res.Output = nil
-	} else if res.Err != nil && res.Err.Code != runtime.CodeStopped {
+	} else if res.Err != nil && res.Err.Code != runner.CodeStopped {
 		res.Err.Message = "gang member rank 0: " + res.Err.Message
 	}
 	a.finish(ctx, d, j, res, cause)
@@ -344,17 +344,17 @@ func (a *Agent) runMember(ctx context.Context, r *gang.Reservation, rank int) {
 	}
 	j, err := a.d.Jobs.GetByID(ctx, r.JobID)
 	if err != nil {
-		report(gang.MemberResult{Code: runtime.CodeRuntime, Message: "read job record: " + err.Error()})
+		report(gang.MemberResult{Code: runner.CodeRuntime, Message: "read job record: " + err.Error()})
 		return
 	}
 	def, err := a.d.Algorithms.Get(ctx, j.Algorithm, j.Version)
 	if err != nil {
-		report(gang.MemberResult{Code: runtime.CodeRuntime, Message: "read algorithm: " + err.Error()})
+		report(gang.MemberResult{Code: runner.CodeRuntime, Message: "read algorithm: " + err.Error()})
 		return
 	}
 	gpus, ok := a.allocGPUs(def.Resources.GPUs)
 	if !ok {
-		report(gang.MemberResult{Code: runtime.CodeRuntime, Message: fmt.Sprintf("node %s has not %d free GPUs", a.cfg.Node, def.Resources.GPUs)})
+		report(gang.MemberResult{Code: runner.CodeRuntime, Message: fmt.Sprintf("node %s has not %d free GPUs", a.cfg.Node, def.Resources.GPUs)})
 		return
 	}
 	defer a.freeGPUs(gpus)

@@ -12,7 +12,7 @@ import (
 	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/worker/internal/artifacts"
-	"github.com/aigw/aigw/worker/internal/runtime"
+	"github.com/aigw/aigw/worker/internal/runner"
 )
 
 // handle takes a delivery from its record's state to running (or to the end),
@@ -245,14 +245,14 @@ func (a *Agent) poolHasGPUs(ctx context.Context, n int) bool {
 // attempt runs one attempt (or gang member) and returns its result and, when it
 // was stopped from outside, the cause. dp is nil for gang members (no delivery).
 func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition,
-	gpus []int, env map[string]string, dp *dispatch, progress bool) (runtime.Result, error) {
+	gpus []int, env map[string]string, dp *dispatch, progress bool) (runner.Result, error) {
 	timeout := lifecycle.Timeout(j, def)
 	start := time.Now()
 	a.d.Metrics.JobsStarted.Inc()
 	if !d.EnqueuedAt.IsZero() {
 		a.d.Metrics.QueueWait.Observe(start.Sub(d.EnqueuedAt).Seconds())
 	}
-	hooks := runtime.Hooks{
+	hooks := runner.Hooks{
 		Logs: func(lines []string) {
 			if _, err := a.d.Events.Publish(ctx, j.ID, events.TypeLog, events.Log{Lines: lines, At: time.Now().UTC()}); err != nil {
 				a.log.Warn("publish log failed", "job_id", j.ID, "err", err)
@@ -279,13 +279,13 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 			}
 		}
 	}
-	res := a.runner.Run(ctx, runtime.Spec{JobID: j.ID, Attempt: j.Attempt, Input: j.Input, Def: def,
+	res := a.runner.Run(ctx, runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: j.Input, Def: def,
 		Timeout: timeout, GPUs: gpus, Env: env}, hooks)
 	if dp != nil {
 		a.publishRunning(ctx, dp) // the start failed: the stream still says running before the end
 	}
 	a.d.Metrics.RunSeconds.Observe(time.Since(start).Seconds())
-	if res.Err != nil && res.Err.Code == runtime.CodeStopped {
+	if res.Err != nil && res.Err.Code == runner.CodeStopped {
 		return res, context.Cause(ctx)
 	}
 	return res, nil
@@ -295,7 +295,7 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 // acknowledges, requeues or dead-letters the delivery as the lifecycle says.
 // A run whose lease was lost writes nothing: the job belongs to another
 // worker now.
-func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runtime.Result, cause error) {
+func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runner.Result, cause error) {
 	defer res.RemoveDir()
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -311,7 +311,7 @@ func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res ru
 
 // record writes the outcome of running attempt j; label is its JobsFinished
 // label.
-func (a *Agent) record(ctx context.Context, j *job.Job, res runtime.Result, cause error) (lifecycle.Outcome, string, error) {
+func (a *Agent) record(ctx context.Context, j *job.Job, res runner.Result, cause error) (lifecycle.Outcome, string, error) {
 	switch {
 	case errors.Is(cause, errLost):
 		a.log.Warn("lease lost: result dropped", "job_id", j.ID, "attempt", j.Attempt)
@@ -339,7 +339,7 @@ func (a *Agent) record(ctx context.Context, j *job.Job, res runtime.Result, caus
 
 // saveArtifacts stores the files a successful run wrote; a run whose files
 // cannot be stored fails (retryably unless they are over the limit).
-func (a *Agent) saveArtifacts(ctx context.Context, j *job.Job, res *runtime.Result) {
+func (a *Agent) saveArtifacts(ctx context.Context, j *job.Job, res *runner.Result) {
 	if res.Err != nil || res.OutputDir == "" {
 		return
 	}
@@ -347,9 +347,9 @@ func (a *Agent) saveArtifacts(ctx context.Context, j *job.Job, res *runtime.Resu
 	var tooLarge *artifacts.TooLargeError
 	switch {
 	case errors.As(err, &tooLarge):
-		res.Err = &runtime.Failure{Code: runtime.CodeBadOut, Message: err.Error()}
+		res.Err = &runner.Failure{Code: runner.CodeBadOut, Message: err.Error()}
 	case err != nil:
-		res.Err = &runtime.Failure{Code: runtime.CodeArtifact, Message: err.Error(), Retryable: true}
+		res.Err = &runner.Failure{Code: runner.CodeArtifact, Message: err.Error(), Retryable: true}
 	default:
 		res.Artifacts = arts
 	}

@@ -7,7 +7,7 @@
 // AIGW_INTERPRETERS, the run dropped to the unprivileged user, one GPU in
 // CUDA_VISIBLE_DEVICES.
 
-package runtime
+package runner
 
 import (
 	"context"

@@ -1,9 +1,9 @@
-// Package runtime runs one attempt of an algorithm: an exec runtime (a child
+// Package runner runs one attempt of an algorithm: an exec runtime (a child
 // process in its own process group: input on stdin, output on stdout, log and
 // progress on stderr, files in $AIGW_OUTPUT_DIR) or an http runtime (a POST to a
 // model server on the node). It knows nothing of queues or job records: the
 // agent turns a Result into a transition.
-package runtime
+package runner
 
 import (
 	"context"
