@@ -14,6 +14,7 @@ import (
 
 	"github.com/aigw/aigw/algorithms/internal/algotest"
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/testleak"
 )
 
 // blobs returns n points around each centre, spread by sd, shuffled.
@@ -205,7 +206,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testleak.Run(m))
 }
 
 // testCommand runs this test binary as aigw-kmeans with stdin in.
