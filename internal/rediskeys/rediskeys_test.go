@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/aigw/aigw/internal/testenv"
 )
 
 // The exact strings: keys are data on running clusters, so a change here is a
@@ -83,6 +85,20 @@ func TestKeysOfOneScriptShareOneHashTag(t *testing.T) {
 	// Shards of one pool spread: their tags differ.
 	if hashTag(QueueShard("p", 0).IDs) == hashTag(QueueShard("p", 1).IDs) {
 		t.Error("two shards of one pool share a hash tag")
+	}
+	// The cluster agrees: every key of a group is in its group's slot.
+	rdb := testenv.Redis(t)
+	ctx := t.Context()
+	for tag, keys := range groups {
+		want, err := rdb.ClusterKeySlot(ctx, "{"+tag+"}").Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT: %v", err)
+		}
+		for _, k := range keys {
+			if got, err := rdb.ClusterKeySlot(ctx, k).Result(); err != nil || got != want {
+				t.Errorf("key %s in slot %d (%v), want the slot %d of {%s}", k, got, err, want, tag)
+			}
+		}
 	}
 }
 
