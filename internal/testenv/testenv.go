@@ -8,6 +8,10 @@
 //
 // A test whose servers cannot be reached is skipped on a developer's machine, and
 // fails when CI=true or AIGW_REQUIRE_SERVICES=1: in CI nothing may silently skip.
+//
+// Beside it: internal/testwait (Eventually, Receive: waiting instead of deadline
+// loops and sleeps), internal/testlog (the test logger) and internal/testleak
+// (the goroutine-leak check each package's TestMain runs).
 package testenv
 
 import (
