@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	fnauth "github.com/aigw/aigw/functions/auth"
+	"github.com/aigw/aigw/functions/authfn"
 	"github.com/aigw/aigw/internal/logging"
 	"github.com/aigw/aigw/internal/testleak"
 )
@@ -85,7 +85,7 @@ func TestStackEnvironmentIsRead(t *testing.T) {
 	if _, err := logging.New(&bytes.Buffer{}, getenv, "auth", version); err != nil {
 		t.Errorf("stack.yml's %s: %v", logging.EnvLevel, err)
 	}
-	if _, err := fnauth.ReadConfig(getenv); err != nil {
+	if _, err := authfn.ReadConfig(getenv); err != nil {
 		t.Errorf("stack.yml's environment for auth: %v", err)
 	}
 	for k := range fn.Environment {

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/aigw/aigw/functions/auth"
-	"github.com/aigw/aigw/functions/auth/clients"
+	"github.com/aigw/aigw/functions/authfn"
+	"github.com/aigw/aigw/functions/authfn/clients"
 	"github.com/aigw/aigw/internal/logging"
 )
 
@@ -51,12 +51,12 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	}
 	switch cmd {
 	case "serve":
-		return auth.Serve(ctx, log, getenv)
+		return authfn.Serve(ctx, log, getenv)
 	case "version":
 		_, err := fmt.Fprintln(stdout, version)
 		return err
 	case "genkey":
-		pem, err := auth.GenerateKeyPEM()
+		pem, err := authfn.GenerateKeyPEM()
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 				list = append(list, s)
 			}
 		}
-		c, secret, err := auth.CreateClient(ctx, getenv, clients.Spec{Name: *name, Tenant: *tenant, Scopes: list})
+		c, secret, err := authfn.CreateClient(ctx, getenv, clients.Spec{Name: *name, Tenant: *tenant, Scopes: list})
 		if err != nil {
 			return fmt.Errorf("create-client: %w", err)
 		}

@@ -1,8 +1,8 @@
-// Package auth is the auth function: it issues access tokens to API clients
+// Package authfn is the auth function: it issues access tokens to API clients
 // (OAuth 2.0 client-credentials grant, RFC 6749 §4.4), publishes the public
 // keys that verify them (GET /.well-known/jwks.json) and lets an
 // administrator create, list and revoke clients.
-package auth
+package authfn
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package auth_test
+package authfn_test
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigw/aigw/functions/auth"
+	"github.com/aigw/aigw/functions/authfn"
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fnserve"
 )
@@ -16,26 +16,26 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestReadConfig(t *testing.T) {
 	t.Parallel()
-	c, err := auth.ReadConfig(env(nil))
+	c, err := authfn.ReadConfig(env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != (auth.Config{Issuer: "aigw", Audience: "aigw-api", TokenTTL: 15 * time.Minute, MongoDB: "aigw"}) {
+	if c != (authfn.Config{Issuer: "aigw", Audience: "aigw-api", TokenTTL: 15 * time.Minute, MongoDB: "aigw"}) {
 		t.Errorf("defaults = %+v", c)
 	}
-	c, err = auth.ReadConfig(env(map[string]string{"AIGW_ISSUER": "https://auth.example", "AIGW_AUDIENCE": "api",
+	c, err = authfn.ReadConfig(env(map[string]string{"AIGW_ISSUER": "https://auth.example", "AIGW_AUDIENCE": "api",
 		"AIGW_TOKEN_TTL": "1h", "AIGW_MONGO_DB": "aigw_prod"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != (auth.Config{Issuer: "https://auth.example", Audience: "api", TokenTTL: time.Hour, MongoDB: "aigw_prod"}) {
+	if c != (authfn.Config{Issuer: "https://auth.example", Audience: "api", TokenTTL: time.Hour, MongoDB: "aigw_prod"}) {
 		t.Errorf("overrides = %+v", c)
 	}
 	for _, bad := range []map[string]string{
 		{"AIGW_TOKEN_TTL": "15"}, {"AIGW_TOKEN_TTL": "25h"}, {"AIGW_TOKEN_TTL": "-1m"}, {"AIGW_TOKEN_TTL": "10s"},
 		{"AIGW_MONGO_DB": "a.b"}, {"AIGW_MONGO_DB": "a/b"}, {"AIGW_MONGO_DB": strings.Repeat("a", 64)},
 	} {
-		if _, err := auth.ReadConfig(env(bad)); err == nil {
+		if _, err := authfn.ReadConfig(env(bad)); err == nil {
 			t.Errorf("%v: accepted", bad)
 		}
 	}
@@ -54,11 +54,11 @@ func writeSecrets(t *testing.T, files map[string]string) fnserve.Config {
 
 func TestReadSecrets(t *testing.T) {
 	t.Parallel()
-	cur, _ := auth.GenerateKeyPEM()
-	prev, _ := auth.GenerateKeyPEM()
-	full := map[string]string{auth.SecretMongoURI: "mongodb://db:27017/\n", auth.SecretSigningKey: string(cur),
-		auth.SecretSigningKeyPrevious: string(prev), auth.SecretAdminToken: adminToken + "\n"}
-	s, err := auth.ReadSecrets(writeSecrets(t, full), env(nil))
+	cur, _ := authfn.GenerateKeyPEM()
+	prev, _ := authfn.GenerateKeyPEM()
+	full := map[string]string{authfn.SecretMongoURI: "mongodb://db:27017/\n", authfn.SecretSigningKey: string(cur),
+		authfn.SecretSigningKeyPrevious: string(prev), authfn.SecretAdminToken: adminToken + "\n"}
+	s, err := authfn.ReadSecrets(writeSecrets(t, full), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,24 +82,24 @@ func TestReadSecrets(t *testing.T) {
 		return m
 	}
 	// The previous key is optional; the MongoDB URI falls back to the env.
-	s, err = auth.ReadSecrets(writeSecrets(t, without(auth.SecretSigningKeyPrevious, nil)), env(nil))
+	s, err = authfn.ReadSecrets(writeSecrets(t, without(authfn.SecretSigningKeyPrevious, nil)), env(nil))
 	if err != nil || len(s.Keys) != 1 {
 		t.Errorf("no previous key: %d keys, %v", len(s.Keys), err)
 	}
-	s, err = auth.ReadSecrets(writeSecrets(t, without(auth.SecretMongoURI, nil)), env(map[string]string{"AIGW_MONGO_URI": "mongodb://local/"}))
+	s, err = authfn.ReadSecrets(writeSecrets(t, without(authfn.SecretMongoURI, nil)), env(map[string]string{"AIGW_MONGO_URI": "mongodb://local/"}))
 	if err != nil || s.MongoURI != "mongodb://local/" {
 		t.Errorf("env fallback: %q, %v", s.MongoURI, err)
 	}
 	for name, files := range map[string]map[string]string{
-		"no mongo uri":      without(auth.SecretMongoURI, nil),
-		"no signing key":    without(auth.SecretSigningKey, nil),
-		"no admin token":    without(auth.SecretAdminToken, nil),
-		"short admin token": without("", map[string]string{auth.SecretAdminToken: "short"}),
-		"bad signing key":   without("", map[string]string{auth.SecretSigningKey: "not a key"}),
-		"bad previous key":  without("", map[string]string{auth.SecretSigningKeyPrevious: "not a key"}),
-		"same key twice":    without("", map[string]string{auth.SecretSigningKeyPrevious: string(cur)}),
+		"no mongo uri":      without(authfn.SecretMongoURI, nil),
+		"no signing key":    without(authfn.SecretSigningKey, nil),
+		"no admin token":    without(authfn.SecretAdminToken, nil),
+		"short admin token": without("", map[string]string{authfn.SecretAdminToken: "short"}),
+		"bad signing key":   without("", map[string]string{authfn.SecretSigningKey: "not a key"}),
+		"bad previous key":  without("", map[string]string{authfn.SecretSigningKeyPrevious: "not a key"}),
+		"same key twice":    without("", map[string]string{authfn.SecretSigningKeyPrevious: string(cur)}),
 	} {
-		if _, err := auth.ReadSecrets(writeSecrets(t, files), env(nil)); err == nil {
+		if _, err := authfn.ReadSecrets(writeSecrets(t, files), env(nil)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

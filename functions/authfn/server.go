@@ -1,4 +1,4 @@
-package auth
+package authfn
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/aigw/aigw/functions/auth/clients"
+	"github.com/aigw/aigw/functions/authfn/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/web"

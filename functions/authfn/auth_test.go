@@ -1,4 +1,4 @@
-package auth_test
+package authfn_test
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/aigw/aigw/functions/auth"
-	"github.com/aigw/aigw/functions/auth/clients"
+	"github.com/aigw/aigw/functions/authfn"
+	"github.com/aigw/aigw/functions/authfn/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/testenv"
@@ -33,7 +33,7 @@ const (
 
 func newKey(t *testing.T) jwtauth.Key {
 	t.Helper()
-	pem, err := auth.GenerateKeyPEM()
+	pem, err := authfn.GenerateKeyPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +54,8 @@ type server struct {
 func startServer(t *testing.T, store *clients.Store, keys ...jwtauth.Key) *server {
 	t.Helper()
 	log := testlog.AtLevel(t, slog.LevelInfo)
-	h, err := auth.NewHandler(auth.Deps{Log: log, Clients: store, Keys: keys, AdminToken: adminToken,
-		Config: auth.Config{Issuer: testIssuer, Audience: testAudience, TokenTTL: 15 * time.Minute, MongoDB: "unused"}})
+	h, err := authfn.NewHandler(authfn.Deps{Log: log, Clients: store, Keys: keys, AdminToken: adminToken,
+		Config: authfn.Config{Issuer: testIssuer, Audience: testAudience, TokenTTL: 15 * time.Minute, MongoDB: "unused"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,21 +482,21 @@ func TestHealth(t *testing.T) {
 func TestNewHandlerRejectsBadDeps(t *testing.T) {
 	t.Parallel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	good := auth.Deps{Log: log, Clients: &clients.Store{}, Keys: []jwtauth.Key{newKey(t)}, AdminToken: adminToken,
-		Config: auth.Config{Issuer: "i", Audience: "a", TokenTTL: time.Minute}}
-	if _, err := auth.NewHandler(good); err != nil {
+	good := authfn.Deps{Log: log, Clients: &clients.Store{}, Keys: []jwtauth.Key{newKey(t)}, AdminToken: adminToken,
+		Config: authfn.Config{Issuer: "i", Audience: "a", TokenTTL: time.Minute}}
+	if _, err := authfn.NewHandler(good); err != nil {
 		t.Fatalf("good deps: %v", err)
 	}
-	for name, f := range map[string]func(d *auth.Deps){
-		"no keys":           func(d *auth.Deps) { d.Keys = nil },
-		"short admin token": func(d *auth.Deps) { d.AdminToken = "short" },
-		"no clients":        func(d *auth.Deps) { d.Clients = nil },
-		"no issuer":         func(d *auth.Deps) { d.Config.Issuer = "" },
-		"duplicate kids":    func(d *auth.Deps) { d.Keys = []jwtauth.Key{d.Keys[0], d.Keys[0]} },
+	for name, f := range map[string]func(d *authfn.Deps){
+		"no keys":           func(d *authfn.Deps) { d.Keys = nil },
+		"short admin token": func(d *authfn.Deps) { d.AdminToken = "short" },
+		"no clients":        func(d *authfn.Deps) { d.Clients = nil },
+		"no issuer":         func(d *authfn.Deps) { d.Config.Issuer = "" },
+		"duplicate kids":    func(d *authfn.Deps) { d.Keys = []jwtauth.Key{d.Keys[0], d.Keys[0]} },
 	} {
 		d := good
 		f(&d)
-		if _, err := auth.NewHandler(d); err == nil {
+		if _, err := authfn.NewHandler(d); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

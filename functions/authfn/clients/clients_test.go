@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigw/aigw/functions/auth/clients"
+	"github.com/aigw/aigw/functions/authfn/clients"
 	"github.com/aigw/aigw/internal/testenv"
 )
 

@@ -1,4 +1,4 @@
-package auth_test
+package authfn_test
 
 import (
 	"net/http"
@@ -8,8 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/aigw/aigw/functions/auth"
-	"github.com/aigw/aigw/functions/auth/clients"
+	"github.com/aigw/aigw/functions/authfn"
+	"github.com/aigw/aigw/functions/authfn/clients"
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/testenv"
 )
@@ -83,7 +83,7 @@ func TestOperatorScopeNeverGoesToClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	if otr.Scope != jwtauth.ScopeAlgorithmsAdmin || !oc.HasScope(jwtauth.ScopeAlgorithmsAdmin) || oc.HasScope(jwtauth.ScopeJobsRead) ||
-		oc.Tenant != jwtauth.OperatorTenant || oc.Subject != auth.OperatorSubject {
+		oc.Tenant != jwtauth.OperatorTenant || oc.Subject != authfn.OperatorSubject {
 		t.Errorf("operator token: %+v, claims %+v", otr, oc)
 	}
 }
