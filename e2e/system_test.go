@@ -33,6 +33,8 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testleak"
+	"github.com/aigw/aigw/internal/testwait"
 	"github.com/aigw/aigw/internal/webhook"
 )
 
@@ -58,7 +60,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	buildErr = build(dir)
-	code := m.Run()
+	code := testleak.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -158,17 +160,6 @@ func run(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func up(t *testing.T) *system {
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -206,7 +197,7 @@ func up(t *testing.T) *system {
 		"AIGW_GATEWAY_STATE_DIR=" + state, "AIGW_REDIS_ADDRS=" + redisAddrs,
 		// The async test's callback receiver listens on 127.0.0.1: allowed as an operator would.
 		"AIGW_WEBHOOK_ALLOWED_NETS=127.0.0.0/8"}, filepath.Join(binDir, "aigw-gateway"))
-	waitFor(t, "the gateway", 20*time.Second, func() bool { return get(s.gateway+"/healthz") == http.StatusOK })
+	testwait.Eventually(t, 20*time.Second, func() bool { return get(s.gateway+"/healthz") == http.StatusOK }, "the gateway")
 	s.user = strings.TrimSpace(readFile(t, filepath.Join(state, "auth", "basic-auth-user")))
 	s.password = strings.TrimSpace(readFile(t, filepath.Join(state, "auth", "basic-auth-password")))
 	u, _ := url.Parse(s.gateway)
@@ -325,11 +316,12 @@ type jobView struct {
 func (s *system) waitState(id, want string, d time.Duration) jobView {
 	s.t.Helper()
 	var j jobView
-	waitFor(s.t, "job "+id+" "+want, d, func() bool {
+	testwait.Eventually(s.t, d, func() bool {
 		j = jobView{}
 		s.api("GET", "/v1/jobs/"+id, nil, &j)
 		return j.State == want
-	})
+	}, "job %s %s", id, want)
+
 	return j
 }
 
@@ -378,17 +370,19 @@ func TestWholeSystem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "auth-copy ready", 30*time.Second, func() bool {
+		testwait.Eventually(t, 30*time.Second, func() bool {
 			st, err := s.sdk.GetFunction(ctx, "auth-copy", "")
 			return err == nil && st.AvailableReplicas == 1
-		})
+		}, "auth-copy ready")
+
 		if err := s.sdk.ScaleFunction(ctx, "auth-copy", "", 2); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "auth-copy at 2 replicas", 30*time.Second, func() bool {
+		testwait.Eventually(t, 30*time.Second, func() bool {
 			st, err := s.sdk.GetFunction(ctx, "auth-copy", "")
 			return err == nil && st.AvailableReplicas == 2
-		})
+		}, "auth-copy at 2 replicas")
+
 		if get(s.gateway+"/function/auth-copy/.well-known/jwks.json") != http.StatusOK {
 			t.Fatal("auth-copy does not serve")
 		}
@@ -521,10 +515,11 @@ func TestWholeSystem(t *testing.T) {
 		if err := s.sdk.ScaleFunction(ctx, "router", "", 2); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "router at 2 replicas", 30*time.Second, func() bool {
+		testwait.Eventually(t, 30*time.Second, func() bool {
 			st, err := s.sdk.GetFunction(ctx, "router", "")
 			return err == nil && st.AvailableReplicas == 2
-		})
+		}, "router at 2 replicas")
+
 		before := pidsOf(filepath.Join(binDir, "router"))
 		if len(before) != 2 {
 			t.Fatalf("router processes: %v", before)
@@ -567,11 +562,12 @@ func TestWholeSystem(t *testing.T) {
 		if failed.Load() != 0 || ok.Load() < 10 {
 			t.Fatalf("while a replica was killed: %d ok, %d failed", ok.Load(), failed.Load())
 		}
-		waitFor(t, "router back at 2 replicas", 30*time.Second, func() bool {
+		testwait.Eventually(t, 30*time.Second, func() bool {
 			st, err := s.sdk.GetFunction(ctx, "router", "")
 			after := pidsOf(filepath.Join(binDir, "router"))
 			return err == nil && st.AvailableReplicas == 2 && len(after) == 2 && !contains(after, before[0])
-		})
+		}, "router back at 2 replicas")
+
 		t.Logf("%d requests succeeded while a replica was killed and restarted", ok.Load())
 	})
 }

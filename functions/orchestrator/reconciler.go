@@ -102,7 +102,7 @@ func (r *Reconciler) check(ctx context.Context, jobs []job.Job, res *ReconcileRe
 			return err
 		}
 		res.Enqueued++
-		r.Log.InfoContext(ctx, "queued job was missing from its stream; enqueued again", "job", cur.ID, "pool", cur.Pool)
+		r.Log.InfoContext(ctx, "queued job was missing from its stream; enqueued again", "job_id", cur.ID, "pool", cur.Pool)
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ func (a *api) jobEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		evs, err = a.readQuiet(ctx, j.ID, after, a.Heartbeat, block)
 		if err != nil {
-			a.log.WarnContext(ctx, "event stream ended", "job", j.ID, "err", err)
+			a.log.WarnContext(ctx, "event stream ended", "job_id", j.ID, "err", err)
 			return nil
 		}
 		if evs == nil && !finished {
@@ -188,7 +188,7 @@ func (a *api) waitFinished(ctx context.Context, tenant, id string, d time.Durati
 			return nil // the client went away
 		}
 		if err != nil {
-			a.log.WarnContext(ctx, "wait for job ended early", "job", id, "err", err)
+			a.log.WarnContext(ctx, "wait for job ended early", "job_id", id, "err", err)
 			return nil
 		}
 		for _, e := range evs {
@@ -198,7 +198,7 @@ func (a *api) waitFinished(ctx context.Context, tenant, id string, d time.Durati
 			}
 			j, err := a.Jobs.Get(ctx, tenant, id)
 			if err != nil {
-				a.log.WarnContext(ctx, "finished job not read", "job", id, "err", err)
+				a.log.WarnContext(ctx, "finished job not read", "job_id", id, "err", err)
 				return nil
 			}
 			if j.State.Terminal() {

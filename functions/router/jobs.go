@@ -134,7 +134,7 @@ func (a *api) queuePosition(ctx context.Context, j *job.Job) *int64 {
 	}
 	st, err := a.Queue.Stats(ctx, j.Pool)
 	if err != nil {
-		a.log.WarnContext(ctx, "queue position unknown", "job", j.ID, "pool", j.Pool, "err", err)
+		a.log.WarnContext(ctx, "queue position unknown", "job_id", j.ID, "pool", j.Pool, "err", err)
 		return nil
 	}
 	var n int64

@@ -367,7 +367,7 @@ func (e *Engine) cancelJobs(ctx context.Context, tenant string, ids []string) {
 	for _, id := range ids {
 		_, err := e.submit.Cancel(ctx, tenant, id)
 		if err != nil && !errors.Is(err, jobstore.ErrConflict) {
-			e.log.WarnContext(ctx, "pipeline step job not canceled", "job", id, "err", err)
+			e.log.WarnContext(ctx, "pipeline step job not canceled", "job_id", id, "err", err)
 		}
 	}
 }

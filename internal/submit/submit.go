@@ -160,7 +160,7 @@ func New(cfg Config) *Service {
 //
 // Errors: ErrUnknownAlgorithm, *InputError, ErrInvalid,
 // ErrIdempotencyKeyReused, and
-// jobstore.ErrUnavailable or a Redis error when a backing server fails before
+// mongoconn.ErrUnavailable or a Redis error when a backing server fails before
 // the job is recorded.
 func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, error) {
 	if req.Tenant == "" {
@@ -215,7 +215,7 @@ func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, erro
 	defer cancel()
 	if created {
 		if _, err := s.cfg.Events.PublishState(rctx, out); err != nil {
-			s.log.WarnContext(ctx, "queued event not published", "job", out.ID, "err", err)
+			s.log.WarnContext(ctx, "queued event not published", "job_id", out.ID, "err", err)
 		}
 	}
 	s.enqueue(rctx, out)
@@ -304,7 +304,7 @@ func (s *Service) parseWebhook(ctx context.Context, raw string, evs []string) (*
 func (s *Service) enqueue(ctx context.Context, j *job.Job) {
 	if _, err := s.cfg.Queue.Enqueue(ctx, queue.MessageOf(j)); err != nil {
 		s.log.ErrorContext(ctx, "job recorded but not enqueued; the reconciler will enqueue it",
-			"job", j.ID, "pool", j.Pool, "err", err)
+			"job_id", j.ID, "pool", j.Pool, "err", err)
 	}
 }
 
@@ -338,7 +338,7 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, erro
 			// A worker that already took the queue entry skips a job whose
 			// cancel was requested.
 			if err := s.cfg.Events.RequestCancel(rctx, out.Job.ID); err != nil {
-				s.log.WarnContext(ctx, "cancel request not recorded", "job", out.Job.ID, "err", err)
+				s.log.WarnContext(ctx, "cancel request not recorded", "job_id", out.Job.ID, "err", err)
 			}
 			return out.Job, nil
 		default:

@@ -151,7 +151,7 @@ func TestAsyncCallbackGuard(t *testing.T) {
 		testwait.Eventually(t, 15*time.Second, func() bool {
 			n, _ := rdb.Exists(t.Context(), g.keys.Done(callID)).Result()
 			return n == 1
-		}, "%s", "the call finished")
+		}, "the call finished")
 
 		if n, _, _ := cb.count(callID); n != 0 {
 			t.Errorf("refused callback delivered %d times", n)
@@ -171,7 +171,7 @@ func TestAsyncCallbackGuard(t *testing.T) {
 			if status != http.StatusAccepted || callID == "" {
 				t.Fatalf("X-Callback-Url %s with 127.0.0.0/8 allowed: %d %s", u, status, body)
 			}
-			testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(callID); return n == 1 }, "%s", "callback to "+u)
+			testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(callID); return n == 1 }, "callback to %s", u)
 			if _, h, _ := cb.count(callID); h.Get("X-Function-Status") != "200" {
 				t.Errorf("callback headers %v", h)
 			}
@@ -190,7 +190,7 @@ func TestAsyncCallbackGuard(t *testing.T) {
 		}
 		testwait.Eventually(t, 15*time.Second, func() bool {
 			return strings.Contains(logs.String(), "callback failed; giving up")
-		}, "%s", "the redirected call given up")
+		}, "the redirected call given up")
 
 		if n, _, _ := cb.count(callID); n != 0 {
 			t.Errorf("redirect followed: %d callbacks at its target", n)

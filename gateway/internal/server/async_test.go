@@ -88,7 +88,7 @@ func TestAsyncInvoke(t *testing.T) {
 	if res.StatusCode != http.StatusAccepted || callID == "" {
 		t.Fatalf("async invoke: %d, X-Call-Id %q", res.StatusCode, callID)
 	}
-	testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(callID); return n == 1 }, "%s", "callback")
+	testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(callID); return n == 1 }, "callback")
 	_, h, body := cb.count(callID)
 	if h.Get("X-Function-Status") != "200" || h.Get("X-Duration-Seconds") == "" || !strings.Contains(body, `"query":"ms=700"`) {
 		t.Errorf("callback headers %v body %q", h, body)
@@ -161,7 +161,7 @@ func TestAsyncSurvivesGatewayRestart(t *testing.T) {
 			testwait.Eventually(t, 10*time.Second, func() bool {
 				n, _ := rdb.HGet(t.Context(), async.KeysFor(tag).Attempts, callID).Int()
 				return n >= 2
-			}, "%s", "two failed attempts")
+			}, "two failed attempts")
 
 			if err := first.g.Shutdown(t.Context()); err != nil {
 				t.Fatal(err)
@@ -177,7 +177,7 @@ func TestAsyncSurvivesGatewayRestart(t *testing.T) {
 				next = "gw-b" // another gateway: takes the call over after ClaimIdle
 			}
 			second := start(t, withConsumer(cfg, next), opts())
-			testwait.Eventually(t, 20*time.Second, func() bool { n, _, _ := cb.count(callID); return n >= 1 }, "%s", "callback after restart")
+			testwait.Eventually(t, 20*time.Second, func() bool { n, _, _ := cb.count(callID); return n >= 1 }, "callback after restart")
 			time.Sleep(1500 * time.Millisecond) // more than ClaimIdle: no second delivery
 			n, h, _ := cb.count(callID)
 			if n != 1 || h.Get("X-Function-Status") != "200" {
@@ -229,14 +229,14 @@ func TestAsyncRecoversLostStream(t *testing.T) {
 		return res.Header.Get("X-Call-Id")
 	}
 	first := call()
-	testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(first); return n == 1 }, "%s", "callback before the loss")
+	testwait.Eventually(t, 10*time.Second, func() bool { n, _, _ := cb.count(first); return n == 1 }, "callback before the loss")
 
 	stream := async.KeysFor(tag).Stream
 	if err := rdb.Del(t.Context(), stream).Err(); err != nil {
 		t.Fatal(err)
 	}
 	after := call()
-	testwait.Eventually(t, 15*time.Second, func() bool { n, _, _ := cb.count(after); return n >= 1 }, "%s", "callback of a call accepted after the stream was lost")
+	testwait.Eventually(t, 15*time.Second, func() bool { n, _, _ := cb.count(after); return n >= 1 }, "callback of a call accepted after the stream was lost")
 	time.Sleep(1500 * time.Millisecond) // more than ClaimIdle: no second delivery
 	if n, h, _ := cb.count(after); n != 1 || h.Get("X-Function-Status") != "200" {
 		t.Errorf("callbacks for %s: %d (status %s), want exactly 1 with 200", after, n, h.Get("X-Function-Status"))

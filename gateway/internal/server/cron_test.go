@@ -26,7 +26,7 @@ func TestCronFires(t *testing.T) {
 		}
 		return n
 	}
-	testwait.Eventually(t, 5*time.Second, func() bool { return ticks() >= 2 }, "%s", "two ticks")
+	testwait.Eventually(t, 5*time.Second, func() bool { return ticks() >= 2 }, "two ticks")
 	if err := b.client.DeleteFunction(t.Context(), name, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +55,6 @@ func TestCronSendsTheAuthSecret(t *testing.T) {
 			}
 		}
 		return false
-	}, "%s", "a tick with the token")
+	}, "a tick with the token")
 
 }

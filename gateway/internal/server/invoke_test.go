@@ -135,7 +135,7 @@ func TestCrashRestart(t *testing.T) {
 	testwait.Eventually(t, 10*time.Second, func() bool {
 		st, err := b.client.GetFunction(t.Context(), name, "")
 		return err == nil && st.AvailableReplicas == 2
-	}, "%s", "2 available replicas again")
+	}, "2 available replicas again")
 
 	restarted := false
 	for range 6 {
@@ -185,7 +185,7 @@ func TestUpdateWithoutDrops(t *testing.T) {
 	if err != nil || st.EnvVars["TESTFN_VERSION"] != "2" || st.AvailableReplicas != 1 {
 		t.Errorf("status after update: %+v %v", st, err)
 	}
-	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 1 }, "%s", "old replica stopped")
+	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 1 }, "old replica stopped")
 	if code, _ := b.client.Update(t.Context(), types.FunctionDeployment{Service: fnName("absent"), Image: testImage}); code != http.StatusNotFound {
 		t.Errorf("update of an unknown function: %d, want 404", code)
 	}
@@ -205,12 +205,12 @@ func TestRestartRestoresFunctions(t *testing.T) {
 	if err := first.g.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 0 }, "%s", "functions stopped with the gateway")
+	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 0 }, "functions stopped with the gateway")
 	second := start(t, cfg, Options{})
 	testwait.Eventually(t, 15*time.Second, func() bool {
 		st, err := second.client.GetFunction(t.Context(), name, "")
 		return err == nil && st.AvailableReplicas == 2 && st.Replicas == 2
-	}, "%s", "function restored")
+	}, "function restored")
 
 	if code, _ := second.get(name, "/"); code != 200 {
 		t.Errorf("restored function answered %d", code)
@@ -271,21 +271,21 @@ func TestHealthChecksAfterReady(t *testing.T) {
 			a, c = pids[0], pids[1]
 		}
 		return len(pids) == 2
-	}, "%s", "two replicas answering")
+	}, "two replicas answering")
 
 	setHealth(a, "sick")
 	testwait.Eventually(t, 5*time.Second, func() bool {
 		return available() == 1 && !seen(10)[a]
-	}, "%s", "the sick replica out of the rotation")
+	}, "the sick replica out of the rotation")
 
 	setHealth(c, "sick")
-	testwait.Eventually(t, 5*time.Second, func() bool { return available() == 0 }, "%s", "no replica available")
+	testwait.Eventually(t, 5*time.Second, func() bool { return available() == 0 }, "no replica available")
 	if pids := seen(10); len(pids) == 0 {
 		t.Fatal("no request reached a replica") // pidOf fails first on a gateway 503
 	}
 	setHealth(a, "")
 	setHealth(c, "")
-	testwait.Eventually(t, 5*time.Second, func() bool { return available() == 2 && len(seen(10)) == 2 }, "%s", "both replicas back")
+	testwait.Eventually(t, 5*time.Second, func() bool { return available() == 2 && len(seen(10)) == 2 }, "both replicas back")
 
 	// A check answered within CheckTimeout passes, however slowly: 1.5 s
 	// answers for longer than two checks leave the replica serving.
@@ -296,10 +296,10 @@ func TestHealthChecksAfterReady(t *testing.T) {
 	}
 
 	setHealth(a, "hang")
-	testwait.Eventually(t, 15*time.Second, func() bool { return syscall.Kill(a, 0) == syscall.ESRCH }, "%s", "the hung replica killed")
+	testwait.Eventually(t, 15*time.Second, func() bool { return syscall.Kill(a, 0) == syscall.ESRCH }, "the hung replica killed")
 	testwait.Eventually(t, 10*time.Second, func() bool {
 		pids := seen(10)
 		return available() == 2 && len(pids) == 2 && pids[c] && !pids[a]
-	}, "%s", "a new process in its place")
+	}, "a new process in its place")
 
 }

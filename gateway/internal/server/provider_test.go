@@ -148,7 +148,7 @@ func TestProviderAPI(t *testing.T) {
 	testwait.Eventually(t, 10*time.Second, func() bool {
 		st, err := b.client.GetFunction(ctx, name, "")
 		return err == nil && st.Replicas == 3 && st.AvailableReplicas == 3
-	}, "%s", "3 available replicas")
+	}, "3 available replicas")
 
 	pids := map[string]bool{}
 	for range 9 {
@@ -172,7 +172,7 @@ func TestProviderAPI(t *testing.T) {
 	testwait.Eventually(t, 10*time.Second, func() bool {
 		code, _ := b.get(name, "/")
 		return code == 200
-	}, "%s", "1 available replica")
+	}, "1 available replica")
 
 	if err := b.client.ScaleFunction(ctx, "nope", "", 1); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("scale unknown: %v", err)
@@ -210,7 +210,7 @@ func TestProviderAPI(t *testing.T) {
 	if err := b.client.DeleteFunction(ctx, name, ""); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("delete twice: %v", err)
 	}
-	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 0 }, "%s", "processes gone")
+	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(name)) == 0 }, "processes gone")
 	if err := b.client.DeleteSecret(ctx, "api-key", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := b.client.GetFunction(t.Context(), sick, ""); err == nil {
 		t.Error("an unhealthy function was kept")
 	}
-	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(sick)) == 0 }, "%s", "unhealthy processes stopped")
+	testwait.Eventually(t, 5*time.Second, func() bool { return len(processesOf(sick)) == 0 }, "unhealthy processes stopped")
 
 	// Basic auth on /system/*, none on /function/*.
 	for _, c := range []struct{ user, pass string }{{"admin", "wrong"}, {"", ""}, {"root", b.pass}} {
