@@ -5,20 +5,12 @@ import (
 
 	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/envconf/envdoc"
-	"github.com/aigw/aigw/internal/logging"
 )
 
 // TestREADMEConfigTable: the README's configuration table lists for orchestrator
 // exactly the variables it reads (its config, and its logger's level).
 func TestREADMEConfigTable(t *testing.T) {
-	table, err := envdoc.ReadRepoTable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := envconf.Map(nil)
-	Read(r)
-	logging.ReadLevel(r)
-	if err := envdoc.Check(table, "orchestrator", r.Vars()); err != nil {
-		t.Error(err)
-	}
+	envdoc.CheckRepo(t, "orchestrator", func(r *envconf.Reader) {
+		Read(r)
+	})
 }

@@ -11,13 +11,7 @@ import (
 // gateway exactly the variables it reads.
 func TestREADMEConfigTable(t *testing.T) {
 	t.Parallel()
-	table, err := envdoc.ReadRepoTable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := envconf.Map(nil)
-	Read(r)
-	if err := envdoc.Check(table, "gateway", r.Vars()); err != nil {
-		t.Error(err)
-	}
+	envdoc.CheckRepo(t, "gateway", func(r *envconf.Reader) {
+		Read(r)
+	})
 }

@@ -12,6 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"testing"
+
+	"github.com/aigw/aigw/internal/envconf"
+	"github.com/aigw/aigw/internal/logging"
 )
 
 // Functions is what "functions" stands for in the table's "used by" column.
@@ -99,5 +103,23 @@ func ReadRepoTable() (map[string][]string, error) {
 			return nil, errors.New("no go.work above the working directory")
 		}
 		dir = parent
+	}
+}
+
+// CheckRepo is a binary's README test: read runs its start-up's readers on
+// an empty environment, and every variable they read must be in the
+// repository README's configuration table for binary, and every variable the
+// table lists for binary must be read (the logger's level included).
+func CheckRepo(t testing.TB, binary string, read func(*envconf.Reader)) {
+	t.Helper()
+	table, err := ReadRepoTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := envconf.Map(nil)
+	read(r)
+	logging.ReadLevel(r)
+	if err := Check(table, binary, r.Vars()); err != nil {
+		t.Error(err)
 	}
 }
