@@ -20,6 +20,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/job"
 )
 
 // resolve finds the program of an exec runtime, only where the worker's
@@ -88,7 +89,7 @@ func environ(s Spec, outDir string) []string {
 
 func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 	fail := func(code, format string, args ...any) Result {
-		res.Err = &Failure{Code: code, Message: fmt.Sprintf(format, args...), Retryable: code == CodeRuntime || code == CodeTimeout}
+		res.Err = &Failure{Code: code, Message: fmt.Sprintf(format, args...), Retryable: job.RetryableCode(code)}
 		return res
 	}
 	// One directory per run: the child's working directory, with the output

@@ -19,18 +19,16 @@ import (
 	"github.com/aigw/aigw/internal/job"
 )
 
-// Failure codes of an attempt.
+// Failure codes of an attempt: internal/job's, where every failure code and
+// its retryability are defined once.
 const (
-	CodeRuntime  = "runtime_error" // could not start, or exited non-zero: retried
-	CodeTimeout  = "timeout"       // ran past its execution timeout: retried
-	CodeBadOut   = "bad_output"    // output not JSON or over the limit: not retried
-	CodeHTTP     = "http_error"    // the model server answered non-2xx: 5xx retried, 4xx not
-	CodeStopped  = "stopped"       // stopped from outside (cancel, lost lease, shutdown): see context.Cause
-	CodeArtifact = "artifact_error"
-	// CodeNotAllowed: the definition names a program or directory outside the
-	// worker's algorithms and bin directories and allowed interpreters (an
-	// absolute path, "..", a PATH look-up): not retried.
-	CodeNotAllowed = "command_not_allowed"
+	CodeRuntime    = job.CodeRuntime    // could not start, or exited non-zero: retried
+	CodeTimeout    = job.CodeTimeout    // ran past its execution timeout: retried
+	CodeBadOut     = job.CodeBadOutput  // output not JSON or over the limit: not retried
+	CodeHTTP       = job.CodeHTTP       // the model server answered non-2xx: 5xx retried, 4xx not
+	CodeStopped    = job.CodeStopped    // stopped from outside (cancel, lost lease, shutdown): see context.Cause
+	CodeArtifact   = job.CodeArtifact   // the run's files could not be stored: retried
+	CodeNotAllowed = job.CodeNotAllowed // a program or directory outside the worker's allowed places: not retried
 )
 
 // Failure is why an attempt failed.
