@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 // A tick whose holder died mid-cycle (a restart, a failover) must not block
@@ -23,21 +25,14 @@ func TestTickRunsSoonAfterAHolderDiedMidCycle(t *testing.T) {
 	if s, err := b.svc.Tick(b.ctx); err != nil || !s.Skipped {
 		t.Fatalf("tick under a live lease = %+v, %v", s, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Eventually(t, 30*time.Second, func() bool {
 		s, err := b.svc.Tick(b.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !s.Skipped {
-			t.Logf("a tick ran %s after the holder died", time.Since(died).Round(100*time.Millisecond))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ticks still skipped %s after the holder died", time.Since(died))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return !s.Skipped
+	}, "a tick that runs after the holder died (ticks still skipped)")
+	t.Logf("a tick ran %s after the holder died", time.Since(died).Round(100*time.Millisecond))
 }
 
 // A holder that keeps working keeps its short lease; released, it is free.
@@ -118,13 +113,9 @@ func TestRunTickerReleasesTheLeaseOnShutdown(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); b.svc.RunTicker(ctx, 20*time.Millisecond) }()
 	// Stop it while it ticks: wait for a lease to be held, then cancel.
-	deadline := time.Now().Add(30 * time.Second)
-	for b.rdb.Exists(b.ctx, b.svc.ticker.lease.key).Val() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no tick took the lease")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Eventually(t, 30*time.Second, func() bool {
+		return b.rdb.Exists(b.ctx, b.svc.ticker.lease.key).Val() != 0
+	}, "a tick that takes the lease")
 	cancel()
 	<-stopped
 	if n := b.rdb.Exists(b.ctx, b.svc.ticker.lease.key).Val(); n != 0 {

@@ -27,6 +27,7 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
 	"github.com/aigw/aigw/internal/webhook"
 )
 
@@ -50,7 +51,7 @@ func setup(t *testing.T) *bundle {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	b := &bundle{ctx: ctx, db: testenv.MongoDB(t), rdb: testenv.Redis(t), issuer: authtest.NewIssuer(t),
-		pool: testenv.UniqueName(t, 50), log: slog.New(slog.NewTextHandler(t.Output(), nil))}
+		pool: testenv.UniqueName(t, 50), log: testlog.AtLevel(t, slog.LevelInfo)}
 	b.queue = queue.New(b.rdb, queue.Config{})
 	t.Cleanup(func() { _ = b.queue.Purge(context.Background(), b.pool) })
 	v, err := auth.NewVerifier(b.issuer.VerifierConfig())

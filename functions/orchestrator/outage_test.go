@@ -23,6 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/auth/authtest"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 // tcpProxy forwards connections to a real server until it is cut: then it
@@ -86,7 +87,7 @@ func TestMongoOutageIs503OnEveryRoute(t *testing.T) {
 	t.Cleanup(cancel)
 	// A database of its own (dropped at the end), reached through the proxy.
 	b := &bundle{ctx: ctx, db: testenv.MongoDB(t), rdb: testenv.Redis(t), issuer: authtest.NewIssuer(t),
-		pool: testenv.UniqueName(t, 50), log: slog.New(slog.NewTextHandler(t.Output(), nil))}
+		pool: testenv.UniqueName(t, 50), log: testlog.AtLevel(t, slog.LevelInfo)}
 	if _, _, err := algorithm.NewStore(b.db).Put(ctx, algorithm.Definition{Name: "echo", Version: "1.0.0", Pool: b.pool,
 		Runtime: algorithm.Runtime{Type: algorithm.Exec, Command: []string{"aigw-echo"}}}); err != nil {
 		t.Fatal(err)
