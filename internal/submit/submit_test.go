@@ -16,6 +16,7 @@ import (
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
 )
 
 type bundle struct {
@@ -48,17 +49,13 @@ func setup(t *testing.T) *bundle {
 	}
 	t.Cleanup(func() { _ = b.queue.Purge(context.Background(), b.pool) })
 	b.svc = New(Config{Jobs: b.jobs, Algorithms: b.algos, Queue: b.queue, Events: b.events,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+		Log: testlog.AtLevel(t, slog.LevelInfo)})
 	retries := 1
 	b.put(t, algorithm.Definition{Name: b.algo, Version: "1.0.0", Pool: b.pool,
 		Runtime:   algorithm.Runtime{Type: algorithm.Exec, Command: []string{"aigw-echo"}},
 		TimeoutMS: 30000, MaxRetries: &retries, InputSchema: json.RawMessage(echoSchema)})
 	return b
 }
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 func (b *bundle) put(t *testing.T, d algorithm.Definition) {
 	t.Helper()
