@@ -16,6 +16,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/testwait"
 	"github.com/aigw/aigw/worker/internal/gpu"
 )
 
@@ -354,23 +355,19 @@ func TestHeartbeatRegistration(t *testing.T) {
 	cfg := b.config("w1", 3)
 	cfg.Labels = map[string]string{"zone": "a"}
 	_, stop := b.worker(cfg, nil)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Eventually(t, 5*time.Second, func() bool {
 		ws, err := b.reg.Workers(context.Background(), b.pool)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ws) == 1 {
-			if w := ws[0]; w.Node != "w1" || w.Slots != 3 || w.Labels["zone"] != "a" || w.ExpiresAt.Sub(w.HeartbeatAt) != 2*cfg.Heartbeat {
-				t.Fatalf("registered %+v", w)
-			}
-			break
+		if len(ws) != 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("worker never registered")
+		if w := ws[0]; w.Node != "w1" || w.Slots != 3 || w.Labels["zone"] != "a" || w.ExpiresAt.Sub(w.HeartbeatAt) != 2*cfg.Heartbeat {
+			t.Fatalf("registered %+v", w)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return true
+	}, "worker registered")
 	stop()
 	if ws, err := b.reg.Workers(context.Background(), b.pool); err != nil || len(ws) != 0 {
 		t.Fatalf("after a clean exit: %+v %v", ws, err)

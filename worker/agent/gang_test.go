@@ -11,6 +11,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 type assignment struct {
@@ -122,20 +123,16 @@ func TestGangMemberFailureFailsTheGang(t *testing.T) {
 	for range 4 {
 		ids = append(ids, b.submit("echo", `{"message":"x","sleep_ms":1500}`, nil))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := 0
+	n := 0
+	if !testwait.Poll(10*time.Second, func() bool {
+		n = 0
 		for _, id := range ids {
 			if j, _ := b.jobs.GetByID(context.Background(), id); j.State == job.Running || j.State == job.Succeeded {
 				n++
 			}
 		}
-		if n == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of 4 slots free after the gang failed", n)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return n == 4
+	}) {
+		t.Fatalf("only %d of 4 slots free after the gang failed", n)
 	}
 }

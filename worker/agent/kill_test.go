@@ -14,7 +14,10 @@ import (
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 // TestWorkerSIGKILLTakeover kills a real aigw-worker process mid-run: after the
@@ -41,7 +44,7 @@ func TestWorkerSIGKILLTakeover(t *testing.T) {
 		"AIGW_BIN_DIR="+binDir, "AIGW_ALGORITHMS_DIR=testdata", "AIGW_HEARTBEAT=300ms", "AIGW_LEASE=2s",
 		"AIGW_NVIDIA_SMI=/nonexistent/nvidia-smi", "AIGW_WORK_DIR="+workDir)
 	stderr := &lockedBuffer{}
-	cmd.Stderr = io.MultiWriter(testWriter{t}, stderr)
+	cmd.Stderr = io.MultiWriter(testlog.Writer(t), stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,23 +54,23 @@ func TestWorkerSIGKILLTakeover(t *testing.T) {
 	id := b.submit("echo", `{"message":"survivor","sleep_ms":3000}`, nil)
 	// The worker process opens the stores this test has opened (their indexes
 	// exist): it must start on the dev store as on MongoDB.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		j, err := b.jobs.GetByID(context.Background(), id)
-		if err != nil {
+	var j *job.Job
+	if !testwait.Poll(60*time.Second, func() bool {
+		var err error
+		if j, err = b.jobs.GetByID(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
 		if j.State == job.Running && j.Worker == "w-killed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aigw-worker has not started the job in 60 s (state %s, worker %q); its log:\n%s", j.State, j.Worker, stderr)
+			return true
 		}
 		select {
 		case <-exited:
 			t.Fatalf("aigw-worker exited before taking the job; its log:\n%s", stderr)
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
+		return false
+	}) {
+		t.Fatalf("aigw-worker has not started the job in 60 s (state %s, worker %q); its log:\n%s", j.State, j.Worker, stderr)
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -78,22 +81,19 @@ func TestWorkerSIGKILLTakeover(t *testing.T) {
 	// The dead worker leaves the registry: its entry expires 2×heartbeat after
 	// its last beat (TestHeartbeatRegistration checks that exactly); here the
 	// polling gets room for a loaded machine.
-	for {
-		ws, err := b.reg.Workers(context.Background(), b.pool)
-		if err != nil {
+	var ws []registry.Worker
+	if !testwait.Poll(2*300*time.Millisecond+10*time.Second, func() bool {
+		var err error
+		if ws, err = b.reg.Workers(context.Background(), b.pool); err != nil {
 			t.Fatal(err)
 		}
-		if len(ws) == 0 {
-			break
-		}
-		if time.Since(killed) > 2*300*time.Millisecond+10*time.Second {
-			t.Fatalf("killed worker still registered after %s: %+v", time.Since(killed), ws)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return len(ws) == 0
+	}) {
+		t.Fatalf("killed worker still registered after %s: %+v", time.Since(killed), ws)
 	}
 
 	b.worker(b.config("w2", 1), nil)
-	j := b.waitState(id, 30*time.Second, job.Succeeded)
+	j = b.waitState(id, 30*time.Second, job.Succeeded)
 	if j.Attempt != 2 || j.Worker != "w2" || string(j.Output) != `{"message":"survivor"}` {
 		t.Fatalf("attempt %d worker %q output %s", j.Attempt, j.Worker, j.Output)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/testwait"
 	"github.com/aigw/aigw/worker/internal/metrics"
 )
 
@@ -71,23 +72,19 @@ func TestMetricsAndHealthOfARealAgent(t *testing.T) {
 		"aigw_worker_slots_busy 0",
 		"aigw_worker_gpus_busy 0",
 	}
-	deadline := time.Now().Add(5 * time.Second)
 	var missing []string
-	for {
-		_, body := httpGet(t, srv.URL+"/metrics")
+	var body string
+	if !testwait.Poll(5*time.Second, func() bool {
+		_, body = httpGet(t, srv.URL+"/metrics")
 		missing = missing[:0]
 		for _, want := range wants {
 			if !strings.Contains(body, want) {
 				missing = append(missing, want)
 			}
 		}
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics still lacks %q after 5 s:\n%s", missing, body)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(missing) == 0
+	}) {
+		t.Fatalf("/metrics still lacks %q after 5 s:\n%s", missing, body)
 	}
 	mu.Lock()
 	if len(dispatched) != 1 || dispatched[0].JobID != id || dispatched[0].Store <= 0 || !dispatched[0].Claimed ||
@@ -101,25 +98,24 @@ func TestMetricsAndHealthOfARealAgent(t *testing.T) {
 	b.waitState(sid, 15*time.Second, job.Running)
 	b.pid(sid)
 	cancel()
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		code, body := httpGet(t, srv.URL+"/healthz")
-		if code == http.StatusServiceUnavailable {
-			if !strings.Contains(body, "draining") {
-				t.Fatalf("healthz while draining: %q", body)
-			}
-			break
+	var code int
+	if !testwait.Poll(5*time.Second, func() bool {
+		code, body = httpGet(t, srv.URL+"/healthz")
+		if code != http.StatusServiceUnavailable {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz still %d after the stop", code)
+		if !strings.Contains(body, "draining") {
+			t.Fatalf("healthz while draining: %q", body)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return true
+	}) {
+		t.Fatalf("healthz still %d after the stop", code)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	done <- nil // for the deferred stop
-	_, body := httpGet(t, srv.URL+"/metrics")
+	_, body = httpGet(t, srv.URL+"/metrics")
 	if !strings.Contains(body, `aigw_worker_jobs_finished_total{outcome="handed_back"} 1`) {
 		t.Errorf("the handed-back run is not counted:\n%s", body)
 	}

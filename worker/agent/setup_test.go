@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
@@ -22,11 +25,12 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testleak"
+	"github.com/aigw/aigw/internal/testlog"
+	"github.com/aigw/aigw/internal/testwait"
 	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/metrics"
-	"github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // binDir holds aigw-echo and aigw-worker, built once by TestMain.
@@ -59,7 +63,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	return m.Run()
+	return testleak.Run(m)
 }
 
 // runDir is a work directory (AIGW_WORK_DIR) that the run user of a root
@@ -127,7 +131,7 @@ func (b *bundle) config(node string, slots int) config.Config {
 // for Run to return.
 func (b *bundle) worker(cfg config.Config, gpus []registry.GPU) (a *Agent, stop func()) {
 	b.t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{b.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := testlog.AtLevel(b.t, slog.LevelInfo)
 	a, err := New(cfg, Deps{Redis: b.rdb, Queue: b.q, Jobs: b.jobs, Algorithms: b.algos, Events: b.ev,
 		Registry: b.reg, Artifacts: b.arts, Metrics: metrics.New(), Log: log}, gpus, "test")
 	if err != nil {
@@ -147,13 +151,6 @@ func (b *bundle) worker(cfg config.Config, gpus []registry.GPU) (a *Agent, stop 
 	}
 	b.t.Cleanup(stop)
 	return a, stop
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // algo registers an exec algorithm of the bundle's pool.
@@ -195,20 +192,17 @@ func (b *bundle) submit(algo, input string, mod func(*job.Job)) string {
 // wait polls the record until cond holds, failing after timeout.
 func (b *bundle) wait(id string, timeout time.Duration, what string, cond func(*job.Job) bool) *job.Job {
 	b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		j, err := b.jobs.GetByID(context.Background(), id)
-		if err != nil {
+	var j *job.Job
+	if !testwait.Poll(timeout, func() bool {
+		var err error
+		if j, err = b.jobs.GetByID(context.Background(), id); err != nil {
 			b.t.Fatal(err)
 		}
-		if cond(j) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("job %s: not %s after %s: state %s attempt %d error %+v", id, what, timeout, j.State, j.Attempt, j.Error)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return cond(j)
+	}) {
+		b.t.Fatalf("job %s: not %s after %s: state %s attempt %d error %+v", id, what, timeout, j.State, j.Attempt, j.Error)
 	}
+	return j
 }
 
 func (b *bundle) waitState(id string, timeout time.Duration, s job.State) *job.Job {
@@ -219,31 +213,23 @@ func (b *bundle) waitState(id string, timeout time.Duration, s job.State) *job.J
 // pid reads the pid a sleeper recorded, waiting for it.
 func (b *bundle) pid(id string) int {
 	b.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var pid int
+	testwait.Eventually(b.t, 10*time.Second, func() bool {
 		data, err := os.ReadFile(filepath.Join(b.pidDir, id))
-		if err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-				return pid
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("job %s: no pid recorded", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+		return err == nil
+	}, "job %s: a pid recorded", id)
+	return pid
 }
 
 // gone waits until pid no longer exists.
 func gone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for syscall.Kill(pid, 0) != syscall.ESRCH {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d is still alive", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Eventually(t, 3*time.Second, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH },
+		"process %d gone (it is still alive)", pid)
 }
 
 // events returns the events of a job that has ended, waiting for its terminal
@@ -251,22 +237,22 @@ func gone(t *testing.T, pid int) {
 // a test that saw the record end can read the stream a moment too early.
 func (b *bundle) events(id string) []events.Event {
 	b.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, err := b.ev.Read(context.Background(), id, "", 1000, 0)
-		if err != nil {
+	var evs []events.Event
+	if !testwait.Poll(5*time.Second, func() bool {
+		var err error
+		if evs, err = b.ev.Read(context.Background(), id, "", 1000, 0); err != nil {
 			b.t.Fatal(err)
 		}
 		for _, e := range evs {
 			if e.Type == events.TypeState && stateOf(b.t, e).State.Terminal() {
-				return evs
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("job %s: no terminal state event after 5 s in %d events", id, len(evs))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		b.t.Fatalf("job %s: no terminal state event after 5 s in %d events", id, len(evs))
 	}
+	return evs
 }
 
 func stateOf(t *testing.T, e events.Event) events.State {
