@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestExecRunsOnlyWhatTheOperatorInstalled: a definition stored before
@@ -137,28 +136,5 @@ printf '{"uid":%s,"gid":%s,"groups":"%s","home":"%s"}' "$(id -u)" "$(id -g)" "$(
 	if err := os.Chmod(pids, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	script(t, dir, "stubborn", `trap '' TERM
-sleep 1000 &
-echo $! > "$PIDS/grandchild"
-echo $$ > "$PIDS/child"
-while :; do sleep 1; done
-`)
-	s := execSpec("stubborn")
-	s.Env = map[string]string{"PIDS": pids}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	done := make(chan Result, 1)
-	go func() { done <- r.Run(ctx, s, Hooks{}) }()
-	child, grandchild := readPid(t, filepath.Join(pids, "child")), readPid(t, filepath.Join(pids, "grandchild"))
-	cancel(context.Canceled)
-	select {
-	case res = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("stopped run did not return")
-	}
-	res.RemoveDir()
-	if res.Err == nil || res.Err.Code != CodeStopped {
-		t.Fatalf("err %+v", res.Err)
-	}
-	waitGone(t, child)
-	waitGone(t, grandchild)
+	stopKillsTheGroup(t, r, dir, pids)
 }

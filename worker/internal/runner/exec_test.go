@@ -271,9 +271,15 @@ func readPid(t *testing.T, path string) int {
 func TestExecStopKillsTheProcessGroup(t *testing.T) {
 	t.Parallel()
 	r, dir := execRunner(t)
-	pids := t.TempDir()
-	// The child ignores SIGTERM (so SIGKILL after the grace is needed) and
-	// leaves a grandchild that would outlive it.
+	stopKillsTheGroup(t, r, dir, t.TempDir())
+}
+
+// stopKillsTheGroup runs a child that ignores SIGTERM (so SIGKILL after the
+// grace is needed) and leaves a grandchild that would outlive it, writing
+// their pids into pids; stopping the run must return CodeStopped after the
+// kill grace, with both processes gone.
+func stopKillsTheGroup(t *testing.T, r *Runner, dir, pids string) {
+	t.Helper()
 	script(t, dir, "stubborn", `trap '' TERM
 sleep 1000 &
 echo $! > "$PIDS/grandchild"
@@ -291,15 +297,15 @@ while :; do sleep 1; done
 	var res Result
 	select {
 	case res = <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("stopped run did not return")
 	}
 	defer os.RemoveAll(res.Dir)
 	if res.Err == nil || res.Err.Code != CodeStopped {
 		t.Fatalf("err %+v", res.Err)
 	}
-	if d := time.Since(stopped); d < 150*time.Millisecond {
-		t.Fatalf("returned after %s: the kill grace was not given", d)
+	if d := time.Since(stopped); d < r.Limits.KillGrace*3/4 {
+		t.Fatalf("returned after %s: the kill grace (%s) was not given", d, r.Limits.KillGrace)
 	}
 	waitGone(t, child)
 	waitGone(t, grandchild)
