@@ -151,13 +151,7 @@ func (s *Stream) PublishState(ctx context.Context, j *job.Job) (string, error) {
 // for the beginning), waiting up to block for one when there is none yet
 // (block ≤ 0: do not wait). No events within block is nil, nil.
 func (s *Stream) Read(ctx context.Context, jobID, after string, count int64, block time.Duration) ([]Event, error) {
-	if after == "" {
-		after = "0"
-	}
-	if count <= 0 {
-		count = 100
-	}
-	args := &redis.XReadArgs{Streams: []string{Key(jobID), after}, Count: count, Block: -1}
+	args := readArgs(jobID, after, count)
 	if block > 0 {
 		args.Block = block
 	}
@@ -168,6 +162,23 @@ func (s *Stream) Read(ctx context.Context, jobID, after string, count int64, blo
 	if err != nil {
 		return nil, fmt.Errorf("read events of job %s: %w", jobID, err)
 	}
+	return eventsOf(res), nil
+}
+
+// readArgs is the non-blocking XREAD of up to count (default 100) events of
+// job jobID after event id after ("" for the beginning).
+func readArgs(jobID, after string, count int64) *redis.XReadArgs {
+	if after == "" {
+		after = "0"
+	}
+	if count <= 0 {
+		count = 100
+	}
+	return &redis.XReadArgs{Streams: []string{Key(jobID), after}, Count: count, Block: -1}
+}
+
+// eventsOf turns XREAD's answer into events.
+func eventsOf(res []redis.XStream) []Event {
 	var out []Event
 	for _, st := range res {
 		for _, m := range st.Messages {
@@ -176,7 +187,7 @@ func (s *Stream) Read(ctx context.Context, jobID, after string, count int64, blo
 			out = append(out, Event{ID: m.ID, Type: Type(t), Data: json.RawMessage(d)})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // ValidID reports whether id has the form of an event id (a stream entry id),

@@ -3,7 +3,6 @@ package events
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,18 +28,13 @@ type Gap struct {
 // (nil when none were), the events and the gap seen at one instant (one
 // MULTI on the job's slot), so a trim between the two cannot go unnoticed.
 func (s *Stream) ReadResume(ctx context.Context, jobID, after string, count int64) ([]Event, *Gap, error) {
-	if after == "" {
-		after = "0"
-	}
-	if count <= 0 {
-		count = 100
-	}
-	key := Key(jobID)
+	args := readArgs(jobID, after, count)
+	after = args.Streams[1] // as sent: "0" for the start
 	var info *redis.XInfoStreamCmd
 	var read *redis.XStreamSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		info = p.XInfoStream(ctx, key)
-		read = p.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: count, Block: -1})
+		info = p.XInfoStream(ctx, args.Streams[0])
+		read = p.XRead(ctx, args)
 		return nil
 	})
 	if err != nil && !noSuchKey(err) && !errors.Is(err, redis.Nil) {
@@ -50,14 +44,7 @@ func (s *Stream) ReadResume(ctx context.Context, jobID, after string, count int6
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, fmt.Errorf("read events of job %s: %w", jobID, err)
 	}
-	var out []Event
-	for _, st := range res {
-		for _, m := range st.Messages {
-			t, _ := m.Values["type"].(string)
-			d, _ := m.Values["data"].(string)
-			out = append(out, Event{ID: m.ID, Type: Type(t), Data: json.RawMessage(d)})
-		}
-	}
+	out := eventsOf(res)
 	st, err := info.Result()
 	switch {
 	case noSuchKey(err):

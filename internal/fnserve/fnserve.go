@@ -32,13 +32,6 @@ type Config struct {
 	ShutdownGrace time.Duration
 }
 
-// ReadConfig reads Config through getenv; bad values are errors.
-func ReadConfig(getenv func(string) string) (Config, error) {
-	r := envconf.FromGetenv(getenv)
-	c := Read(r)
-	return c, r.Err()
-}
-
 // Read reads Config through r (errors stay in r) and points r's secrets at
 // the function's secrets directory.
 func Read(r *envconf.Reader) Config {
