@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/redisconn"
 )
 
 // errLeaseLost is the cause of a tick's context when its lease was taken over
@@ -35,12 +37,8 @@ var renewScript = redis.NewScript(`
 if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
 return 0`)
 
-// releaseScript deletes the lease if it is still ours.
-var releaseScript = redis.NewScript(`
--- KEYS[1]: the lease key; ARGV[1]: the holder's token.
--- Returns 1 when released, 0 when the key is missing or holds another token.
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
-return 0`)
+// releaseScript deletes the lease if it still holds our token.
+var releaseScript = redisconn.CompareAndDelete
 
 // heldLease is a lease this process holds.
 type heldLease struct {

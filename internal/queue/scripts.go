@@ -1,6 +1,10 @@
 package queue
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aigw/aigw/internal/redisconn"
+)
 
 // Every script touches the keys of one pool shard only, all of which share the hash
 // tag {<pool>#<shard>}, so each runs on one cluster slot. Time comes from the server
@@ -139,15 +143,9 @@ return out
 `)
 
 // clearHintScript clears a shard's copy of the pool's high-waiting hint unless a
-// producer incremented it since the consumer's scan read it.
-//
-//	KEYS[1] high-waiting hint   ARGV[1] the value the scan saw
-//
-// Result: 1 if cleared, else 0.
-var clearHintScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
+// producer incremented it since the consumer's scan read it (KEYS[1] the hint,
+// ARGV[1] the value the scan saw; one key, so one slot).
+var clearHintScript = redisconn.CompareAndDelete
 
 // extendScript renews the leases of entries this consumer still owns (resetting
 // their idle time) and reports the ones it lost to another consumer.
