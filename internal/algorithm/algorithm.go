@@ -28,6 +28,9 @@ import (
 const (
 	Exec = "exec"
 	HTTP = "http"
+	// Serve is a warm process that does its set-up once and then runs job
+	// after job (docs/serve-protocol.md).
+	Serve = "serve"
 )
 
 // Defaults for a definition that leaves them out.
@@ -36,6 +39,13 @@ const (
 	DefaultMaxRetries = 2
 	MaxTimeout        = 7 * 24 * time.Hour
 	MaxRetriesLimit   = 20
+
+	// Serve runtimes (docs/serve-protocol.md).
+	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultSetupTimeout = 5 * time.Minute
+	MaxSetupTimeout     = 24 * time.Hour
+	MaxIdleTimeout      = 7 * 24 * time.Hour
+	MaxMinWarm          = 64
 )
 
 // ErrInvalid marks a definition that breaks a rule; the message says which.
@@ -66,15 +76,15 @@ type Definition struct {
 
 // Runtime says how a worker runs the algorithm.
 type Runtime struct {
-	// Type is "exec" or "http".
+	// Type is "exec", "serve" or "http".
 	Type string `json:"type" bson:"type"`
-	// Command (exec) is the program and its arguments. The program is found
+	// Command (exec, serve) is the program and its arguments. The program is found
 	// only where the worker's operator put it (see CheckProgram): a path with
 	// a "/" inside the worker's algorithms directory (e.g. matmul/run.sh), or
 	// a bare name in its bin directory (e.g. aigw-echo), else one of the
 	// interpreters its operator allows (AIGW_INTERPRETERS, e.g. python3).
 	Command []string `json:"command,omitempty" bson:"command,omitempty"`
-	// Dir (exec) is the working directory, inside the algorithms directory.
+	// Dir (exec, serve) is the working directory, inside the algorithms directory.
 	Dir string `json:"dir,omitempty" bson:"dir,omitempty"`
 	// URL (http) receives the input as a POST: an Open Inference Protocol v2
 	// /v2/models/{m}/infer endpoint or any JSON endpoint on the node.
@@ -82,6 +92,34 @@ type Runtime struct {
 	// Protocol (http) is "json" (input posted as is, default) or "v2" (Open
 	// Inference Protocol: input wrapped in / output taken from the tensors).
 	Protocol string `json:"protocol,omitempty" bson:"protocol,omitempty"`
+
+	// MinWarm (serve) is how many ready processes a worker keeps even with no
+	// jobs (0: scale to zero).
+	MinWarm int `json:"min_warm,omitempty" bson:"min_warm,omitempty"`
+	// IdleTimeoutMS (serve) stops an idle process beyond MinWarm after this
+	// long (default 5 min).
+	IdleTimeoutMS int64 `json:"idle_timeout_ms,omitempty" bson:"idle_timeout_ms,omitempty"`
+	// MaxJobs (serve) recycles a process after this many jobs (0: no limit).
+	MaxJobs int `json:"max_jobs,omitempty" bson:"max_jobs,omitempty"`
+	// SetupTimeoutMS (serve) is the longest a process's set-up may take
+	// (default 5 min).
+	SetupTimeoutMS int64 `json:"setup_timeout_ms,omitempty" bson:"setup_timeout_ms,omitempty"`
+}
+
+// IdleTimeout is how long an idle serve process beyond MinWarm lives.
+func (r *Runtime) IdleTimeout() time.Duration {
+	if r.IdleTimeoutMS <= 0 {
+		return DefaultIdleTimeout
+	}
+	return time.Duration(r.IdleTimeoutMS) * time.Millisecond
+}
+
+// SetupTimeout is the longest a serve process's set-up may take.
+func (r *Runtime) SetupTimeout() time.Duration {
+	if r.SetupTimeoutMS <= 0 {
+		return DefaultSetupTimeout
+	}
+	return time.Duration(r.SetupTimeoutMS) * time.Millisecond
 }
 
 // Resources is what one run (one gang member) needs on a node.
@@ -135,29 +173,8 @@ func (d *Definition) Validate() error {
 	if err := queue.ValidatePool(d.Pool); err != nil {
 		return bad("pool: %v", err)
 	}
-	switch d.Runtime.Type {
-	case Exec:
-		if len(d.Runtime.Command) == 0 || d.Runtime.Command[0] == "" {
-			return bad("runtime.command is required for an exec runtime")
-		}
-		if err := CheckProgram(d.Runtime.Command[0]); err != nil {
-			return bad("runtime.command[0]: %v", err)
-		}
-		if err := CheckDir(d.Runtime.Dir); err != nil {
-			return bad("runtime.dir: %v", err)
-		}
-		if d.Runtime.URL != "" {
-			return bad("runtime.url is for http runtimes only")
-		}
-	case HTTP:
-		if !strings.HasPrefix(d.Runtime.URL, "http://") && !strings.HasPrefix(d.Runtime.URL, "https://") {
-			return bad("runtime.url %q: want an http:// or https:// URL", d.Runtime.URL)
-		}
-		if p := d.Runtime.Protocol; p != "" && p != "json" && p != "v2" {
-			return bad("runtime.protocol %q: want json or v2", p)
-		}
-	default:
-		return bad("runtime.type %q: want exec or http", d.Runtime.Type)
+	if err := d.validateRuntime(bad); err != nil {
+		return err
 	}
 	switch {
 	case d.Resources.GPUs < 0 || d.Resources.GPUs > 64:
@@ -178,6 +195,58 @@ func (d *Definition) Validate() error {
 		if _, err := d.CompileSchema(); err != nil {
 			return bad("input_schema: %v", err)
 		}
+	}
+	return nil
+}
+
+// validateRuntime checks the runtime fields of the definition's type.
+func (d *Definition) validateRuntime(bad func(string, ...any) error) error {
+	rt := &d.Runtime
+	switch rt.Type {
+	case Exec, Serve:
+		if len(rt.Command) == 0 || rt.Command[0] == "" {
+			return bad("runtime.command is required for an %s runtime", rt.Type)
+		}
+		if err := CheckProgram(rt.Command[0]); err != nil {
+			return bad("runtime.command[0]: %v", err)
+		}
+		if err := CheckDir(rt.Dir); err != nil {
+			return bad("runtime.dir: %v", err)
+		}
+		if rt.URL != "" {
+			return bad("runtime.url is for http runtimes only")
+		}
+	case HTTP:
+		if !strings.HasPrefix(rt.URL, "http://") && !strings.HasPrefix(rt.URL, "https://") {
+			return bad("runtime.url %q: want an http:// or https:// URL", rt.URL)
+		}
+		if p := rt.Protocol; p != "" && p != "json" && p != "v2" {
+			return bad("runtime.protocol %q: want json or v2", p)
+		}
+	default:
+		return bad("runtime.type %q: want exec, serve or http", rt.Type)
+	}
+	if rt.Type != Serve {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"min_warm", rt.MinWarm != 0}, {"idle_timeout_ms", rt.IdleTimeoutMS != 0},
+			{"max_jobs", rt.MaxJobs != 0}, {"setup_timeout_ms", rt.SetupTimeoutMS != 0}} {
+			if f.set {
+				return bad("runtime.%s is for serve runtimes only", f.name)
+			}
+		}
+		return nil
+	}
+	switch {
+	case rt.MinWarm < 0 || rt.MinWarm > MaxMinWarm:
+		return bad("runtime.min_warm must be 0-%d", MaxMinWarm)
+	case rt.IdleTimeoutMS < 0 || time.Duration(rt.IdleTimeoutMS)*time.Millisecond > MaxIdleTimeout:
+		return bad("runtime.idle_timeout_ms must be between 0 (default %s) and %d", DefaultIdleTimeout, MaxIdleTimeout.Milliseconds())
+	case rt.MaxJobs < 0:
+		return bad("runtime.max_jobs must not be negative (0: no limit)")
+	case rt.SetupTimeoutMS < 0 || time.Duration(rt.SetupTimeoutMS)*time.Millisecond > MaxSetupTimeout:
+		return bad("runtime.setup_timeout_ms must be between 0 (default %s) and %d", DefaultSetupTimeout, MaxSetupTimeout.Milliseconds())
 	}
 	return nil
 }

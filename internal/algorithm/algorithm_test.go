@@ -69,6 +69,36 @@ func TestBadDefinitionsNameTheField(t *testing.T) {
 	}
 }
 
+func TestServeRuntime(t *testing.T) {
+	serve := strings.Replace(echoYAML, "runtime: {type: exec, command: [aigw-echo]}",
+		"runtime: {type: serve, command: [aigw-echo], min_warm: 1, idle_timeout_ms: 60000, max_jobs: 100, setup_timeout_ms: 9000}", 1)
+	d, err := Parse([]byte(serve))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := d.Runtime
+	if rt.Type != Serve || rt.MinWarm != 1 || rt.IdleTimeout() != time.Minute || rt.MaxJobs != 100 || rt.SetupTimeout() != 9*time.Second {
+		t.Fatalf("parsed %+v", rt)
+	}
+	if (&Runtime{}).IdleTimeout() != DefaultIdleTimeout || (&Runtime{}).SetupTimeout() != DefaultSetupTimeout {
+		t.Fatal("defaults")
+	}
+	cases := map[string]string{
+		"runtime.min_warm":                            strings.Replace(serve, "min_warm: 1", "min_warm: -1", 1),
+		"runtime.idle_timeout_ms":                     strings.Replace(serve, "idle_timeout_ms: 60000", "idle_timeout_ms: -5", 1),
+		"runtime.max_jobs":                            strings.Replace(serve, "max_jobs: 100", "max_jobs: -1", 1),
+		"runtime.setup_timeout_ms":                    strings.Replace(serve, "setup_timeout_ms: 9000", "setup_timeout_ms: 999999999999", 1),
+		"runtime.command":                             strings.Replace(serve, "command: [aigw-echo], ", "", 1),
+		"runtime.max_jobs is for serve runtimes only": strings.Replace(echoYAML, "command: [aigw-echo]", "command: [aigw-echo], max_jobs: 3", 1),
+	}
+	for want, doc := range cases {
+		_, err := Parse([]byte(doc))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
+
 func TestCompareVersions(t *testing.T) {
 	ordered := []string{"0.9", "1.0.0-rc1", "1.0.0", "1.2.0", "1.10.0", "2"}
 	for i := 1; i < len(ordered); i++ {
