@@ -97,6 +97,10 @@ type Job struct {
 	Artifacts []Artifact `json:"artifacts,omitempty" bson:"artifacts,omitempty"`
 	// Log is the tail of the last attempt's log (stderr of an exec run).
 	Log string `json:"log,omitempty" bson:"log,omitempty"`
+	// ColdStartMS is how long the last attempt waited for a warm process
+	// (runtime serve) to start and finish its set-up; absent when it found
+	// one ready.
+	ColdStartMS int64 `json:"cold_start_ms,omitempty" bson:"cold_start_ms,omitempty"`
 	// Outbox holds state changes whose webhook is still to be handed to the
 	// orchestrator's delivery outbox. The store appends to it in the same
 	// atomic update as the transition, so no notification is lost to a crash.

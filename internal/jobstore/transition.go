@@ -37,6 +37,9 @@ type Change struct {
 	// attempt's files and log tail).
 	Artifacts []job.Artifact
 	Log       string
+	// ColdStartMS is stored with them when > 0: the attempt waited that long
+	// for a warm process to start.
+	ColdStartMS int64
 	// Notify appends the change to the job's webhook outbox in the same update
 	// (set it from Job.Notifies(To)).
 	Notify bool
@@ -123,7 +126,8 @@ func (s *Store) update(c Change) bson.D {
 	case job.Queued:
 		set = append(set, bson.E{Key: "queued_at", Value: now})
 		inc = bson.D{{Key: "attempt", Value: 1}}
-		unset = bson.D{{Key: "started_at", Value: ""}, {Key: "finished_at", Value: ""}, {Key: "worker", Value: ""}, {Key: "output", Value: ""}}
+		unset = bson.D{{Key: "started_at", Value: ""}, {Key: "finished_at", Value: ""}, {Key: "worker", Value: ""}, {Key: "output", Value: ""},
+			{Key: "cold_start_ms", Value: ""}}
 		if c.Error != nil {
 			set = append(set, bson.E{Key: "error", Value: c.Error})
 		}
@@ -160,6 +164,9 @@ func appendRunResult(set bson.D, c Change) bson.D {
 	}
 	if c.Log != "" {
 		set = append(set, bson.E{Key: "log", Value: c.Log})
+	}
+	if c.ColdStartMS > 0 {
+		set = append(set, bson.E{Key: "cold_start_ms", Value: c.ColdStartMS})
 	}
 	return set
 }

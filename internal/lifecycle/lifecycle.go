@@ -109,6 +109,9 @@ type Result struct {
 	Output    json.RawMessage
 	Artifacts []job.Artifact
 	Log       string
+	// ColdStartMS is how long the attempt waited for a warm process to start
+	// (0: it found one ready, or its runtime keeps none).
+	ColdStartMS int64
 }
 
 // Failure is why an attempt failed, and what it left behind.
@@ -117,6 +120,8 @@ type Failure struct {
 	Retryable bool
 	Artifacts []job.Artifact
 	Log       string
+	// ColdStartMS: see Result.
+	ColdStartMS int64
 }
 
 // Timeout is the effective execution timeout of an attempt of j: the job's
@@ -170,7 +175,7 @@ func (l *Lifecycle) FailAtStart(ctx context.Context, j *job.Job, e *job.Error) (
 // stream, and only once the record says succeeded.
 func (l *Lifecycle) Succeed(ctx context.Context, j *job.Job, r Result) (Outcome, error) {
 	out, err := l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Succeeded, Attempt: j.Attempt,
-		Output: r.Output, Artifacts: r.Artifacts, Log: r.Log}, Ack, false)
+		Output: r.Output, Artifacts: r.Artifacts, Log: r.Log, ColdStartMS: r.ColdStartMS}, Ack, false)
 	if err != nil {
 		return out, err
 	}
@@ -203,7 +208,7 @@ func (l *Lifecycle) Fail(ctx context.Context, j *job.Job, f Failure) (Outcome, e
 		then = DeadLetter
 	}
 	out, err := l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Failed, Attempt: j.Attempt,
-		Error: f.Error, Artifacts: f.Artifacts, Log: f.Log}, then, true)
+		Error: f.Error, Artifacts: f.Artifacts, Log: f.Log, ColdStartMS: f.ColdStartMS}, then, true)
 	if err == nil && then == DeadLetter {
 		out.Queue.Reason = f.Error.Code + ": " + f.Error.Message
 	}

@@ -269,3 +269,24 @@ func TestTimeoutAndBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A warm attempt's cold start goes on the record with its outcome; a manual
+// retry clears it.
+func TestColdStartRecorded(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	j := e.inState(t, job.Running, 0)
+	out, err := e.lc.Succeed(e.ctx, j, lifecycle.Result{Output: json.RawMessage(`{}`), ColdStartMS: 1234})
+	if err != nil || out.Job.ColdStartMS != 1234 {
+		t.Fatalf("succeeded record %+v %v", out.Job, err)
+	}
+	f := e.inState(t, job.Running, 0)
+	out, err = e.lc.Fail(e.ctx, f, lifecycle.Failure{Error: &job.Error{Code: job.CodeRuntime, Message: "x"}, ColdStartMS: 77})
+	if err != nil || out.Job.State != job.Failed || out.Job.ColdStartMS != 77 {
+		t.Fatalf("failed record %+v %v", out.Job, err)
+	}
+	out, err = e.lc.Retry(e.ctx, out.Job, time.Hour)
+	if err != nil || out.Job.ColdStartMS != 0 {
+		t.Fatalf("retried record %+v %v", out.Job, err)
+	}
+}
