@@ -32,6 +32,7 @@ import (
 // Jobs reads job records (jobstore.Store).
 type Jobs interface {
 	Get(ctx context.Context, tenant, id string) (*job.Job, error)
+	GetByID(ctx context.Context, id string) (*job.Job, error)
 	List(ctx context.Context, f jobstore.Filter) (jobstore.Page, error)
 	ActiveCounts(ctx context.Context, tenant string) (map[string]jobstore.PoolCount, error)
 }
@@ -41,6 +42,7 @@ type JobService interface {
 	Submit(ctx context.Context, req submit.Request) (*job.Job, bool, error)
 	Cancel(ctx context.Context, tenant, id string) (*job.Job, error)
 	Retry(ctx context.Context, tenant, id string) (*job.Job, error)
+	Redrive(ctx context.Context, id string) (*job.Job, error)
 }
 
 // Catalog stores algorithm definitions (algorithm.Store).
@@ -117,6 +119,8 @@ type Deps struct {
 	Pools      Pools
 	Queue      QueueStats
 	Deliveries Deliveries
+	// DeadLetters serves the operator's dead-letter routes.
+	DeadLetters DeadLetters
 	// Limiter, when not nil, rate limits each tenant.
 	Limiter Limiter
 	// Ready checks the backing servers for GET /_/health.
@@ -157,6 +161,9 @@ func New(d Deps) http.Handler {
 		r.With(read).Method(http.MethodGet, "/jobs/{id}/events", a.handle(a.jobEvents))
 		r.With(read).Method(http.MethodGet, "/jobs/{id}/deliveries", a.handle(a.jobDeliveries))
 		r.With(read).Method(http.MethodGet, "/pools", a.handle(a.listPools))
+		r.With(admin).Method(http.MethodGet, "/admin/pools/{pool}/dead-letters", a.handle(a.listDeadLetters))
+		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/redrive", a.handle(a.redriveAll))
+		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/{id}/redrive", a.handle(a.redriveDeadLetter))
 	})
 	return r
 }

@@ -63,7 +63,7 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 	q := queue.New(rdb, cfg.Queue)
 	ev := events.New(rdb, events.Config{})
 	d := Deps{
-		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q,
+		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q, DeadLetters: q,
 		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
 		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
 			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets)}),

@@ -91,9 +91,13 @@ func (q *Queue) Stats(ctx context.Context, pool string) (PoolStats, error) {
 	return st, nil
 }
 
-// DeadLetter is one entry of a dead-letter stream.
+// DeadLetter is one entry of a dead-letter stream: its entry id, the pool
+// shard whose stream holds it, the job id and the reason (fields j and
+// reason) and every field of the entry.
 type DeadLetter struct {
 	ID     string
+	Pool   string
+	Shard  int
 	JobID  string
 	Reason string
 	Fields map[string]string
@@ -112,13 +116,7 @@ func (q *Queue) DeadLetters(ctx context.Context, pool string, max int) ([]DeadLe
 			return out, fmt.Errorf("dead letters of pool %s: %w", pool, err)
 		}
 		for _, m := range msgs {
-			dl := DeadLetter{ID: m.ID, Fields: map[string]string{}}
-			for f, v := range m.Values {
-				sv, _ := v.(string)
-				dl.Fields[f] = sv
-			}
-			dl.JobID, dl.Reason = dl.Fields["j"], dl.Fields["reason"]
-			out = append(out, dl)
+			out = append(out, deadLetterOf(pool, s, m.ID, m.Values))
 		}
 	}
 	return out, nil

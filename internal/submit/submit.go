@@ -354,6 +354,33 @@ func (s *Service) Retry(ctx context.Context, tenant, id string) (*job.Job, error
 	if err != nil {
 		return nil, err
 	}
+	return s.retry(ctx, j)
+}
+
+// Redrive re-runs the job of a dead letter, whatever its tenant (an
+// operator's action): a failed or expired job is retried as by Retry; a job
+// still queued (redriven already, or re-added by the reconciler) is enqueued
+// again, which is idempotent per job id, so it runs once. Any other state
+// (running, or finished otherwise) is a *jobstore.ConflictError; an unknown
+// job is jobstore.ErrNotFound.
+func (s *Service) Redrive(ctx context.Context, id string) (*job.Job, error) {
+	j, err := s.cfg.Jobs.GetByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State == job.Queued {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterInsertTimeout)
+		defer cancel()
+		if _, err := s.cfg.Queue.Enqueue(rctx, queue.MessageOf(j)); err != nil {
+			return j, err
+		}
+		return j, nil
+	}
+	return s.retry(ctx, j)
+}
+
+// retry queues a failed or expired job again (lifecycle.Retry) and enqueues it.
+func (s *Service) retry(ctx context.Context, j *job.Job) (*job.Job, error) {
 	if j.State != job.Failed && j.State != job.Expired {
 		return j, &jobstore.ConflictError{ID: j.ID, Expected: job.Failed, Actual: j.State}
 	}
