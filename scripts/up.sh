@@ -71,7 +71,7 @@ secret() { # secret NAME VALUE: write once
 }
 
 cmd_up() {
-	for b in aigw-gateway aigw-stack aigw-worker auth router orchestrator aigw-echo; do
+	for b in aigw-gateway aigw-stack aigw-worker auth router orchestrator console aigw-echo; do
 		[[ -x "$BIN/$b" ]] || die "bin/$b missing: run make build (make up does)"
 	done
 	"$SCRIPTS/services.sh" up
@@ -128,10 +128,16 @@ cmd_up() {
 	} >"$demo"
 	chmod 600 "$demo"
 	wait_http "$GATEWAY/function/router/_/health" "the router"
+	wait_http "$GATEWAY/function/console/_/health" "the console"
 
 	cat <<EOS
 
-aigw is up: gateway $GATEWAY, functions auth, router, orchestrator; workers ${WORKERS[*]}.
+aigw is up: gateway $GATEWAY, functions auth, router, orchestrator, console; workers ${WORKERS[*]}.
+
+Web console: $GATEWAY/function/console/
+  sign in with AIGW_CLIENT_ID / AIGW_CLIENT_SECRET from .aigw/demo.env (tenant demo),
+  or with the admin token in .aigw/secrets/aigw-admin-token (every tenant, admin page).
+
 Try it (paste into a shell):
 
   set -a; source .aigw/demo.env; set +a
