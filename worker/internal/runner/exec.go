@@ -53,10 +53,10 @@ func (r *Runner) resolve(name string) (string, error) {
 	return "", fmt.Errorf("command %q is neither in the bin directory %s nor one of the allowed interpreters %q (AIGW_INTERPRETERS)", name, r.BinDir, r.Interpreters)
 }
 
-// environ is the child's environment: the worker's, without its own AIGW_
-// settings (they may carry credentials), plus the definition's, the run's and
-// the spec's variables.
-func environ(s Spec, outDir string) []string {
+// baseEnviron is a child's environment before its own variables: the
+// worker's, without its own AIGW_ settings (they may carry credentials), plus
+// the definition's, and CUDA_VISIBLE_DEVICES for gpus.
+func baseEnviron(def *algorithm.Definition, gpus []int) map[string]string {
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -64,19 +64,21 @@ func environ(s Spec, outDir string) []string {
 			env[k] = v
 		}
 	}
-	for k, v := range s.Def.Env {
+	for k, v := range def.Env {
 		env[k] = v
 	}
-	gpus := make([]string, len(s.GPUs))
-	for i, g := range s.GPUs {
-		gpus[i] = strconv.Itoa(g)
+	list := make([]string, len(gpus))
+	for i, g := range gpus {
+		list[i] = strconv.Itoa(g)
 	}
-	env["AIGW_JOB_ID"] = s.JobID
-	env["AIGW_ATTEMPT"] = strconv.Itoa(s.Attempt)
-	env["AIGW_OUTPUT_DIR"] = outDir
-	env["CUDA_VISIBLE_DEVICES"] = strings.Join(gpus, ",")
-	env["NVIDIA_VISIBLE_DEVICES"] = strings.Join(gpus, ",")
-	for k, v := range s.Env {
+	env["CUDA_VISIBLE_DEVICES"] = strings.Join(list, ",")
+	env["NVIDIA_VISIBLE_DEVICES"] = strings.Join(list, ",")
+	return env
+}
+
+// envList turns env, with extra added last, into a sorted KEY=value list.
+func envList(env, extra map[string]string) []string {
+	for k, v := range extra {
 		env[k] = v
 	}
 	out := make([]string, 0, len(env))
@@ -87,74 +89,117 @@ func environ(s Spec, outDir string) []string {
 	return out
 }
 
-func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
-	fail := func(code, format string, args ...any) Result {
-		res.Err = &Failure{Code: code, Message: fmt.Sprintf(format, args...), Retryable: job.RetryableCode(code)}
-		return res
+// environ is an exec run's environment: baseEnviron, the run's variables and
+// the spec's.
+func environ(s Spec, outDir string) []string {
+	env := baseEnviron(s.Def, s.GPUs)
+	env["AIGW_JOB_ID"] = s.JobID
+	env["AIGW_ATTEMPT"] = strconv.Itoa(s.Attempt)
+	env["AIGW_OUTPUT_DIR"] = outDir
+	return envList(env, s.Env)
+}
+
+// failure is a *Failure with code's retryability.
+func failure(code, format string, args ...any) *Failure {
+	return &Failure{Code: code, Message: fmt.Sprintf(format, args...), Retryable: job.RetryableCode(code)}
+}
+
+// asFailure keeps a *Failure and makes any other error a CodeRuntime one.
+func asFailure(err error) *Failure {
+	if f := (*Failure)(nil); errors.As(err, &f) {
+		return f
 	}
-	// One directory per run: the child's working directory, with the output
-	// directory inside it (only what lands in out/ becomes an artifact).
-	dir, err := os.MkdirTemp(r.WorkDir, "aigw-run-"+s.JobID+"-")
-	if err != nil {
-		return fail(CodeRuntime, "create run directory: %v", err)
+	return failure(CodeRuntime, "%v", err)
+}
+
+// runDir makes a directory under the work directory with out/ inside it
+// (only what lands in out/ becomes an artifact), both owned by the run user.
+func (r *Runner) runDir(prefix string) (dir, out string, err error) {
+	if dir, err = os.MkdirTemp(r.WorkDir, prefix); err != nil {
+		return "", "", fmt.Errorf("create run directory: %w", err)
 	}
-	res.Dir, res.OutputDir = dir, filepath.Join(dir, "out")
-	if err := os.Mkdir(res.OutputDir, 0o700); err != nil {
-		return fail(CodeRuntime, "create run directory: %v", err)
+	out = filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		return dir, "", fmt.Errorf("create run directory: %w", err)
 	}
-	if r.RunAs != nil {
-		// The run's user owns its directory and out/ (the worker, root, still
-		// reads and removes them).
-		for _, d := range []string{dir, res.OutputDir} {
-			if err := os.Chown(d, int(r.RunAs.UID), int(r.RunAs.GID)); err != nil {
-				return fail(CodeRuntime, "hand the run directory to uid %d: %v", r.RunAs.UID, err)
-			}
+	if err := r.chown(dir, out); err != nil {
+		return dir, out, err
+	}
+	return dir, out, nil
+}
+
+// chown hands directories to the run user (the worker, root, still reads and
+// removes them); nothing to do without one.
+func (r *Runner) chown(dirs ...string) error {
+	if r.RunAs == nil {
+		return nil
+	}
+	for _, d := range dirs {
+		if err := os.Chown(d, int(r.RunAs.UID), int(r.RunAs.GID)); err != nil {
+			return fmt.Errorf("hand the run directory to uid %d: %w", r.RunAs.UID, err)
 		}
 	}
-	cwd := dir
-	if s.Def.Runtime.Dir != "" {
-		if err := algorithm.CheckDir(s.Def.Runtime.Dir); err != nil {
-			return fail(CodeNotAllowed, "runtime.dir: %v", err)
+	return nil
+}
+
+// program resolves def's program and working directory (dir when the
+// definition names none); a refusal is a *Failure.
+func (r *Runner) program(def *algorithm.Definition, dir string) (prog, cwd string, err error) {
+	cwd = dir
+	if def.Runtime.Dir != "" {
+		if err := algorithm.CheckDir(def.Runtime.Dir); err != nil {
+			return "", "", failure(CodeNotAllowed, "runtime.dir: %v", err)
 		}
-		cwd = filepath.Join(r.AlgorithmsDir, s.Def.Runtime.Dir)
+		cwd = filepath.Join(r.AlgorithmsDir, def.Runtime.Dir)
 	}
-	prog, err := r.resolve(s.Def.Runtime.Command[0])
-	if err != nil {
-		if f := (*Failure)(nil); errors.As(err, &f) {
-			res.Err = f
-			return res
-		}
-		return fail(CodeRuntime, "%v", err)
+	if prog, err = r.resolve(def.Runtime.Command[0]); err != nil {
+		return "", "", err
 	}
-	// Own pipes, not exec's copying goroutines: Wait returns when the child
-	// exits even if a grandchild still holds a pipe; the group kill below ends it.
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return fail(CodeRuntime, "pipe: %v", err)
+	return prog, cwd, nil
+}
+
+// pipes are a child's stdin, stdout and stderr: the child's ends (in) and
+// the worker's (out).
+type pipes struct {
+	inR, inW, outR, outW, errR, errW *os.File
+}
+
+func newPipes() (*pipes, error) {
+	var p pipes
+	var err error
+	if p.inR, p.inW, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		closeAll(inR, inW)
-		return fail(CodeRuntime, "pipe: %v", err)
+	if p.outR, p.outW, err = os.Pipe(); err != nil {
+		closeAll(p.inR, p.inW)
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		closeAll(inR, inW, outR, outW)
-		return fail(CodeRuntime, "pipe: %v", err)
+	if p.errR, p.errW, err = os.Pipe(); err != nil {
+		closeAll(p.inR, p.inW, p.outR, p.outW)
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
+	return &p, nil
+}
+
+// start starts prog in its own process group, as the run user (HOME=home),
+// on p's child ends, which it then closes; on failure it closes p entirely.
+// Own pipes, not exec's copying goroutines: Wait returns when the child exits
+// even if a grandchild still holds a pipe; a group kill ends that one.
+func (r *Runner) start(prog string, args []string, cwd, home string, env []string, p *pipes) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
+	var err error
 	// ETXTBSY is transient: the program was just written (an operator
 	// deploying it) and another fork still holds the writer's descriptor.
 	for try := 0; ; try++ {
-		cmd = exec.Command(prog, s.Def.Runtime.Command[1:]...)
-		cmd.Dir, cmd.Env = cwd, environ(s, res.OutputDir)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+		cmd = exec.Command(prog, args...)
+		cmd.Dir, cmd.Env = cwd, env
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = p.inR, p.outW, p.errW
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if r.RunAs != nil {
 			// No supplementary groups (root's would stay otherwise); HOME is the
 			// run directory, the one place the run's user may write.
 			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.RunAs.UID, Gid: r.RunAs.GID, Groups: []uint32{}}
-			cmd.Env = append(cmd.Env, "HOME="+dir)
+			cmd.Env = append(cmd.Env, "HOME="+home)
 		}
 		err = cmd.Start()
 		if !errors.Is(err, syscall.ETXTBSY) || try == 9 {
@@ -162,10 +207,34 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 		}
 		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
 	}
-	closeAll(inR, outW, errW)
+	closeAll(p.inR, p.outW, p.errW)
 	if err != nil {
-		closeAll(inW, outR, errR)
-		return fail(CodeRuntime, "start %s: %v", prog, err)
+		closeAll(p.inW, p.outR, p.errR)
+		return nil, fmt.Errorf("start %s: %w", prog, err)
+	}
+	return cmd, nil
+}
+
+func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
+	var err error
+	if res.Dir, res.OutputDir, err = r.runDir("aigw-run-" + s.JobID + "-"); err != nil {
+		res.Err = failure(CodeRuntime, "%v", err)
+		return res
+	}
+	prog, cwd, err := r.program(s.Def, res.Dir)
+	if err != nil {
+		res.Err = asFailure(err)
+		return res
+	}
+	p, err := newPipes()
+	if err != nil {
+		res.Err = asFailure(err)
+		return res
+	}
+	cmd, err := r.start(prog, s.Def.Runtime.Command[1:], cwd, res.Dir, environ(s, res.OutputDir), p)
+	if err != nil {
+		res.Err = asFailure(err)
+		return res
 	}
 	// The input goes in while the child runs (a child that does not read it
 	// all gets EPIPE here, which is not an error of the run); closing inW
@@ -173,41 +242,48 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		_, _ = inW.Write(s.Input)
-		_ = inW.Close()
+		_, _ = p.inW.Write(s.Input)
+		_ = p.inW.Close()
 	}()
 	defer func() {
-		_ = inW.Close()
+		_ = p.inW.Close()
 		<-inDone
 	}()
-	pid := cmd.Process.Pid
-	res.PID = pid
+	res.PID = cmd.Process.Pid
 	if h.Started != nil {
-		h.Started(pid)
+		h.Started(res.PID)
 	}
-
 	var wg sync.WaitGroup
 	stdout := &limitedBuffer{limit: r.Limits.Output}
 	wg.Go(func() {
-		_, _ = io.Copy(stdout, outR)
-		outR.Close()
+		_, _ = io.Copy(stdout, p.outR)
+		p.outR.Close()
 	})
 	tail := &tailBuffer{limit: int(r.Limits.LogTail)}
 	wg.Go(func() {
-		r.readStderr(errR, tail, h)
-		errR.Close()
+		r.readStderr(p.errR, tail, h)
+		p.errR.Close()
 	})
+	waitErr, stoppedBy, timeout := r.waitExec(ctx, s, cmd)
+	wg.Wait()
+	res.Log = tail.String()
+	res.Output, res.Err = r.execOutcome(ctx, waitErr, stoppedBy, timeout, stdout, tail)
+	return res
+}
 
+// waitExec waits for the exec run's process to exit, or stops it at its
+// timeout or when ctx ends (stoppedBy says which), then kills whatever the
+// child left behind in its group.
+func (r *Runner) waitExec(ctx context.Context, s Spec, cmd *exec.Cmd) (waitErr error, stoppedBy string, timeout time.Duration) {
+	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	timeout := s.Timeout
+	timeout = s.Timeout
 	if timeout <= 0 {
 		timeout = s.Def.Timeout()
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	var waitErr error
-	var stoppedBy string
 	select {
 	case waitErr = <-exited:
 	case <-timer.C:
@@ -217,31 +293,33 @@ func (r *Runner) runExec(ctx context.Context, s Spec, h Hooks) (res Result) {
 		stoppedBy = CodeStopped
 		waitErr = r.kill(pid, exited)
 	}
-	// Whatever the child left behind in its group goes with it.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	wg.Wait()
-	res.Log = tail.String()
+	return waitErr, stoppedBy, timeout
+}
 
+// execOutcome turns how an exec run ended and what it printed into its
+// output or failure.
+func (r *Runner) execOutcome(ctx context.Context, waitErr error, stoppedBy string, timeout time.Duration,
+	stdout *limitedBuffer, tail *tailBuffer) (json.RawMessage, *Failure) {
 	switch {
 	case stoppedBy == CodeTimeout:
-		return fail(CodeTimeout, "ran past its execution timeout of %s and was killed", timeout)
+		return nil, failure(CodeTimeout, "ran past its execution timeout of %s and was killed", timeout)
 	case stoppedBy == CodeStopped:
-		return fail(CodeStopped, "stopped: %v", context.Cause(ctx))
+		return nil, failure(CodeStopped, "stopped: %v", context.Cause(ctx))
 	case waitErr != nil:
 		msg := waitErr.Error()
 		if last := tail.LastLine(); last != "" {
 			msg += ": " + last
 		}
-		return fail(CodeRuntime, "%s", msg)
+		return nil, failure(CodeRuntime, "%s", msg)
 	case stdout.over:
-		return fail(CodeBadOut, "output is larger than the limit of %d bytes", r.Limits.Output)
+		return nil, failure(CodeBadOut, "output is larger than the limit of %d bytes", r.Limits.Output)
 	}
 	out := bytes.TrimSpace(stdout.buf.Bytes())
 	if !json.Valid(out) {
-		return fail(CodeBadOut, "output is not a JSON document: %q", truncate(string(out), 200))
+		return nil, failure(CodeBadOut, "output is not a JSON document: %q", truncate(string(out), 200))
 	}
-	res.Output = json.RawMessage(out)
-	return res
+	return json.RawMessage(out), nil
 }
 
 func closeAll(fs ...*os.File) {
@@ -268,9 +346,14 @@ func (r *Runner) kill(pid int, exited <-chan error) error {
 	}
 }
 
-// readStderr splits stderr into lines: progress lines become progress events,
-// the others are batched into log events; all of it goes to the tail.
-func (r *Runner) readStderr(rd io.Reader, tail *tailBuffer, h Hooks) {
+// batcher batches log lines for Hooks.Logs: a batch goes out every
+// FlushEvery, or once it holds FlushLines lines, and at Close.
+type batcher struct {
+	lines chan string
+	done  chan struct{}
+}
+
+func (r *Runner) newBatcher(logs func([]string)) *batcher {
 	every, maxLines := r.FlushEvery, r.FlushLines
 	if every <= 0 {
 		every = 250 * time.Millisecond
@@ -278,14 +361,13 @@ func (r *Runner) readStderr(rd io.Reader, tail *tailBuffer, h Hooks) {
 	if maxLines <= 0 {
 		maxLines = 100
 	}
-	lines := make(chan string, 256)
-	done := make(chan struct{})
+	b := &batcher{lines: make(chan string, 256), done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(b.done)
 		var batch []string
 		flush := func() {
-			if len(batch) > 0 && h.Logs != nil {
-				h.Logs(batch)
+			if len(batch) > 0 && logs != nil {
+				logs(batch)
 			}
 			batch = nil
 		}
@@ -293,7 +375,7 @@ func (r *Runner) readStderr(rd io.Reader, tail *tailBuffer, h Hooks) {
 		defer tick.Stop()
 		for {
 			select {
-			case l, ok := <-lines:
+			case l, ok := <-b.lines:
 				if !ok {
 					flush()
 					return
@@ -307,6 +389,23 @@ func (r *Runner) readStderr(rd io.Reader, tail *tailBuffer, h Hooks) {
 			}
 		}
 	}()
+	return b
+}
+
+// Add queues a line; not after Close.
+func (b *batcher) Add(line string) { b.lines <- line }
+
+// Close sends what is left and waits for it to go out.
+func (b *batcher) Close() {
+	close(b.lines)
+	<-b.done
+}
+
+// readStderr splits stderr into lines: progress lines become progress events,
+// the others are batched into log events; all of it goes to the tail.
+func (r *Runner) readStderr(rd io.Reader, tail *tailBuffer, h Hooks) {
+	b := r.newBatcher(h.Logs)
+	defer b.Close()
 	br := bufio.NewReaderSize(rd, 64<<10)
 	for {
 		chunk, err := br.ReadSlice('\n')
@@ -318,15 +417,13 @@ func (r *Runner) readStderr(rd io.Reader, tail *tailBuffer, h Hooks) {
 					h.Progress(p)
 				}
 			} else if line != "" {
-				lines <- line
+				b.Add(line)
 			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			break
+			return
 		}
 	}
-	close(lines)
-	<-done
 }
 
 // parseProgress reads a stderr line of the form {"progress":0.4,"message":"…"}.
