@@ -1,14 +1,17 @@
 // Command aigw-echo is the echo reference algorithm: it reads
-// {"message": string, "sleep_ms": int (optional)} on stdin, sleeps first, and
-// writes {"message": ...} on stdout. Tests, demos and health checks use it.
+// {"message": string, "sleep_ms": int (optional)}, sleeps first (a cancel
+// ends the sleep), and returns {"message": ...}. Tests, demos and health
+// checks use it. Built on the Go SDK (sdk/serve), it runs under the warm
+// runtime (AIGW_SERVE=1, definition echo) and as an exec program (echo-exec).
 package main
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"time"
+
+	"github.com/aigw/aigw/sdk/serve"
 )
 
 type input struct {
@@ -16,29 +19,31 @@ type input struct {
 	SleepMS int64   `json:"sleep_ms"`
 }
 
-func main() {
-	if err := run(os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "echo:", err)
-		os.Exit(1)
-	}
-}
+func main() { serve.Main(setup) }
 
-func run(stdin io.Reader, stdout, stderr io.Writer) error {
+// setup has nothing to load: echo is ready at once.
+func setup(context.Context) (serve.Handler, error) { return echo, nil }
+
+func echo(ctx context.Context, job *serve.Job) (any, error) {
 	var in input
-	dec := json.NewDecoder(stdin)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return fmt.Errorf("input: %w", err)
+	if err := job.Decode(&in); err != nil {
+		return nil, err
 	}
 	if in.Message == nil {
-		return fmt.Errorf("input: message is required")
+		return nil, serve.InputError(errors.New("input: message is required"))
 	}
 	if in.SleepMS < 0 || in.SleepMS > 3_600_000 {
-		return fmt.Errorf("input: sleep_ms must be 0-3600000")
+		return nil, serve.InputError(errors.New("input: sleep_ms must be 0-3600000"))
 	}
 	if in.SleepMS > 0 {
-		fmt.Fprintf(stderr, "{\"progress\":0,\"message\":\"sleeping %d ms\"}\n", in.SleepMS)
-		time.Sleep(time.Duration(in.SleepMS) * time.Millisecond)
+		job.Progress(0, fmt.Sprintf("sleeping %d ms", in.SleepMS))
+		t := time.NewTimer(time.Duration(in.SleepMS) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	return json.NewEncoder(stdout).Encode(map[string]string{"message": *in.Message})
+	return map[string]string{"message": *in.Message}, nil
 }

@@ -1,31 +1,36 @@
 // Command aigw-kmeans is the k-means reference algorithm, a CPU algorithm that
-// does real work. It reads
+// does real work. Its input is
 //
 //	{"points": [[x, y, ...], ...], "k": int, "max_iter": int (optional, default 300),
 //	 "seed": int (optional, default 1), "tolerance": float (optional, default 1e-9)}
 //
-// on stdin, clusters the points (k-means++ initialisation from the seed, then
-// Lloyd iterations until no label changes, the centroids move less than the
-// tolerance, or max_iter), and writes
+// It clusters the points (k-means++ initialisation from the seed, then Lloyd
+// iterations until no label changes, the centroids move less than the
+// tolerance, or max_iter); its output is
 //
 //	{"centroids": [[...], ...], "labels": [int, ...], "inertia": float,
 //	 "iterations": int, "converged": bool}
 //
-// on stdout. Inertia is the sum of squared distances of the points to their
-// centroids. Progress goes to stderr as {"progress": p, "message": "..."} lines,
-// at most one every 200 ms. Bad input exits 1 with the reason on stderr. The
-// same input and seed always give the same output.
+// Inertia is the sum of squared distances of the points to
+// their centroids. Progress is reported at most every 200 ms; a cancel stops
+// the iterations. The same input and seed always give the same output. Built
+// on the Go SDK (sdk/serve), it runs under the warm runtime (AIGW_SERVE=1) and
+// as an exec program (input on stdin, output on stdout, progress and the
+// reason of a bad input on stderr).
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"time"
+
+	"github.com/aigw/aigw/sdk/serve"
 )
 
 // Input limits.
@@ -68,39 +73,36 @@ type Params struct {
 	Tolerance float64
 	// Progress, when set, is called after each iteration.
 	Progress func(iter, changed int, inertia float64)
+	// Stop, when set, is asked before each iteration; true ends the
+	// iterations (the result is then not converged).
+	Stop func() bool
 }
 
-func main() {
-	if err := run(os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "kmeans:", err)
-		os.Exit(1)
-	}
-}
+func main() { serve.Main(setup) }
 
-func run(stdin io.Reader, stdout, stderr io.Writer) error {
-	points, p, err := parse(stdin)
+// setup has nothing to load: kmeans is ready at once.
+func setup(context.Context) (serve.Handler, error) { return handle, nil }
+
+func handle(ctx context.Context, job *serve.Job) (any, error) {
+	points, p, err := parse(bytes.NewReader(job.Input))
 	if err != nil {
-		return err
+		return nil, serve.InputError(err)
 	}
 	var last time.Time
 	p.Progress = func(iter, changed int, inertia float64) {
 		if now := time.Now(); now.Sub(last) >= progressEvery {
 			last = now
-			progress(stderr, float64(iter)/float64(p.MaxIter), fmt.Sprintf(progressMessage, iter, changed, inertia))
+			job.Progress(float64(iter)/float64(p.MaxIter), fmt.Sprintf(progressMessage, iter, changed, inertia))
 		}
 	}
-	progress(stderr, 0, fmt.Sprintf("clustering %d points of dimension %d into %d clusters", len(points), len(points[0]), p.K))
+	p.Stop = func() bool { return ctx.Err() != nil }
+	job.Progress(0, fmt.Sprintf("clustering %d points of dimension %d into %d clusters", len(points), len(points[0]), p.K))
 	res := Cluster(points, p)
-	progress(stderr, 1, fmt.Sprintf("done after %d iterations (converged: %t), inertia %.6g", res.Iterations, res.Converged, res.Inertia))
-	return json.NewEncoder(stdout).Encode(res)
-}
-
-func progress(w io.Writer, p float64, msg string) {
-	b, _ := json.Marshal(struct {
-		Progress float64 `json:"progress"`
-		Message  string  `json:"message"`
-	}{math.Min(p, 1), msg})
-	fmt.Fprintf(w, "%s\n", b)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	job.Progress(1, fmt.Sprintf("done after %d iterations (converged: %t), inertia %.6g", res.Iterations, res.Converged, res.Inertia))
+	return res, nil
 }
 
 // parse decodes and validates the input.
@@ -206,6 +208,9 @@ func Cluster(points [][]float64, p Params) Result {
 
 	res := Result{}
 	for iter := 1; iter <= p.MaxIter; iter++ {
+		if p.Stop != nil && p.Stop() {
+			break
+		}
 		// Assignment step.
 		changed := 0
 		inertia := 0.0

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"github.com/aigw/aigw/algorithms/internal/algotest"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/testleak"
+	"github.com/aigw/aigw/sdk/serve"
+	"github.com/aigw/aigw/sdk/serve/servetest"
 )
 
 // blobs returns n points around each centre, spread by sd, shuffled.
@@ -35,6 +39,11 @@ func blobs(centres [][]float64, n int, sd float64, seed uint64) (points [][]floa
 		truth[i], truth[j] = truth[j], truth[i]
 	})
 	return points, truth
+}
+
+// run runs kmeans in exec mode on the given streams.
+func run(stdin io.Reader, stdout, stderr io.Writer) error {
+	return serve.Exec(context.Background(), setup, stdin, stdout, stderr)
 }
 
 func runJSON(t *testing.T, in any) (Result, string) {
@@ -217,7 +226,7 @@ func testCommand(t *testing.T, in string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "AIGW_KMEANS_TEST_MAIN=1")
+	cmd.Env = append(os.Environ(), "AIGW_KMEANS_TEST_MAIN=1", "AIGW_SERVE=")
 	cmd.Stdin = strings.NewReader(in)
 	return cmd
 }
@@ -238,12 +247,54 @@ func TestProcessExitStatus(t *testing.T) {
 		if code != tc.code {
 			t.Fatalf("%s: exit %d (%v), want %d; stderr %s", tc.in, code, err, tc.code, errb.String())
 		}
-		if tc.code != 0 && !strings.Contains(errb.String(), "kmeans: input: k = 5") {
+		if tc.code != 0 && !strings.HasSuffix(errb.String(), ": input: k = 5: want 1 ≤ k ≤ number of points (2)\n") {
 			t.Errorf("stderr %q lacks the reason", errb.String())
 		}
 		if tc.code == 0 && !strings.Contains(out.String(), `"centroids":[[1.5]]`) {
 			t.Errorf("stdout %q", out.String())
 		}
+	}
+}
+
+// TestServe runs the program as the warm runtime does: jobs one after
+// another in one process, progress, a bad input failing without a retry, and
+// a cancel stopping the iterations.
+func TestServe(t *testing.T) {
+	cmd := testCommand(t, "")
+	cmd.Stdin = nil
+	p := servetest.Start(t, cmd)
+	for seed := range 2 {
+		points, _ := blobs([][]float64{{0, 0}, {10, 10}}, 50, 0.5, uint64(seed))
+		res := p.Run(t, map[string]any{"points": points, "k": 2, "seed": seed})
+		var out Result
+		if res.Error != nil || json.Unmarshal(res.Output, &out) != nil || len(out.Labels) != 100 || !out.Converged {
+			t.Fatalf("job %d: %s %+v", seed, res.Output, res.Error)
+		}
+		if n := len(res.Progress); n < 2 || *res.Progress[0].Progress != 0 || *res.Progress[n-1].Progress != 1 {
+			t.Errorf("job %d: progress %+v", seed, res.Progress)
+		}
+	}
+	res := p.Run(t, map[string]any{"points": [][]float64{{1}}, "k": 2})
+	if res.Error == nil || res.Error.Retryable || res.Error.Message != "input: k = 2: want 1 ≤ k ≤ number of points (1)" {
+		t.Fatalf("bad input: %+v", res.Error)
+	}
+
+	// A long run (many clusters, no tolerance) stops at its cancel.
+	rng := rand.New(rand.NewPCG(1, 2))
+	points := make([][]float64, 50_000)
+	for i := range points {
+		points[i] = []float64{rng.Float64(), rng.Float64()}
+	}
+	id, _ := p.Submit(t, map[string]any{"points": points, "k": 500, "tolerance": 0, "max_iter": MaxIter})
+	if m := p.Next(t); m.Type != "progress" || m.ID != id || *m.Progress != 0 {
+		t.Fatalf("message %+v, want the first progress", m)
+	}
+	p.Cancel(t, id)
+	if res := p.Collect(t, id); res.Error == nil || res.Error.Message != "context canceled" {
+		t.Fatalf("canceled run: %.100s %+v", res.Output, res.Error)
+	}
+	if err := p.Close(t); err != nil {
+		t.Fatal(err)
 	}
 }
 
