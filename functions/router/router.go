@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/fnserve"
@@ -147,6 +148,8 @@ func New(d Deps) http.Handler {
 	r.NotFound(a.handle(notFound).ServeHTTP)
 	r.MethodNotAllowed(a.handle(methodNotAllowed).ServeHTTP)
 	r.Method(http.MethodGet, "/_/health", fnserve.Health(d.Ready))
+	// The OpenAPI document is public: no token, no rate limit.
+	r.Method(http.MethodGet, "/v1/openapi.json", apispec.Handler())
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(auth.Middleware(d.Verifier, log), a.rateLimit)
 		read, write, admin := auth.Require(auth.ScopeJobsRead), auth.Require(auth.ScopeJobsWrite), auth.Require(auth.ScopeAlgorithmsAdmin)

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/auth/authtest"
 	"github.com/aigw/aigw/internal/events"
@@ -137,7 +138,7 @@ func (e *env) do(t *testing.T, method, path, token, body string, header ...strin
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +148,11 @@ func (e *env) do(t *testing.T, method, path, token, body string, header ...strin
 		t.Fatal(err)
 	}
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// apiClient checks every request and response against the OpenAPI document.
+func apiClient(t *testing.T) *http.Client {
+	return &http.Client{Transport: apispec.Transport(t, nil)}
 }
 
 func (e *env) want(t *testing.T, r reply, status int) reply {
@@ -212,7 +218,7 @@ func (e *env) openEvents(t *testing.T, jobID, lastID string) *sse {
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

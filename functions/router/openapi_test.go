@@ -1,0 +1,60 @@
+package router
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/aigw/aigw/internal/apispec"
+)
+
+// internalRoutes are served but are not the public API.
+var internalRoutes = []string{"GET " + apispec.HealthPath}
+
+// TestOpenAPIDocumentCoversEveryRoute: every route the router registers is an
+// operation of the OpenAPI document (for the router function), and every
+// router operation of the document is registered.
+func TestOpenAPIDocumentCoversEveryRoute(t *testing.T) {
+	var served []string
+	err := chi.Walk(New(Deps{}).(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		route = strings.ReplaceAll(route, "/*/", "/")
+		if !slices.Contains(internalRoutes, method+" "+route) {
+			served = append(served, method+" "+route)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docRoutes, err := apispec.FunctionRoutes("router")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, r := range docRoutes {
+		documented = append(documented, r.Method+" "+r.Path)
+	}
+	for _, s := range served {
+		if !slices.Contains(documented, s) {
+			t.Errorf("the router serves %s, which internal/apispec/openapi.json does not document", s)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(served, d) {
+			t.Errorf("internal/apispec/openapi.json documents %s, which the router does not serve", d)
+		}
+	}
+}
+
+// TestOpenAPIDocumentServedWithoutToken: GET /v1/openapi.json needs no token.
+func TestOpenAPIDocumentServedWithoutToken(t *testing.T) {
+	t.Parallel()
+	e := setup(t, testConfig())
+	r := e.want(t, e.do(t, "GET", "/v1/openapi.json", "", ""), http.StatusOK)
+	if r.header.Get("Content-Type") != "application/json" || string(r.body) != string(apispec.JSON()) {
+		t.Fatalf("document %s: %.100s", r.header.Get("Content-Type"), r.body)
+	}
+}
