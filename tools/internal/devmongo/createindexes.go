@@ -18,7 +18,7 @@ import (
 // process that opens a store on an existing database after another one
 // created its indexes could hit this.
 //
-// So, under the global turn, the proxy lists the collection's indexes itself
+// So, running alone (createIndexes is exclusive, lanes.go), the proxy lists the collection's indexes itself
 // and takes every requested index that exists identically out of the request
 // before FerretDB sees it; when none is left it answers as MongoDB does
 // without forwarding. A request naming an existing index with the same key
@@ -100,7 +100,7 @@ func parseCreateIndexes(req message) (*indexRequest, bool) {
 	return r, true
 }
 
-// filterIndexes runs under the global turn: it lists r's collection's indexes
+// filterIndexes runs alone (an exclusive command): it lists r's collection's indexes
 // through pc's FerretDB connection and returns either the request to forward in
 // place of the client's (nil: forward it untouched) or, when the proxy answers
 // itself, the reply to send back to the client. An error means pc's FerretDB

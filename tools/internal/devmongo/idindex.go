@@ -26,8 +26,8 @@ import (
 // collection's size (1 ms at 200 documents, 12 ms at 5,000, 40 ms at 20,000).
 //
 // idIndexer gives each collection's table a second index, on exactly the
-// expression FerretDB queries, by writing to the database file directly (with
-// the global turn held, so FerretDB is not executing anything). FerretDB does
+// expression FerretDB queries, by writing to the database file directly
+// (running alone, lanes.go, so FerretDB is not executing anything). FerretDB does
 // not know this index: it does not list it, and it disappears with the table
 // when the collection or database is dropped. Its name starts with
 // _ferretdb_, a prefix FerretDB never gives a table or one of its indexes.
@@ -36,7 +36,9 @@ import (
 const idColumn = `_ferretdb_sjson->'$._id'`
 
 // idIndexer ensures the _id expression index on the tables of the collections
-// that commands touch. Its methods run with the global turn held.
+// that commands touch. It creates and drops indexes only while the command
+// that asks runs alone (exclusive, lanes.go); queries use its handles beside
+// other commands.
 type idIndexer struct {
 	dir string
 	log *slog.Logger
@@ -148,6 +150,72 @@ func (x *idIndexer) create(ctx context.Context, db, coll string) (bool, error) {
 	}
 	x.infos[db][coll] = info
 	return true, nil
+}
+
+// ready reports whether commands on coll need no more of ensure: its index
+// is in place, indexing it failed, or the names are ones ensure skips.
+func (x *idIndexer) ready(db, coll string) bool {
+	if !validName(db) || coll == "" || strings.ContainsRune(coll, 0) {
+		return true
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.done[db][coll] || x.failed[db+"."+coll]
+}
+
+// sqliteSidecars are the files SQLite keeps beside a database file.
+var sqliteSidecars = []string{"-wal", "-shm", "-journal"}
+
+// dropFiles removes what is left of a dropped database: FerretDB removes the
+// database file, but a WAL (often tens of MB after a bench) and its index
+// stay behind when another connection had the file open, e.g. a client's
+// cursor. Left there, a WAL would also be replayed into a new database of the
+// same name. It runs alone (dropDatabase is exclusive).
+func (x *idIndexer) dropFiles(db string) {
+	if !validName(db) {
+		return
+	}
+	base := filepath.Join(x.dir, db+".sqlite")
+	if _, err := os.Stat(base); !errors.Is(err, os.ErrNotExist) {
+		return // not dropped, or not ours to judge
+	}
+	for _, suffix := range sqliteSidecars {
+		if err := os.Remove(base + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			x.log.Warn("devmongo: cannot remove a dropped database's file", "file", base+suffix, "err", err)
+		}
+	}
+}
+
+// removeOrphans removes, before FerretDB opens the directory, SQLite's side
+// files whose database file is gone (dropped by an earlier version of this
+// program, which left them). It returns how many bytes it freed.
+func removeOrphans(dir string, log *slog.Logger) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var freed int64
+	for _, e := range entries {
+		name := e.Name()
+		for _, suffix := range sqliteSidecars {
+			base, ok := strings.CutSuffix(name, ".sqlite"+suffix)
+			if !ok || !e.Type().IsRegular() {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, base+".sqlite")); !errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			info, err := e.Info()
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				log.Warn("devmongo: cannot remove a dropped database's file", "file", name, "err", err)
+				continue
+			}
+			if err == nil {
+				freed += info.Size()
+			}
+		}
+	}
+	return freed
 }
 
 // forget is called after a command that may drop or rename collections: the

@@ -22,12 +22,17 @@ import (
 //  2. each candidate is fetched from FerretDB by _id (pushed down);
 //  3. the proxy evaluates the whole filter on each;
 //  4. with no match, the command goes to FerretDB with its filter replaced by
-//     one that matches nothing, and with one match by {_id: X}, so FerretDB
-//     itself answers exactly as it would have (sort, skip, limit, projection,
-//     $group); with more, the proxy sorts, skips and limits them (or groups
-//     them) and answers as FerretDB does, in one batch.
+//     one that matches nothing, so FerretDB itself answers exactly as it
+//     would have; with matches, the proxy sorts, skips and limits them (or
+//     groups them) and answers as FerretDB does, in one batch.
 //
-// All of it happens under the global turn. Anything outside the subset (a
+// It runs beside writes to other documents (lanes.go), so it never hands
+// FerretDB a filter that stands for a match it found: a document could change
+// between the proxy's check and FerretDB's read. With no match, FerretDB
+// answers a filter that matches nothing; with one or more, the proxy answers
+// from the documents as it fetched them, each read whole. Like MongoDB's, such
+// a read is not a snapshot of the collection: each document is as it was at
+// some moment during the read. Anything outside the subset (a
 // projection, a collation, a batch too small for the result, a value the
 // evaluator or the sort cannot decide, too many candidates, an SQL error) goes
 // to FerretDB untouched.
@@ -533,7 +538,7 @@ func (s *Server) fetch(pc *proxyConn, db, coll string, ids []bson.RawValue) (doc
 	return docs, true, nil
 }
 
-// answerIndexed runs under the global turn. It returns the request to forward
+// answerIndexed runs beside other commands (see above). It returns the request to forward
 // in place of the client's (nil: forward it untouched) or the reply to send
 // back. An error means pc's FerretDB connection is unusable.
 func (s *Server) answerIndexed(pc *proxyConn, q *indexedQuery) (forward, reply message, err error) {
@@ -555,17 +560,9 @@ func (s *Server) answerIndexed(pc *proxyConn, q *indexedQuery) (forward, reply m
 			matched = append(matched, d)
 		}
 	}
-	if len(matched) <= 1 {
-		// FerretDB answers itself, on no document or on the one.
-		filter := noMatchFilter()
-		if len(matched) == 1 {
-			id, err := matched[0].LookupErr("_id")
-			if err != nil {
-				return nil, nil, nil
-			}
-			filter = idFilter(id)
-		}
-		fwd, err := q.rebuild(filter)
+	if len(matched) == 0 {
+		// FerretDB answers itself, on no document.
+		fwd, err := q.rebuild(noMatchFilter())
 		if err != nil {
 			return nil, nil, nil
 		}
@@ -579,7 +576,7 @@ func (s *Server) answerIndexed(pc *proxyConn, q *indexedQuery) (forward, reply m
 			return nil, nil, nil
 		}
 	} else {
-		if len(q.sort) > 0 {
+		if len(q.sort) > 0 && len(matched) > 1 {
 			if matched, ok = sortDocs(matched, q.sort); !ok {
 				return nil, nil, nil
 			}

@@ -19,7 +19,8 @@ import (
 // findAndModify({_id: X, state: "queued"}, …) costs time in proportion to the
 // collection's size.
 //
-// Since the proxy runs one command at a time, it can do the compare itself:
+// Since the proxy runs one command at a time on a document, it can do the
+// compare itself:
 // for a find, findAndModify, update or delete (one statement, no upsert, no
 // collation) whose filter is {_id: X} plus conditions in a small subset
 // (top-level fields, no dots; equality to a string, number, bool, null,
@@ -32,8 +33,9 @@ import (
 //     answers exactly as it would have (n: 0, value: null, an empty cursor),
 //     validation errors included.
 //
-// Both round trips happen under the same global turn, so no other command runs
-// between the check and the act. Whatever the evaluator cannot decide with
+// Both round trips happen while the command holds the lane of document X
+// (lanes.go), so no other command that could write X runs between the check
+// and the act. Whatever the evaluator cannot decide with
 // certainty (an array or embedded document in the stored field, NaN, a large
 // int64 beside a double, an unknown operator, several documents with that
 // _id, a probe that fails) is forwarded untouched, as before.
@@ -527,7 +529,7 @@ func idFilter(id bson.RawValue) bson.Raw {
 // connection; its reply is read before anything else is sent there.
 const probeID int32 = -3
 
-// narrow runs under the global turn: it fetches the document {_id: n.id}
+// narrow runs holding n.id's lane: it fetches the document {_id: n.id}
 // through pc's FerretDB connection and returns the request to forward in place
 // of the client's, or nil to forward the client's request untouched. An error
 // means pc's FerretDB connection is unusable.

@@ -5,18 +5,20 @@
 // findOneAndUpdate({_id, state: "queued"}, {$set: {state: "running"}}) on one
 // document often see several winners. Here FerretDB listens on a private Unix
 // socket only, and the public TCP address is served by a wire-protocol proxy
-// that lets ONE request at a time, across all client connections, reach
-// FerretDB: a global turn is held from forwarding a request until its full
-// reply has been read back. Every client connection gets its own FerretDB
-// connection, so cursors and sessions stay per connection; only the
-// request/reply exchanges are serialized.
+// that never lets two commands that may touch the same document reach
+// FerretDB at the same time (lanes.go): a command pinned to documents by _id
+// holds those documents' lanes, and runs beside commands on other documents
+// and beside reads; a command that may touch many documents, and DDL, runs
+// alone. A request holds its lanes from being forwarded until its full reply
+// has been read back. Every client connection gets its own FerretDB
+// connection, so cursors and sessions stay per connection.
 //
 // Two things keep a lookup by _id independent of the collection's size, as on
 // MongoDB: each collection's table gets an SQLite index on the expression
 // FerretDB's _id lookups use (idindex.go), and a command whose filter is _id
 // plus simple conditions, such as a compare-and-set on {_id, state}, is
-// narrowed to {_id} after the proxy has checked the conditions itself under the
-// same turn (narrow.go). A query on fields with a MongoDB index, which FerretDB
+// narrowed to {_id} after the proxy has checked the conditions itself while
+// holding the document's lane (narrow.go). A query on fields with a MongoDB index, which FerretDB
 // answers by reading the whole collection, is answered from a mirror of that
 // index in SQLite, in time bounded by its candidates (mirror.go, indexed.go).
 // A createIndexes of indexes that already exist is answered as MongoDB
@@ -55,11 +57,11 @@ type Config struct {
 	// BackendLogger receives FerretDB's own logs; nil discards them.
 	BackendLogger *slog.Logger
 	// ExchangeTimeout bounds one request/reply exchange with FerretDB (the
-	// time the global turn may be held); 0 means 5 minutes.
+	// time a command may hold its lanes); 0 means 5 minutes.
 	ExchangeTimeout time.Duration
 }
 
-// Server is a running FerretDB behind the serializing proxy.
+// Server is a running FerretDB behind the proxy.
 type Server struct {
 	log      *slog.Logger
 	ln       net.Listener
@@ -67,10 +69,10 @@ type Server struct {
 	sockPath string
 	timeout  time.Duration
 
-	// turn is the global lock: a request holds it from being forwarded to
-	// FerretDB until its whole reply has been read. A channel, not a mutex,
-	// so that waiting for it can be abandoned on shutdown.
-	turn    chan struct{}
+	// lanes keeps commands that may touch the same document apart
+	// (lanes.go): a request holds its lanes from being forwarded to FerretDB
+	// until its whole reply has been read.
+	lanes   *lanes
 	closing chan struct{}
 
 	mu    sync.Mutex
@@ -84,6 +86,7 @@ type Server struct {
 	requests   atomic.Uint64
 	narrowed   atomic.Uint64 // commands whose filter was narrowed to {_id}
 	indexed    atomic.Uint64 // queries answered through mirrored indexes
+	exclusive  atomic.Uint64 // commands that ran alone
 
 	ids       *idIndexer
 	closeOnce sync.Once
@@ -118,6 +121,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("devmongo: data directory: %w", err)
+	}
+
+	if n := removeOrphans(dataDir, log); n > 0 {
+		log.Info("devmongo: removed the files dropped databases left", "bytes", n)
 	}
 
 	// A private directory (0700) keeps the socket out of other users' reach
@@ -173,7 +180,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		sockDir:     sockDir,
 		sockPath:    sockPath,
 		timeout:     timeout,
-		turn:        make(chan struct{}, 1),
+		lanes:       newLanes(),
 		closing:     make(chan struct{}),
 		conns:       make(map[*proxyConn]struct{}),
 		stopBackend: stopBackend,
@@ -199,8 +206,8 @@ func (s *Server) URI() string { return "mongodb://" + s.ln.Addr().String() + "/"
 // Done is closed when FerretDB has stopped, whether by Close or on its own.
 func (s *Server) Done() <-chan struct{} { return s.backendDone }
 
-// Close stops accepting, lets the exchange in progress (if any) finish for up to
-// ten seconds, closes every connection and stops FerretDB. A second call
+// Close stops accepting, lets the exchanges in progress (if any) finish for up
+// to ten seconds, closes every connection and stops FerretDB. A second call
 // returns the first one's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
@@ -211,13 +218,14 @@ func (s *Server) close() error {
 	close(s.closing)
 	err := s.ln.Close()
 
-	// Taking the turn waits for the exchange in progress, so no request is
-	// cut off inside FerretDB.
-	select {
-	case s.turn <- struct{}{}:
-	case <-time.After(10 * time.Second):
+	// Taking every lane waits for the exchanges in progress, so no request
+	// is cut off inside FerretDB; the requests still waiting give up.
+	abort := make(chan struct{})
+	timer := time.AfterFunc(10*time.Second, func() { close(abort) })
+	if !s.lanes.acquire(&lockReq{excl: true}, abort) {
 		s.log.Warn("devmongo: an exchange is still running; closing anyway")
 	}
+	timer.Stop()
 	s.mu.Lock()
 	for pc := range s.conns {
 		pc.close()
@@ -229,7 +237,8 @@ func (s *Server) close() error {
 	s.stopBackend()
 	<-s.backendDone
 	_ = os.RemoveAll(s.sockDir)
-	s.log.Info("devmongo stopped", "requests", s.requests.Load(), "narrowed", s.narrowed.Load(), "indexed", s.indexed.Load())
+	s.log.Info("devmongo stopped", "requests", s.requests.Load(), "exclusive", s.exclusive.Load(),
+		"narrowed", s.narrowed.Load(), "indexed", s.indexed.Load())
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -357,10 +366,11 @@ func (s *Server) serve(client net.Conn) {
 var errClosing = errors.New("devmongo: server closing")
 
 // dataFree are the commands that read and write no documents: the handshake,
-// liveness checks, and endSessions (FerretDB v1.24 has no sessions). They skip
-// the global turn, so that opening connections, driver heartbeats and health
-// checks stay quick while data commands queue; running them beside another
-// command cannot break linearizability.
+// liveness checks, and endSessions (FerretDB v1.24 has no sessions). They take
+// no lanes, not even beside an exclusive command, so that opening
+// connections, driver heartbeats and health checks stay quick while data
+// commands queue; running them beside another command cannot break
+// linearizability.
 var dataFree = map[string]bool{
 	"hello":       true,
 	"isMaster":    true,
@@ -369,12 +379,12 @@ var dataFree = map[string]bool{
 	"endSessions": true,
 }
 
-// slowExchange is how long an exchange may hold the turn before a warning.
+// slowExchange is how long an exchange may hold its lanes before a warning.
 const slowExchange = 2 * time.Second
 
 // exchange forwards req to FerretDB and returns the bytes to send back to the
-// client (none for a moreToCome request), all while holding the global turn
-// unless req is a data-free command.
+// client (none for a moreToCome request), all while holding the lanes req
+// needs (none for a data-free command).
 func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 	var wantReply bool
 	switch req.opCode() {
@@ -390,29 +400,34 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 	}
 	cmd := commandName(req)
 	s.requests.Add(1)
+	db, coll := commandTarget(req)
 
 	if !wantReply || !dataFree[cmd] {
 		queued := time.Now()
-		select {
-		case s.turn <- struct{}{}:
-		case <-s.closing:
-			return nil, errClosing
+		lk, err := s.lock(req, cmd, db, coll)
+		if err != nil {
+			return nil, err
 		}
 		start := time.Now()
 		defer func() {
-			<-s.turn
+			s.lanes.release(lk)
 			held := time.Since(start)
 			if held >= slowExchange {
-				s.log.Warn("devmongo: slow command held the turn", "conn", pc.id, "cmd", cmd, "held", held)
+				s.log.Warn("devmongo: slow command held its lanes", "conn", pc.id, "cmd", cmd, "exclusive", lk.excl, "held", held)
 			} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
-				s.log.Debug("exchange", "conn", pc.id, "cmd", cmd, "waited", start.Sub(queued), "held", held)
+				s.log.Debug("exchange", "conn", pc.id, "cmd", cmd, "exclusive", lk.excl, "lanes", len(lk.keys),
+					"waited", start.Sub(queued), "held", held)
 			}
 		}()
 	}
 
 	_ = pc.backend.SetDeadline(time.Now().Add(s.timeout))
 	defer func() { _ = pc.backend.SetDeadline(time.Time{}) }()
-	db, coll := commandTarget(req)
+	if cmd == "dropDatabase" {
+		// Close the proxy's own handle on the file first, so that FerretDB
+		// closes the last one and SQLite removes the WAL (see dropFiles).
+		s.ids.forget(db, "")
+	}
 	if collCommands[cmd] && coll != "" {
 		s.ensureIndex(db, coll)
 		defer s.afterCommand(cmd, db, coll)
@@ -463,7 +478,7 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 		// The client expects nothing back. FerretDB v1.24 ignores moreToCome
 		// and answers anyway; a later version might not. Either way, a ping
 		// on the same connection whose reply we wait for proves the request
-		// has been executed before the turn passes on; everything before the
+		// has been executed before the lanes are released; everything before the
 		// ping's reply is dropped.
 		return nil, s.syncBackend(pc, req.requestID())
 	}
@@ -510,7 +525,7 @@ func (s *Server) ensureIndex(db, coll string) {
 	s.ids.ensure(ctx, db, coll)
 }
 
-// afterCommand runs, with the turn still held, after a command on coll in db
+// afterCommand runs, with the lanes still held, after a command on coll in db
 // (cmd's collection, if any) has been executed.
 func (s *Server) afterCommand(cmd, db, coll string) {
 	switch cmd {
@@ -518,6 +533,7 @@ func (s *Server) afterCommand(cmd, db, coll string) {
 		s.ids.forget(db, coll)
 	case "dropDatabase":
 		s.ids.forget(db, "")
+		s.ids.dropFiles(db)
 	case "renameCollection":
 		s.ids.forgetAll()
 	case "createIndexes", "dropIndexes", "deleteIndexes":
@@ -527,6 +543,31 @@ func (s *Server) afterCommand(cmd, db, coll string) {
 		s.ids.resync(ctx, db, coll)
 	default:
 		s.ensureIndex(db, coll) // it may have created the collection
+	}
+}
+
+// lock waits for the lanes req needs (see lanes.go): exclusive when classify
+// says so, and when cmd is on a collection whose _id index the proxy has not
+// yet made (idindex.go writes to the database file; it does so alone).
+func (s *Server) lock(req message, cmd, db, coll string) (*lockReq, error) {
+	excl, keys := classify(req)
+	needsIndex := func() bool { return collCommands[cmd] && coll != "" && !s.ids.ready(db, coll) }
+	for {
+		if !excl && needsIndex() {
+			excl, keys = true, nil
+		}
+		lk := &lockReq{excl: excl, keys: keys}
+		if !s.lanes.acquire(lk, s.closing) {
+			return nil, errClosing
+		}
+		if excl {
+			s.exclusive.Add(1)
+			return lk, nil
+		}
+		if !needsIndex() { // an exclusive command may have dropped it meanwhile
+			return lk, nil
+		}
+		s.lanes.release(lk)
 	}
 }
 

@@ -384,18 +384,21 @@ func TestCloseWithOpenConnections(t *testing.T) {
 	}
 }
 
-// TestTurnSerializesDataCommandsOnly holds the global turn: a ping still
-// answers, but a find waits until the turn is free.
-func TestTurnSerializesDataCommandsOnly(t *testing.T) {
+// TestExclusiveLeavesDataFreeCommands holds every lane: a ping still answers,
+// but a find waits until the lanes are free.
+func TestExclusiveLeavesDataFreeCommands(t *testing.T) {
 	s := startServer(t)
 	r := dialRaw(t, s)
 
-	s.turn <- struct{}{} // as if another client's command were running
+	hold := &lockReq{excl: true} // as if another client's exclusive command were running
+	if !s.lanes.acquire(hold, nil) {
+		t.Fatal("acquire failed")
+	}
 	r.sendMsg(1, 0, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}})
 	r.reply(1)
 
 	r.sendMsg(2, 0, bson.D{{Key: "find", Value: "c"}, {Key: "$db", Value: "turn"}})
-	r.expectNothing(300 * time.Millisecond)
-	<-s.turn
+	waitQueued(t, s.lanes, 1)
+	s.lanes.release(hold)
 	r.reply(2)
 }
