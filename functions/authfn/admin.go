@@ -110,15 +110,21 @@ func makeRevokeClientHandler(d Deps) web.HandlerFunc {
 // OperatorSubject is the sub claim of operator tokens.
 const OperatorSubject = "operator"
 
+// OperatorTokenScopes are the scopes of an operator token: the operator scopes
+// and the clients' (an operator reads and acts on every tenant's jobs).
+func OperatorTokenScopes() []string {
+	return append(jwtauth.OperatorScopes(), jwtauth.ClientScopes()...)
+}
+
 // makeOperatorTokenHandler serves POST /admin/token: a short-lived access token
-// with the operator scopes (jwtauth.OperatorScopes), in jwtauth.OperatorTenant,
-// for the holder of the admin token. It is the only way to get those scopes:
-// no API client may hold them, so a tenant's credential never chooses what
-// runs on the workers.
+// with OperatorTokenScopes, in jwtauth.OperatorTenant, for the holder of the
+// admin token (never for an operator token: it does not renew itself). It is
+// the only way to get the operator scopes: no API client may hold them, so a
+// tenant's credential never chooses what runs on the workers.
 func makeOperatorTokenHandler(d Deps) web.HandlerFunc {
 	key := d.Keys[0]
 	return func(w http.ResponseWriter, r *http.Request) error {
-		resp, err := signToken(d, key, OperatorSubject, jwtauth.OperatorTenant, jwtauth.OperatorScopes())
+		resp, err := signToken(d, key, OperatorSubject, jwtauth.OperatorTenant, OperatorTokenScopes())
 		if err != nil {
 			return err
 		}

@@ -82,8 +82,44 @@ func TestOperatorScopeNeverGoesToClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if otr.Scope != jwtauth.ScopeAlgorithmsAdmin || !oc.HasScope(jwtauth.ScopeAlgorithmsAdmin) || oc.HasScope(jwtauth.ScopeJobsRead) ||
+	if otr.Scope != strings.Join(authfn.OperatorTokenScopes(), " ") || !oc.HasScope(jwtauth.ScopeAlgorithmsAdmin) || !oc.HasScope(jwtauth.ScopeJobsRead) ||
 		oc.Tenant != jwtauth.OperatorTenant || oc.Subject != authfn.OperatorSubject {
 		t.Errorf("operator token: %+v, claims %+v", otr, oc)
 	}
+}
+
+// TestOperatorTokenManagesClients: the console's admin holds an operator token,
+// not the admin token; it lists, creates and revokes clients with it. A
+// client's token may not, and an operator token never gets another operator
+// token (so it runs out with its TTL).
+func TestOperatorTokenManagesClients(t *testing.T) {
+	t.Parallel()
+	db := testenv.MongoDB(t)
+	store, err := clients.NewStore(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, store, newKey(t))
+	op := wantToken(t, adminJSON(t, s, http.MethodPost, "/admin/token", nil))
+	bearer := map[string]string{"Authorization": "Bearer " + op.AccessToken, "Content-Type": "application/json"}
+
+	r := do(t, http.MethodPost, s.URL+"/admin/clients", bearer, []byte(`{"name":"console","tenant":"acme","scopes":["jobs:read"]}`))
+	if r.Status != http.StatusCreated || !strings.Contains(string(r.Body), `"client_secret"`) {
+		t.Fatalf("create with an operator token: %d %s", r.Status, r.Body)
+	}
+	c := createClient(t, s, "acme", jwtauth.ScopeJobsRead)
+	if r := do(t, http.MethodGet, s.URL+"/admin/clients?tenant=acme", bearer, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), c.ClientID) {
+		t.Errorf("list with an operator token: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, http.MethodDelete, s.URL+"/admin/clients/"+c.ClientID, bearer, nil); r.Status != http.StatusNoContent {
+		t.Errorf("revoke with an operator token: %d %s", r.Status, r.Body)
+	}
+	wantAPIError(t, do(t, http.MethodPost, s.URL+"/admin/token", bearer, nil), http.StatusUnauthorized, "unauthorized")
+
+	// A tenant's token is no operator token.
+	other := createClient(t, s, "acme", jwtauth.ScopeJobsRead, jwtauth.ScopeJobsWrite)
+	tr := wantToken(t, formToken(t, s, map[string]string{"Authorization": basic(other.ClientID, other.ClientSecret)},
+		url.Values{"grant_type": {"client_credentials"}}))
+	wantAPIError(t, do(t, http.MethodGet, s.URL+"/admin/clients", map[string]string{"Authorization": "Bearer " + tr.AccessToken}, nil),
+		http.StatusUnauthorized, "unauthorized")
 }

@@ -75,29 +75,43 @@ func NewHandler(d Deps) (http.Handler, error) {
 		_, _ = w.Write(jwks)
 	})
 	r.Method(http.MethodPost, "/oauth/token", makeTokenHandler(d))
+	operators, err := jwtauth.NewVerifier(jwtauth.VerifierConfig{JWKS: jwks, Issuer: d.Config.Issuer, Audience: d.Config.Audience, Now: d.Now})
+	if err != nil {
+		return nil, err
+	}
 	r.Route("/admin", func(r chi.Router) {
-		r.Use(requireAdmin(d.Log, d.AdminToken))
-		r.Method(http.MethodPost, "/clients", web.Handle(d.Log, makeCreateClientHandler(d)))
-		r.Method(http.MethodGet, "/clients", web.Handle(d.Log, makeListClientsHandler(d)))
-		r.Method(http.MethodGet, "/clients/{id}", web.Handle(d.Log, makeGetClientHandler(d)))
-		r.Method(http.MethodDelete, "/clients/{id}", web.Handle(d.Log, makeRevokeClientHandler(d)))
-		r.Method(http.MethodPost, "/token", web.Handle(d.Log, makeOperatorTokenHandler(d)))
+		// The clients: the admin token, or an operator token from it (the console's admin).
+		r.With(requireAdmin(d.Log, d.AdminToken, operators)).Route("/clients", func(r chi.Router) {
+			r.Method(http.MethodPost, "/", web.Handle(d.Log, makeCreateClientHandler(d)))
+			r.Method(http.MethodGet, "/", web.Handle(d.Log, makeListClientsHandler(d)))
+			r.Method(http.MethodGet, "/{id}", web.Handle(d.Log, makeGetClientHandler(d)))
+			r.Method(http.MethodDelete, "/{id}", web.Handle(d.Log, makeRevokeClientHandler(d)))
+		})
+		// An operator token: the admin token only, so no token renews itself.
+		r.With(requireAdmin(d.Log, d.AdminToken, nil)).Method(http.MethodPost, "/token", web.Handle(d.Log, makeOperatorTokenHandler(d)))
 	})
 	return r, nil
 }
 
 // requireAdmin answers 401 unless the request carries `Authorization: Bearer
 // <admin token>`, compared in constant time (of digests, so the length of the
-// token does not leak either).
-func requireAdmin(log *slog.Logger, token string) func(http.Handler) http.Handler {
+// token does not leak either), or, when operators is not nil, an operator
+// token (jwtauth.OperatorTenant with the operator scope) that it verifies.
+func requireAdmin(log *slog.Logger, token string, operators *jwtauth.Verifier) func(http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-			if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			got = strings.TrimSpace(got)
+			sum := sha256.Sum256([]byte(got))
+			admin := ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+			if !admin && ok && operators != nil && strings.EqualFold(scheme, "Bearer") && strings.Count(got, ".") == 2 {
+				c, err := operators.Verify(r.Context(), got)
+				admin = err == nil && c.Tenant == jwtauth.OperatorTenant && c.HasScope(jwtauth.ScopeAlgorithmsAdmin)
+			}
+			if !admin {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-admin"`)
-				web.WriteError(w, r, log, web.Unauthorized("admin endpoints need Authorization: Bearer <admin token> (the %s secret)", SecretAdminToken))
+				web.WriteError(w, r, log, web.Unauthorized("admin endpoints need Authorization: Bearer <admin token> (the %s secret) or an operator token", SecretAdminToken))
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -35,6 +35,26 @@ func requireAdmin(token string, log *slog.Logger, next web.HandlerFunc) http.Han
 	})
 }
 
+// requireOperator is requireAdmin, but an operator token (the auth function's
+// POST /admin/token: auth.OperatorTenant with the operator scope), verified
+// like every token, also passes: the console's admin holds one, never the
+// admin token.
+func requireOperator(token string, v *auth.Verifier, log *slog.Logger, next web.HandlerFunc) http.Handler {
+	admin := requireAdmin(token, log, next)
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got = strings.TrimSpace(got)
+		if v != nil && strings.EqualFold(scheme, "Bearer") && strings.Count(got, ".") == 2 {
+			c, err := v.Verify(r.Context(), got)
+			if err == nil && c.Tenant == auth.OperatorTenant && c.HasScope(auth.ScopeAlgorithmsAdmin) {
+				return next(w, r)
+			}
+		}
+		admin.ServeHTTP(w, r)
+		return nil
+	})
+}
+
 func (s *Service) handleTick(w http.ResponseWriter, r *http.Request) error {
 	sum, err := s.ticker.Tick(r.Context())
 	if err != nil {

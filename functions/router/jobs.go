@@ -148,13 +148,30 @@ func (a *api) queuePosition(ctx context.Context, j *job.Job) *int64 {
 	return &n
 }
 
-// tenantJob returns the job of the path's id if the request's tenant owns it.
+// tenantJob returns the job of the path's id if the request's tenant owns it
+// (an operator's request: whoever owns it).
 func (a *api) tenantJob(r *http.Request) (*job.Job, error) {
 	t, id, err := jobRef(r)
 	if err != nil {
 		return nil, err
 	}
+	if operator(r) {
+		return a.Jobs.GetByID(r.Context(), id)
+	}
 	return a.Jobs.Get(r.Context(), t, id)
+}
+
+// ownerRef is jobRef, but for an operator's request the tenant is the job's
+// owner (read from its record), so an operator may act on any tenant's job.
+func (a *api) ownerRef(r *http.Request) (tenantID, id string, err error) {
+	if !operator(r) {
+		return jobRef(r)
+	}
+	j, err := a.tenantJob(r)
+	if err != nil {
+		return "", "", err
+	}
+	return j.Tenant, j.ID, nil
 }
 
 // jobRef returns the request's tenant and the path's job id (404 when the id
@@ -171,7 +188,8 @@ func jobRef(r *http.Request) (tenantID, id string, err error) {
 }
 
 // listJobs: GET /v1/jobs?algorithm=&state=&since=&limit=&cursor= →
-// {"jobs": [...], "next_cursor": "..."}, newest first.
+// {"jobs": [...], "next_cursor": "..."}, newest first: the tenant's jobs, or
+// for an operator every tenant's.
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) error {
 	t, err := auth.Tenant(r)
 	if err != nil {
@@ -182,6 +200,9 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Tenant = t
+	if operator(r) {
+		f.Tenant, f.AllTenants = "", true
+	}
 	page, err := a.Jobs.List(r.Context(), f)
 	if err != nil {
 		return err
@@ -239,7 +260,7 @@ func parseFilter(q url.Values) (jobstore.Filter, error) {
 // cancelJob: POST /v1/jobs/{id}/cancel → 200 with the canceled job, or 202
 // with the running job whose worker was asked to stop; 409 once finished.
 func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	t, id, err := jobRef(r)
+	t, id, err := a.ownerRef(r)
 	if err != nil {
 		return err
 	}
@@ -258,7 +279,7 @@ func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) error {
 // retryJob: POST /v1/jobs/{id}/retry → 202 with the job queued again; 409
 // unless it failed or expired.
 func (a *api) retryJob(w http.ResponseWriter, r *http.Request) error {
-	t, id, err := jobRef(r)
+	t, id, err := a.ownerRef(r)
 	if err != nil {
 		return err
 	}

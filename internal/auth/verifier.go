@@ -34,6 +34,9 @@ type VerifierConfig struct {
 	// JWKSURL is where the issuer publishes its keys, e.g.
 	// http://auth.openfaas-fn:8080/.well-known/jwks.json.
 	JWKSURL string
+	// JWKS, when not nil, is the JWK set itself, used instead of fetching
+	// JWKSURL (which may then be empty): the issuer verifying its own tokens.
+	JWKS []byte
 	// Issuer must equal the token's iss; Audience must be among its aud.
 	Issuer, Audience string
 	// HTTPClient fetches the JWK set (default: a client with a 10 s timeout).
@@ -74,7 +77,11 @@ type Verifier struct {
 // the first Verify.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	u, err := url.Parse(cfg.JWKSURL)
-	if cfg.JWKSURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if cfg.JWKS != nil {
+		if _, _, err := parseJWKS(cfg.JWKS); err != nil {
+			return nil, fmt.Errorf("auth: JWKS: %w", err)
+		}
+	} else if cfg.JWKSURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("auth: JWKSURL %q: want an http(s) URL", cfg.JWKSURL)
 	}
 	if cfg.Issuer == "" {
@@ -242,6 +249,9 @@ func (v *Verifier) lookupLocked(kid string) (publicKey, error) {
 // fetch gets and parses the JWK set. It is not canceled with the request
 // that started it, since other requests may be waiting for it.
 func (v *Verifier) fetch(ctx context.Context) (map[string]publicKey, map[string]string, error) {
+	if v.cfg.JWKS != nil {
+		return parseJWKS(v.cfg.JWKS)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)

@@ -200,7 +200,10 @@ func (s *Store) get(ctx context.Context, filter bson.D, id string) (*job.Job, er
 
 // Filter selects jobs for List.
 type Filter struct {
-	Tenant    string // required
+	// Tenant selects one tenant's jobs; required unless AllTenants.
+	Tenant string
+	// AllTenants lists every tenant's jobs (an operator's view); Tenant must be "".
+	AllTenants bool
 	Algorithm string
 	State     job.State
 	Since     time.Time // created at or after
@@ -218,10 +221,10 @@ type Page struct {
 	Next string
 }
 
-// List returns a tenant's jobs, newest first, a page at a time.
+// List returns a tenant's jobs (or every tenant's), newest first, a page at a time.
 func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
-	if f.Tenant == "" {
-		return Page{}, fmt.Errorf("%w: list needs a tenant", ErrInvalid)
+	if (f.Tenant == "") != f.AllTenants {
+		return Page{}, fmt.Errorf("%w: list needs a tenant, or AllTenants without one", ErrInvalid)
 	}
 	if f.Limit == 0 {
 		f.Limit = 50
@@ -232,7 +235,10 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	if f.State != "" && !f.State.Valid() {
 		return Page{}, fmt.Errorf("%w: unknown state %q", ErrInvalid, f.State)
 	}
-	q := bson.D{{Key: "tenant", Value: f.Tenant}}
+	q := bson.D{}
+	if f.Tenant != "" {
+		q = append(q, bson.E{Key: "tenant", Value: f.Tenant})
+	}
 	if f.Algorithm != "" {
 		q = append(q, bson.E{Key: "algorithm", Value: f.Algorithm})
 	}
