@@ -58,10 +58,12 @@ const stopGrace = 5 * time.Second
 // It returns nil when stdin ends, or the set-up's error (without saying
 // ready), or an error reading stdin or writing stdout.
 func Serve(ctx context.Context, setup Setup, stdin io.Reader, stdout, stderr io.Writer) error {
+	start := time.Now()
 	handler, err := setup(ctx)
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
+	fmt.Fprintf(stderr, "aigw serve: ready after %.3f s of set-up\n", time.Since(start).Seconds())
 	w := &writer{w: stdout}
 	if err := w.send(message{Type: "ready"}); err != nil {
 		return err

@@ -36,6 +36,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 
 __all__ = ["serve", "progress", "log", "InputError", "Context"]
@@ -235,11 +236,13 @@ class _Server:
             self.out.flush()
 
     def run(self):
+        start = time.monotonic()
         try:
             state = self.setup()
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             return _fail(f"setup: {_error_message(e)[0]}")
+        print(f"aigw serve: ready after {time.monotonic() - start:.3f} s of set-up", file=sys.stderr, flush=True)
         self.send({"type": "ready"})
         threading.Thread(target=self.read, name="aigw-stdin", daemon=True).start()
         global _current
