@@ -62,6 +62,7 @@ type Service struct {
 	verifier   *auth.Verifier
 	adminToken string
 	log        *slog.Logger
+	metrics    *Metrics
 	// ticking counts the RunTicker loops, which Open's close waits for.
 	ticking sync.WaitGroup
 }
@@ -102,10 +103,11 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if d.Webhook.Log == nil {
 		d.Webhook.Log = d.Log
 	}
+	workers := registry.New(d.Redis)
 	s := &Service{
 		db: d.DB, rdb: d.Redis, webhooks: hooks, pipelines: pipes, algorithms: algos,
 		engine: pipeline.NewEngine(pipes, sub, jobs, d.Log), verifier: d.Verifier,
-		adminToken: d.AdminToken, log: d.Log,
+		adminToken: d.AdminToken, log: d.Log, metrics: newMetrics(jobs, q, workers),
 	}
 	s.ticker = &Ticker{
 		lease:     lease{rdb: d.Redis, key: d.LockKey, ttl: d.LeaseTTL},
@@ -113,10 +115,11 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		jobs:      jobs,
 		deliverer: webhook.NewDeliverer(hooks, d.Webhook),
 		reaper: &Reaper{Scan: jobs, Jobs: jobs, Events: ev,
-			Workers: registry.New(d.Redis), Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log, cursors: &cursors{}},
+			Workers: workers, Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log, cursors: &cursors{}},
 		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log, cursors: &cursors{}},
 		pipelines:  s.engine,
 		log:        d.Log,
+		metrics:    s.metrics,
 	}
 	return s, nil
 }
@@ -136,15 +139,27 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 //
 // The admin token is sent as `Authorization: Bearer <aigw-admin-token>`.
 func (s *Service) Handler() http.Handler {
+	h, _ := s.handler()
+	return h
+}
+
+// handler returns the function's routes and their patterns ("METHOD /path",
+// which the OpenAPI document's test compares with internal/apispec).
+func (s *Service) handler() (http.Handler, []string) {
+	var patterns []string
 	mux := http.NewServeMux()
-	mux.Handle("GET /_/health", fnserve.Health(s.ready))
-	mux.Handle("POST /tick", requireAdmin(s.adminToken, s.log, s.handleTick))
-	mux.Handle("GET /admin/tenants/{tenant}/webhook-secret", requireAdmin(s.adminToken, s.log, s.handleGetSecret))
-	mux.Handle("POST /admin/tenants/{tenant}/webhook-secret", requireAdmin(s.adminToken, s.log, s.handleRotateSecret))
+	register := func(m *http.ServeMux, pattern string, h http.Handler) {
+		m.Handle(pattern, h)
+		patterns = append(patterns, pattern)
+	}
+	register(mux, "GET /_/health", fnserve.Health(s.ready))
+	register(mux, "POST /tick", requireAdmin(s.adminToken, s.log, s.handleTick))
+	register(mux, "GET /admin/tenants/{tenant}/webhook-secret", requireOperator(s.adminToken, s.verifier, s.log, s.handleGetSecret))
+	register(mux, "POST /admin/tenants/{tenant}/webhook-secret", requireOperator(s.adminToken, s.verifier, s.log, s.handleRotateSecret))
 
 	api := http.NewServeMux()
 	route := func(pattern, scope string, h web.HandlerFunc) {
-		api.Handle(pattern, auth.Require(scope)(handle(s.log, h)))
+		register(api, pattern, auth.Require(scope)(handle(s.log, h)))
 	}
 	route("GET /v1/pipelines", auth.ScopeJobsRead, s.handleListPipelines)
 	route("GET /v1/pipelines/{name}", auth.ScopeJobsRead, s.handleGetPipeline)
@@ -153,7 +168,7 @@ func (s *Service) Handler() http.Handler {
 	route("GET /v1/pipelines/{name}/runs/{id}", auth.ScopeJobsRead, s.handleGetRun)
 	route("POST /v1/pipelines/{name}/runs/{id}/cancel", auth.ScopeJobsWrite, s.handleCancelRun)
 	mux.Handle("/v1/", auth.Middleware(s.verifier, s.log)(api))
-	return mux
+	return mux, patterns
 }
 
 func (s *Service) ready(ctx context.Context) error {
@@ -167,6 +182,10 @@ func (s *Service) ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Metrics are the orchestrator's metrics; serve Metrics().Registry at
+// fnserve.MetricsPath (fnserve.Config.Metrics).
+func (s *Service) Metrics() *Metrics { return s.metrics }
 
 // Tick runs the periodic work once (see Ticker.Tick).
 func (s *Service) Tick(ctx context.Context) (Summary, error) { return s.ticker.Tick(ctx) }

@@ -40,13 +40,35 @@ type Ticker struct {
 	reconciler *Reconciler
 	pipelines  *pipeline.Engine
 	log        *slog.Logger
+	// metrics, when set, records each tick and is refreshed after it.
+	metrics *Metrics
 }
 
 // Tick runs every part once under the tick lease, bounded by timeout. The
 // lease is short and renewed while the tick works; a tick that loses it (taken
 // over after a renewal failed for a whole lease) stops, and its parts report
 // the cause. The lease is released when the tick ends, also on shutdown.
+// Then, also when another replica held the lease, it refreshes the metrics.
 func (t *Ticker) Tick(ctx context.Context) (Summary, error) {
+	s, err := t.tick(ctx)
+	if t.metrics == nil || ctx.Err() != nil {
+		return s, err
+	}
+	if err == nil && !s.Skipped {
+		t.metrics.observeTick(s, time.Duration(s.DurationMS)*time.Millisecond)
+	}
+	rctx, cancel := context.WithTimeout(ctx, metricsRefreshTimeout)
+	defer cancel()
+	if rerr := t.metrics.Refresh(rctx); rerr != nil {
+		t.log.WarnContext(ctx, "metrics not refreshed", "err", rerr)
+	}
+	return s, err
+}
+
+// metricsRefreshTimeout bounds a refresh of the metrics after a tick.
+const metricsRefreshTimeout = 10 * time.Second
+
+func (t *Ticker) tick(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	var s Summary
 	held, ok, err := t.lease.acquire(ctx)

@@ -1,6 +1,8 @@
 // Package fnserve serves one aigw function under the OpenFaaS function
 // contract: HTTP on $PORT (default 8080), GET /_/health, graceful shutdown on
-// SIGTERM, secrets read from files in the OpenFaaS secrets directory.
+// SIGTERM, secrets read from files in the OpenFaaS secrets directory. Every
+// function also serves its Prometheus metrics at GET /_/metrics, HTTP requests
+// by route and status included (package httpmetrics).
 package fnserve
 
 import (
@@ -16,11 +18,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aigw/aigw/internal/envconf"
+	"github.com/aigw/aigw/internal/httpmetrics"
 )
 
 // DefaultSecretsDir is where OpenFaaS mounts a function's secrets.
 const DefaultSecretsDir = "/var/openfaas/secrets"
+
+// MetricsPath is where every function serves its Prometheus metrics. The
+// gateway does not proxy it (/function/NAME/_/metrics is a 404): Prometheus
+// scrapes the replicas themselves.
+const MetricsPath = "/_/metrics"
 
 // Config is what every function reads from its environment.
 type Config struct {
@@ -30,6 +40,10 @@ type Config struct {
 	SecretsDir string
 	// ShutdownGrace bounds draining on SIGTERM ($AIGW_SHUTDOWN_GRACE, default 10s).
 	ShutdownGrace time.Duration
+	// Metrics is the registry served at MetricsPath, with the HTTP metrics
+	// added to it; nil: a new one with the Go and process collectors. A
+	// function with metrics of its own registers them here.
+	Metrics *prometheus.Registry
 }
 
 // Read reads Config through r (errors stay in r) and points r's secrets at
@@ -106,10 +120,32 @@ func Serve(ctx context.Context, log *slog.Logger, c Config, h http.Handler) erro
 	return ServeListener(ctx, log, c, ln, h)
 }
 
+// WithMetrics serves reg at MetricsPath and counts and times the requests h
+// serves (httpmetrics); reg nil: a new registry (httpmetrics.NewRegistry).
+func WithMetrics(reg *prometheus.Registry, h http.Handler) http.Handler {
+	if reg == nil {
+		reg = httpmetrics.NewRegistry()
+	}
+	metrics := httpmetrics.Handler(reg)
+	counted := httpmetrics.New(reg).Middleware(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != MetricsPath {
+			counted.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
+}
+
 // ServeListener is Serve on an open listener (tests listen on 127.0.0.1:0).
 func ServeListener(ctx context.Context, log *slog.Logger, c Config, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           WithMetrics(c.Metrics, h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

@@ -48,5 +48,6 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if cfg.Interval > 0 {
 		go svc.RunTicker(ctx, cfg.Interval)
 	}
+	cfg.Serve.Metrics = svc.Metrics().Registry
 	return fnserve.Serve(ctx, log, cfg.Serve, svc.Handler())
 }

@@ -28,8 +28,9 @@ func Handlers(d Deps, proxy http.HandlerFunc) *types.FaaSHandlers {
 
 // Mount registers the routes as faas-provider's bootstrap does, on a mux the
 // gateway owns: /system/* behind basic auth, /function/* and /async-function/*
-// open (functions check JWTs themselves), /healthz and /metrics open.
-func Mount(mux *http.ServeMux, h *types.FaaSHandlers, creds *auth.BasicAuthCredentials, async, metrics http.Handler) {
+// open (functions check JWTs themselves), /healthz and /metrics open;
+// targets is GET /system/metrics-targets (MakeMetricsTargetsHandler).
+func Mount(mux *http.ServeMux, h *types.FaaSHandlers, creds *auth.BasicAuthCredentials, async, metrics, targets http.Handler) {
 	sys := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, RequireBasicAuth(creds, f)) }
 	sys("GET /system/functions", h.FunctionLister)
 	sys("POST /system/functions", h.DeployFunction)
@@ -43,6 +44,7 @@ func Mount(mux *http.ServeMux, h *types.FaaSHandlers, creds *auth.BasicAuthCrede
 	}
 	sys("GET /system/logs", h.Logs)
 	sys("GET /system/namespaces", h.ListNamespaces)
+	sys("GET /system/metrics-targets", targets.ServeHTTP)
 
 	mux.Handle("/function/{name}", h.FunctionProxy)
 	mux.Handle("/function/{name}/{path...}", h.FunctionProxy)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/aigw/aigw/gateway/internal/fnregistry"
 	"github.com/aigw/aigw/gateway/internal/procs"
+	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -139,6 +141,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		web.WriteNegotiated(w, r, p.log, web.New(http.StatusNotFound, fmt.Sprintf("function %s not found", name), nil))
 		return
 	}
+	if internalPath("/" + r.PathValue("path")) {
+		p.observe(name, http.StatusNotFound, start)
+		web.WriteNegotiated(w, r, p.log, web.New(http.StatusNotFound, fmt.Sprintf("%s of function %s is not served through the gateway", fnserve.MetricsPath, name), nil))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), fnKey{}, f), p.timeout)
 	defer cancel()
 	// A shallow copy with its own URL: ReverseProxy clones the request (its
@@ -151,6 +158,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(rec, out)
 	f.CountInvocation()
 	p.observe(name, rec.status, start)
+}
+
+// internalPath says whether a function's path is for its operators only: the
+// metrics every function serves (fnserve.MetricsPath), which Prometheus
+// scrapes from the replicas themselves (GET /system/metrics-targets).
+func internalPath(p string) bool {
+	return path.Clean(p) == fnserve.MetricsPath
 }
 
 // observe counts an invocation of a deployed function (its label handles are
@@ -187,6 +201,10 @@ func (p *Proxy) Invoke(ctx context.Context, name string, req *http.Request) (*ht
 	if !ok {
 		p.observeUncached(name, http.StatusNotFound, start)
 		return nil, fmt.Errorf("%w: %s", ErrUnknownFunction, name)
+	}
+	if internalPath(req.URL.Path) {
+		p.observe(name, http.StatusNotFound, start)
+		return nil, fmt.Errorf("%w: %s of %s is not served through the gateway", ErrUnknownFunction, fnserve.MetricsPath, name)
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, fnKey{}, f), p.timeout)
 	out := req.Clone(ctx)

@@ -14,9 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	robfig "github.com/robfig/cron/v3"
 
@@ -29,6 +26,7 @@ import (
 	"github.com/aigw/aigw/gateway/internal/proxy"
 	"github.com/aigw/aigw/gateway/internal/secrets"
 	"github.com/aigw/aigw/internal/egress"
+	"github.com/aigw/aigw/internal/httpmetrics"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/web"
 )
@@ -112,8 +110,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 	if err != nil {
 		return nil, err
 	}
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promReg := httpmetrics.NewRegistry()
 	g.proxy = proxy.New(g.reg, cfg.UpstreamTimeout, proxy.NewMetrics(promReg), log)
 	g.cron = cron.New(g.bgCtx, g.proxy, store, log, opts.Cron...)
 
@@ -150,9 +147,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Gateway, error)
 	mux := http.NewServeMux()
 	deps := provider.Deps{Functions: g.reg, Secrets: store, Version: opts.Version, SHA: opts.SHA, Log: log}
 	provider.Mount(mux, provider.Handlers(deps, g.proxy.ServeHTTP), creds, asyncHandler,
-		promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+		httpmetrics.Handler(promReg), provider.MakeMetricsTargetsHandler(deps))
 	g.srv = &http.Server{
-		Handler:           mux,
+		Handler:           httpmetrics.New(promReg).Middleware(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
