@@ -1,8 +1,9 @@
 // Package runner runs one attempt of an algorithm: an exec runtime (a child
 // process in its own process group: input on stdin, output on stdout, log and
-// progress on stderr, files in $AIGW_OUTPUT_DIR) or an http runtime (a POST to a
-// model server on the node). It knows nothing of queues or job records: the
-// agent turns a Result into a transition.
+// progress on stderr, files in $AIGW_OUTPUT_DIR), a serve runtime (a warm
+// process kept between jobs, speaking docs/serve-protocol.md; see serve.go)
+// or an http runtime (a POST to a model server on the node). It knows nothing
+// of queues or job records: the agent turns a Result into a transition.
 package runner
 
 import (
@@ -10,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,8 +53,12 @@ type Spec struct {
 	Timeout time.Duration
 	// GPUs are the indices assigned (CUDA_VISIBLE_DEVICES).
 	GPUs []int
-	// Env is added last (e.g. the gang's WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT).
+	// Env is added last (e.g. the gang's WORLD_SIZE, RANK, MASTER_ADDR,
+	// MASTER_PORT). A serve spec with Env gets a process of its own.
 	Env map[string]string
+	// Lease (serve) is the warm process to run on (Acquire); nil: the run
+	// acquires one itself.
+	Lease *Lease
 }
 
 // Hooks receive what a run reports while it runs; either may be nil. They are
@@ -76,8 +83,12 @@ type Result struct {
 	Artifacts []job.Artifact
 	// Err is nil on success.
 	Err *Failure
-	// PID of the exec run's process (its process group id too), 0 for http.
+	// PID of the exec run's process (its process group id too), or of the
+	// serve run's warm process; 0 for http.
 	PID int
+	// ColdStart (serve) is how long the job waited for a process to start
+	// and get ready; 0 for a warm hit.
+	ColdStart time.Duration
 }
 
 // RemoveDir removes the run's directory (Dir). Most runs leave it as it was
@@ -120,6 +131,17 @@ type Runner struct {
 	// FlushEvery and FlushLines batch log lines (defaults 250ms, 100 lines).
 	FlushEvery time.Duration
 	FlushLines int
+	// Log receives the serve runtime's process events and the stderr of its
+	// processes outside jobs (nil: discarded).
+	Log *slog.Logger
+	// Serve receives the serve runtime's set-up outcomes.
+	Serve ServeEvents
+	// ServeBackoff and ServeBackoffMax bound the wait before a group's next
+	// process start after a failed set-up or a crash (defaults 1 s and 60 s).
+	ServeBackoff, ServeBackoffMax time.Duration
+
+	poolMu sync.Mutex
+	pool   *pool
 }
 
 // Run runs spec with its definition's runtime. Stopping ctx stops the run (the
@@ -131,6 +153,8 @@ func (r *Runner) Run(ctx context.Context, s Spec, h Hooks) Result {
 		return r.runExec(ctx, s, h)
 	case algorithm.HTTP:
 		return r.runHTTP(ctx, s, h)
+	case algorithm.Serve:
+		return r.runServe(ctx, s, h)
 	}
 	return Result{Err: &Failure{Code: CodeRuntime, Message: fmt.Sprintf("unknown runtime type %q", s.Def.Runtime.Type)}}
 }
