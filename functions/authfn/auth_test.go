@@ -19,6 +19,7 @@ import (
 
 	"github.com/aigw/aigw/functions/authfn"
 	"github.com/aigw/aigw/functions/authfn/clients"
+	"github.com/aigw/aigw/internal/apispec"
 	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/testenv"
@@ -107,7 +108,8 @@ func do(t *testing.T, method, u string, header map[string]string, body []byte) r
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Every exchange is checked against the OpenAPI document.
+	resp, err := (&http.Client{Transport: apispec.Transport(t, nil)}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/auth/authtest"
 	"github.com/aigw/aigw/internal/egress"
@@ -101,7 +102,8 @@ func (b *bundle) call(t *testing.T, method, path, token, body string, out any) i
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Every exchange is checked against the OpenAPI document.
+	resp, err := (&http.Client{Transport: apispec.Transport(t, nil)}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

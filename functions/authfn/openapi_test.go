@@ -1,0 +1,61 @@
+package authfn_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/aigw/aigw/functions/authfn"
+	"github.com/aigw/aigw/functions/authfn/clients"
+	jwtauth "github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/apispec"
+)
+
+// TestOpenAPIDocumentCoversEveryRoute: every route the auth function
+// registers is an operation of the OpenAPI document (for the auth function),
+// and every auth operation of the document is registered.
+func TestOpenAPIDocumentCoversEveryRoute(t *testing.T) {
+	t.Parallel()
+	h, err := authfn.NewHandler(authfn.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Clients: &clients.Store{},
+		Keys: []jwtauth.Key{newKey(t)}, AdminToken: adminToken, Config: authfn.Config{Issuer: "i", Audience: "a", TokenTTL: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []string
+	err = chi.Walk(h.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if route != "/" {
+			route = strings.TrimSuffix(route, "/") // chi's walk names a subrouter's route /admin/clients/
+		}
+		if route != apispec.HealthPath {
+			served = append(served, method+" "+route)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := apispec.FunctionRoutes("auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, r := range routes {
+		documented = append(documented, r.Method+" "+r.Path)
+	}
+	for _, s := range served {
+		if !slices.Contains(documented, s) {
+			t.Errorf("the auth function serves %s, which internal/apispec/openapi.json does not document", s)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(served, d) {
+			t.Errorf("internal/apispec/openapi.json documents %s, which the auth function does not serve", d)
+		}
+	}
+}
