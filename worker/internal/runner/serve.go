@@ -257,7 +257,7 @@ type proc struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	trouble   chan string
-	bad       atomic.Bool // garbage seen while its job ended: not reused
+	bad       atomic.Bool   // garbage seen while its job ended: not reused
 	tail      *tailBuffer   // its stderr
 	errDone   chan struct{} // closed when its stderr ends
 	errIdle   atomic.Bool   // its stderr reader waits for more
