@@ -13,8 +13,8 @@ import (
 
 	"github.com/aigw/aigw/functions/authfn"
 	"github.com/aigw/aigw/functions/authfn/clients"
-	jwtauth "github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/apispec"
+	jwtauth "github.com/aigw/aigw/internal/auth"
 )
 
 // TestOpenAPIDocumentCoversEveryRoute: every route the auth function
