@@ -106,7 +106,7 @@ func TestServeRunsJobsInOneProcess(t *testing.T) {
 	if err := p.Close(t); err != nil {
 		t.Fatalf("exit after stdin closed: %v; stderr:\n%s", err, p.Stderr())
 	}
-	for _, want := range []string{"setup: print\n", "setup: child process\n", "setup: fd 1\n", "handler: print echo\n"} {
+	for _, want := range []string{"setup: print\n", "setup: child process\n", "setup: fd 1\n", "aigw serve: ready after ", "handler: print echo\n"} {
 		if !strings.Contains(p.Stderr(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
 		}

@@ -180,7 +180,7 @@ func TestServeRunsJobsInOneProcess(t *testing.T) {
 	}
 	// Whatever the program wrote to stdout went to stderr (servetest fails on
 	// any stdout line that is not a protocol message).
-	for _, want := range []string{"setup: fmt.Println", "setup: child process", "setup: fd 1", "handler: fmt.Println echo"} {
+	for _, want := range []string{"setup: fmt.Println", "setup: child process", "setup: fd 1", "aigw serve: ready after ", "handler: fmt.Println echo"} {
 		if !strings.Contains(p.Stderr(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
 		}
