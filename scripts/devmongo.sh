@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dev/CI MongoDB-wire server: bin/aigw-devmongo (FerretDB over SQLite,
-# behind a proxy that runs one request at a time so that conditional updates
+# behind a proxy that runs commands on one document one at a time, and
+# commands that may touch many documents alone, so that conditional updates
 # are linearizable). Never for production.
 #
 #   scripts/devmongo.sh start    # build if needed, start, wait until it answers

@@ -1,6 +1,7 @@
 // Command aigw-devmongo is aigw's MongoDB-wire server for development and CI:
-// FerretDB (SQLite backend) behind a proxy that executes one request at a time,
-// so conditional updates are linearizable as on MongoDB. Never for production.
+// FerretDB (SQLite backend) behind a proxy that never runs two commands on the
+// same document at once (commands that may touch many documents run alone), so
+// conditional updates are linearizable as on MongoDB. Never for production.
 //
 //	aigw-devmongo [-listen 127.0.0.1:27018] [-data-dir .aigw/ferretdb] [-log-level info]
 //	aigw-devmongo -ping 127.0.0.1:27018     # exit 0 when a hello round trip succeeds
