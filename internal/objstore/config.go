@@ -20,8 +20,11 @@ const (
 	EnvSecretKey      = "AIGW_S3_SECRET_KEY"
 	EnvRegion         = "AIGW_S3_REGION"
 
-	SecretAccessKey = "aigw-s3-access-key"
-	SecretSecretKey = "aigw-s3-secret-key"
+	SecretEndpoint       = "aigw-s3-endpoint"
+	SecretPublicEndpoint = "aigw-s3-public-endpoint"
+	SecretBucket         = "aigw-s3-bucket"
+	SecretAccessKey      = "aigw-s3-access-key"
+	SecretSecretKey      = "aigw-s3-secret-key"
 
 	DefaultBucket = "aigw"
 	DefaultRegion = "us-east-1"
@@ -45,13 +48,14 @@ type Config struct {
 // Enabled reports whether a store is configured.
 func (c Config) Enabled() bool { return c.Endpoint != "" }
 
-// ReadConfig reads the store's settings. With no endpoint the rest is not
+// ReadConfig reads the store's settings (functions: each from its secret
+// file first, as Terraform's module objstore provides them). With no endpoint the rest is not
 // required and Enabled is false; with one, both keys are required.
 func ReadConfig(r *envconf.Reader) Config {
 	c := Config{
-		Endpoint:       endpoint(r, EnvEndpoint),
-		PublicEndpoint: endpoint(r, EnvPublicEndpoint),
-		Bucket:         envconf.Parse(r, EnvBucket, DefaultBucket, parseBucket),
+		Endpoint:       parsed(r, SecretEndpoint, EnvEndpoint, "", parseEndpoint),
+		PublicEndpoint: parsed(r, SecretPublicEndpoint, EnvPublicEndpoint, "", parseEndpoint),
+		Bucket:         parsed(r, SecretBucket, EnvBucket, DefaultBucket, parseBucket),
 		Region:         r.String(EnvRegion, DefaultRegion),
 	}
 	c.AccessKey = r.Secret(SecretAccessKey, EnvAccessKey)
@@ -63,16 +67,30 @@ func ReadConfig(r *envconf.Reader) Config {
 	return c
 }
 
-// endpoint reads an http(s) base URL with no path, query or credentials.
-func endpoint(r *envconf.Reader, name string) string {
-	return envconf.Parse(r, name, "", func(v string) (string, error) {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
-			return "", errors.New("want an http(s) base URL such as http://127.0.0.1:7070 (no path)")
-		}
-		return strings.TrimSuffix(v, "/"), nil
-	})
+// parsed reads a setting from its secret file or variable with parse; a bad
+// value is an error naming both.
+func parsed(r *envconf.Reader, secret, env, def string, parse func(string) (string, error)) string {
+	v := r.Secret(secret, env)
+	if v == "" {
+		return def
+	}
+	out, err := parse(v)
+	if err != nil {
+		r.Fail(fmt.Errorf("%s (or secret %s)=%q: %v", env, secret, v, err))
+		return def
+	}
+	return out
+}
+
+// parseEndpoint accepts an http(s) base URL with no path, query or
+// credentials.
+func parseEndpoint(v string) (string, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return "", errors.New("want an http(s) base URL such as http://127.0.0.1:7070 (no path)")
+	}
+	return strings.TrimSuffix(v, "/"), nil
 }
 
 // parseBucket accepts S3 bucket names: 3-63 lowercase letters, digits, '-'

@@ -54,6 +54,12 @@ output "cloud_init_documents" {
     { for i, d in module.openfaas.cloud_init : format("%s-api-%d", var.name, i + 1) => d },
     { for i, d in module.redis.cloud_init : format("%s-redis-%d", var.name, i + 1) => d },
     { for i, d in module.mongodb.cloud_init : format("%s-mongo-%d", var.name, i + 1) => d },
+    { format("%s-objstore", var.name) = module.objstore.cloud_init },
     merge([for pool, m in module.gpu_pool : { for i, d in m.cloud_init : format("%s-%s-%d", var.name, pool, i + 1) => d }]...),
   )
+}
+
+output "objstore_endpoint" {
+  description = "The S3-compatible object store: the private endpoint aigw uses and the public one of presigned URLs."
+  value       = { private = module.objstore.endpoint, public = module.objstore.public_endpoint, bucket = module.objstore.bucket }
 }

@@ -53,6 +53,30 @@ module "mongodb" {
   labels           = local.labels
 }
 
+module "objstore" {
+  source           = "../../modules/objstore"
+  name             = var.name
+  ssh_key_ids      = [hcloud_ssh_key.this.id]
+  network_id       = module.network.network_id
+  subnet_ip_range  = module.network.subnet_ip_range
+  private_ip_range = module.network.ip_range
+  host_offset      = 16
+  firewall_ids     = [module.network.public_firewall_id]
+  labels           = local.labels
+  aigw_version     = var.aigw_version
+}
+
+locals {
+  objstore = {
+    endpoint        = module.objstore.endpoint
+    public_endpoint = module.objstore.public_endpoint
+    bucket          = module.objstore.bucket
+    region          = module.objstore.region
+    access_key      = module.objstore.access_key
+    secret_key      = module.objstore.secret_key
+  }
+}
+
 module "openfaas" {
   source           = "../../modules/openfaas"
   name             = var.name
@@ -66,11 +90,16 @@ module "openfaas" {
   aigw_version     = var.aigw_version
   stack_yml        = local.stack_yml
   function_secrets = {
-    "aigw-redis-addrs"     = join(",", module.redis.endpoints)
-    "aigw-redis-password"  = module.redis.password
-    "aigw-mongo-uri"       = module.mongodb.uri
-    "aigw-admin-token"     = random_password.admin_token.result
-    "aigw-jwt-signing-key" = var.jwt_signing_key
+    "aigw-redis-addrs"        = join(",", module.redis.endpoints)
+    "aigw-redis-password"     = module.redis.password
+    "aigw-mongo-uri"          = module.mongodb.uri
+    "aigw-admin-token"        = random_password.admin_token.result
+    "aigw-jwt-signing-key"    = var.jwt_signing_key
+    "aigw-s3-endpoint"        = module.objstore.endpoint
+    "aigw-s3-public-endpoint" = module.objstore.public_endpoint
+    "aigw-s3-bucket"          = module.objstore.bucket
+    "aigw-s3-access-key"      = module.objstore.access_key
+    "aigw-s3-secret-key"      = module.objstore.secret_key
   }
 }
 
@@ -92,4 +121,5 @@ module "gpu_pool" {
   redis_endpoints  = module.redis.endpoints
   redis_password   = module.redis.password
   mongo_uri        = module.mongodb.uri
+  objstore         = local.objstore
 }

@@ -32,7 +32,7 @@ output "worker_inventory" {
 
 output "server_count" {
   description = "Cloud servers in the environment."
-  value       = length(module.openfaas.servers) + module.redis.node_count + length(module.mongodb.hosts) + length(module.gpu_pool.inventory)
+  value       = length(module.openfaas.servers) + 1 + module.redis.node_count + length(module.mongodb.hosts) + length(module.gpu_pool.inventory)
 }
 
 output "cloud_init_documents" {
@@ -42,6 +42,12 @@ output "cloud_init_documents" {
     { for i, d in module.openfaas.cloud_init : format("%s-api-%d", var.name, i + 1) => d },
     { for i, d in module.redis.cloud_init : format("%s-redis-%d", var.name, i + 1) => d },
     { for i, d in module.mongodb.cloud_init : format("%s-mongo-%d", var.name, i + 1) => d },
+    { format("%s-objstore", var.name) = module.objstore.cloud_init },
     { for i, d in module.gpu_pool.cloud_init : format("%s-gpu-test-%d", var.name, i + 1) => d },
   )
+}
+
+output "objstore_endpoint" {
+  description = "The S3-compatible object store: the private endpoint aigw uses and the public one of presigned URLs."
+  value       = { private = module.objstore.endpoint, public = module.objstore.public_endpoint, bucket = module.objstore.bucket }
 }

@@ -34,6 +34,7 @@ locals {
       redis_addrs    = local.redis_addrs
       redis_password = var.redis_password
       mongo_uri      = var.mongo_uri
+      objstore       = var.objstore
   }) }
 
   cloud_init = [for i, n in local.cloud_names : join("\n", ["#cloud-config", yamlencode({

@@ -132,6 +132,20 @@ variable "redis_password" {
   sensitive   = true
 }
 
+variable "objstore" {
+  description = "The S3-compatible object store the workers put artifacts in and fetch inputs from (module objstore's outputs); null: artifacts go to MongoDB GridFS."
+  type = object({
+    endpoint        = string
+    public_endpoint = string
+    bucket          = string
+    region          = string
+    access_key      = string
+    secret_key      = string
+  })
+  default   = null
+  sensitive = true
+}
+
 variable "mongo_uri" {
   description = "MongoDB connection string of the aigw user."
   type        = string

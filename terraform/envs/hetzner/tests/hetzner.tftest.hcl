@@ -47,8 +47,8 @@ run "production_defaults" {
     error_message = "gateway URL"
   }
   assert {
-    condition     = length(output.cloud_init_documents) == 1 + 6 + 3 + 3
-    error_message = "one cloud-init per cloud server"
+    condition     = length(output.cloud_init_documents) == 1 + 1 + 6 + 3 + 3
+    error_message = "one cloud-init per cloud server (API, object store, Redis, MongoDB, workers)"
   }
   assert {
     condition     = length(distinct(flatten([output.redis_endpoints, module.mongodb.hosts, [for w in output.worker_inventory : w.private_ip]]))) == 12

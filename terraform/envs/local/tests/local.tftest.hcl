@@ -21,8 +21,8 @@ variables {
 
 run "small_environment" {
   assert {
-    condition     = output.server_count == 1 + 3 + 3 + 1
-    error_message = "1 API server, 3 Redis masters, 3 MongoDB members, 1 worker"
+    condition     = output.server_count == 1 + 1 + 3 + 3 + 1
+    error_message = "1 API server, 1 object store, 3 Redis masters, 3 MongoDB members, 1 worker"
   }
   assert {
     condition     = length(output.cloud_init_documents) == output.server_count
