@@ -91,10 +91,11 @@ type Agent struct {
 	mu       sync.Mutex
 	gpus     []registry.GPU
 	gpuBusy  []bool
-	busy     int             // slots held: runs, deliveries being dispatched, gang members
-	pending  int             // gang members reserved here, not started yet
-	held     map[string]held // deliveries held, by job id
-	runs     map[string]*run // running attempts and gang members, by run key
+	busy     int                              // slots held: runs, deliveries being dispatched, gang members
+	pending  int                              // gang members reserved here, not started yet
+	held     map[string]held                  // deliveries held, by job id
+	runs     map[string]*run                  // running attempts and gang members, by run key
+	warm     map[string]*algorithm.Definition // serve algorithms kept at min_warm, by id
 	draining bool
 	freed    chan struct{}
 }
@@ -108,6 +109,8 @@ type dispatch struct {
 	// go out: attempt sends it as soon as the process has started (before any
 	// of its output is read), or when the start failed.
 	running *job.Job
+	// lease is the warm process a serve job runs on.
+	lease *runner.Lease
 }
 
 // held is a delivery this worker holds (its lease is renewed) and its stop.
@@ -141,15 +144,17 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 		return nil, err
 	}
 	log := d.Log.With("pool", cfg.Pool, "node", cfg.Node)
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool), log: log,
 		lc: lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}),
 		runner: &runner.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
-			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs),
+			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs), Log: log,
 			Limits: runner.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
 		gpus: gpus, gpuBusy: make([]bool, len(gpus)),
 		held: map[string]held{}, runs: map[string]*run{}, freed: make(chan struct{}, 1),
-	}, nil
+	}
+	a.runner.Serve = a.serveEvents()
+	return a, nil
 }
 
 // runAs is the runtime's credential for the configured run user (nil: the
@@ -212,6 +217,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	every(max(a.cfg.Lease/3, 100*time.Millisecond), a.extendLeases)
 	every(250*time.Millisecond, a.checkCancels)
 	every(200*time.Millisecond, a.gangTick)
+	loops.Go(func() { a.keepWarm(bg) })
+	every(5*time.Second, a.keepWarm)
 
 	var runs sync.WaitGroup
 	a.takeLoop(ctx, bg, taker, &runs)
@@ -238,6 +245,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	stopBG()
 	loops.Wait()
+	// The warm processes stop with the worker (stdin closed, then SIGTERM,
+	// then SIGKILL after the kill grace).
+	a.runner.Close()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = a.gang.Unpublish(rctx, a.cfg.Node)

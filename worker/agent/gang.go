@@ -40,15 +40,52 @@ func freePort() (int, error) {
 // mark the record running once, run rank 0, collect the members' results and
 // record one outcome. Any member failing stops the others.
 func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition, gpus []int, dp *dispatch) {
-	log := a.log.With("job_id", j.ID, "attempt", j.Attempt)
-	retryLater := func() {
-		a.requeue(ctx, d, time.Now().Add(time.Duration(500+rand64(500))*time.Millisecond))
+	r, ok := a.assemble(ctx, d, j)
+	if !ok {
+		return
 	}
+	j, ok = a.start(ctx, d, j, dp)
+	if !ok {
+		a.abortGang(ctx, d.JobID)
+		return
+	}
+	if _, err := a.gang.Renew(ctx, j.ID, a.cfg.GangTimeout, gang.Running); err != nil {
+		a.log.Warn("renew gang reservation failed", "job_id", j.ID, "err", err)
+	}
+	// Rank 0 runs here; watchGang watches the others.
+	rctx, stopRank0 := context.WithCancelCause(ctx)
+	defer stopRank0(nil)
+	own := make(chan rankOutcome, 1)
+	go func() {
+		res, cause := a.attempt(rctx, d, j, def, gpus, gangEnv(r, 0), dp, true)
+		own <- rankOutcome{res, cause}
+	}()
+	mine, failed, failedRank := a.watchGang(ctx, j, def, r.Size, own, stopRank0)
+	a.abortGang(context.WithoutCancel(ctx), j.ID)
+	res, cause := gangOutcome(ctx, mine, failed, failedRank)
+	a.finish(ctx, d, j, res, cause)
+}
+
+// rankOutcome is how the leader's own rank ended.
+type rankOutcome struct {
+	res   runner.Result
+	cause error
+}
+
+// retryGangLater hands a gang job back, due again shortly.
+func (a *Agent) retryGangLater(ctx context.Context, d queue.Delivery) {
+	a.requeue(ctx, d, time.Now().Add(time.Duration(500+rand64(500))*time.Millisecond))
+}
+
+// assemble reserves slots for every member of gang job j and waits for each
+// member to start; false when the job was handed back (or lost) instead.
+func (a *Agent) assemble(ctx context.Context, d queue.Delivery, j *job.Job) (*gang.Reservation, bool) {
+	log := a.log.With("job_id", j.ID, "attempt", j.Attempt)
 	port, err := freePort()
 	if err != nil {
 		log.Warn("no free port for MASTER_PORT", "err", err)
-		retryLater()
-		return
+		a.retryGangLater(ctx, d)
+		return nil, false
 	}
 	ttl := a.cfg.GangTimeout
 	a.mu.Lock()
@@ -60,14 +97,14 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 		if err != nil {
 			log.Warn("gang reservation failed", "err", err)
 		}
-		retryLater() // too few free slots now: nothing is held, the job stays queued
-		return
+		a.retryGangLater(ctx, d) // too few free slots now: nothing is held, the job stays queued
+		return nil, false
 	}
 	if r.Leader != a.cfg.Node || r.Attempt != j.Attempt {
 		// A stale reservation of an earlier leader of this job: drop it, try again.
 		a.abortGang(ctx, j.ID)
-		retryLater()
-		return
+		a.retryGangLater(ctx, d)
+		return nil, false
 	}
 	log.Info("gang reserved", "size", r.Size, "master_port", r.Port)
 	deadline := time.Now().Add(a.cfg.GangTimeout)
@@ -75,51 +112,35 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			log.Warn("gang members did not all start in time: released")
 			a.abortGang(ctx, j.ID)
-			if errors.Is(context.Cause(ctx), errLost) {
-				return
+			if !errors.Is(context.Cause(ctx), errLost) {
+				a.retryGangLater(ctx, d)
 			}
-			retryLater()
-			return
+			return nil, false
 		}
 		time.Sleep(100 * time.Millisecond)
 		if r, err = a.gang.Renew(ctx, j.ID, ttl, ""); err != nil || r == nil {
 			log.Warn("gang reservation vanished", "err", err)
 			a.abortGang(ctx, j.ID)
-			retryLater()
-			return
+			a.retryGangLater(ctx, d)
+			return nil, false
 		}
 	}
-	j, ok := a.start(ctx, d, j, dp)
-	if !ok {
-		a.abortGang(ctx, d.JobID)
-		return
-	}
-	if _, err := a.gang.Renew(ctx, j.ID, ttl, gang.Running); err != nil {
-		log.Warn("renew gang reservation failed", "err", err)
-	}
+	return r, true
+}
 
-	// Rank 0 runs here; the loop below watches the others.
-	rctx, stopRank0 := context.WithCancelCause(ctx)
-	defer stopRank0(nil)
-	type outcome struct {
-		res   runner.Result
-		cause error
-	}
-	own := make(chan outcome, 1)
-	go func() {
-		res, cause := a.attempt(rctx, d, j, def, gpus, gangEnv(r, 0), dp, true)
-		own <- outcome{res, cause}
-	}()
-	var mine *outcome
-	var failed *gang.MemberResult
-	failedRank := 0
+// watchGang waits for rank 0 (own) and the other members of j's gang of
+// size: until rank 0 ended and every other rank reported success, or a
+// rank failed (rank 0 is then stopped), or members never report (failedRank
+// -1, at the execution timeout plus the grace), or ctx ended. It keeps the
+// reservation alive meanwhile.
+func (a *Agent) watchGang(ctx context.Context, j *job.Job, def *algorithm.Definition, size int,
+	own <-chan rankOutcome, stopRank0 context.CancelCauseFunc) (mine *rankOutcome, failed *gang.MemberResult, failedRank int) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	timeout := lifecycle.Timeout(j, def)
 	// Members that never report (their worker died) fail the gang at its timeout.
-	overall := time.Now().Add(timeout + a.cfg.KillGrace + a.cfg.GangTimeout)
+	overall := time.Now().Add(lifecycle.Timeout(j, def) + a.cfg.KillGrace + a.cfg.GangTimeout)
 	for mine == nil || (failed == nil && mine.res.Err == nil && mine.cause == nil && ctx.Err() == nil &&
-		!a.allReported(ctx, j.ID, r.Size)) {
+		!a.allReported(ctx, j.ID, size)) {
 		select {
 		case o := <-own:
 			mine = &o
@@ -131,25 +152,35 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 			failedRank = -1
 			continue
 		}
-		if _, err := a.gang.Renew(ctx, j.ID, ttl, ""); err != nil && ctx.Err() == nil {
-			log.Warn("renew gang reservation failed", "err", err)
+		if _, err := a.gang.Renew(ctx, j.ID, a.cfg.GangTimeout, ""); err != nil && ctx.Err() == nil {
+			a.log.Warn("renew gang reservation failed", "job_id", j.ID, "err", err)
 		}
 		if failed != nil || ctx.Err() != nil {
 			continue
 		}
-		results, err := a.gang.Results(ctx, j.ID)
-		if err != nil {
-			continue
-		}
-		for rank := 1; rank < r.Size; rank++ {
-			if mr, ok := results[rank]; ok && !mr.OK {
-				failed, failedRank = &mr, rank
-				stopRank0(errGangAbort)
-				break
-			}
+		if failed, failedRank = a.failedMember(ctx, j.ID, size); failed != nil {
+			stopRank0(errGangAbort)
 		}
 	}
-	a.abortGang(context.WithoutCancel(ctx), j.ID)
+	return mine, failed, failedRank
+}
+
+// failedMember returns the first of ranks 1..size-1 that reported a failure.
+func (a *Agent) failedMember(ctx context.Context, jobID string, size int) (*gang.MemberResult, int) {
+	results, err := a.gang.Results(ctx, jobID)
+	if err != nil {
+		return nil, 0
+	}
+	for rank := 1; rank < size; rank++ {
+		if mr, ok := results[rank]; ok && !mr.OK {
+			return &mr, rank
+		}
+	}
+	return nil, 0
+}
+
+// gangOutcome is the gang's one result: rank 0's, or the failed member's.
+func gangOutcome(ctx context.Context, mine *rankOutcome, failed *gang.MemberResult, failedRank int) (runner.Result, error) {
 	res, cause := mine.res, mine.cause
 	if errors.Is(cause, errGangAbort) {
 		cause = nil
@@ -164,7 +195,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	} else if res.Err != nil && res.Err.Code != runner.CodeStopped {
 		res.Err.Message = "gang member rank 0: " + res.Err.Message
 	}
-	a.finish(ctx, d, j, res, cause)
+	return res, cause
 }
 
 // waitGangRunning waits until the leader marks the job's reservation running;

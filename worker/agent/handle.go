@@ -36,7 +36,11 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 		a.lead(ctx, d, j, def, gpus, dp)
 		return
 	}
+	if dp.lease, ok = a.warmProcess(ctx, d, j, def, gpus); !ok {
+		return
+	}
 	if j, ok = a.start(ctx, d, j, dp); !ok {
+		dp.lease.Release()
 		return
 	}
 	res, cause := a.attempt(ctx, d, j, def, gpus, nil, dp, true)
@@ -102,7 +106,7 @@ func (a *Agent) resolve(ctx context.Context, d queue.Delivery, j *job.Job, dp *d
 		a.failAtStart(ctx, d, j, jobErr(job.CodeUnschedulable, "needs %d GPUs on one node; no worker of pool %s has that many", need, a.cfg.Pool))
 		return nil, nil, false
 	}
-	gpus, ok := a.allocGPUs(need)
+	gpus, ok := a.allocFor(def, need)
 	if !ok {
 		a.waitForGPUs(ctx, d)
 		return nil, nil, false
@@ -147,15 +151,20 @@ func (a *Agent) handleClaimed(ctx context.Context, d queue.Delivery, dp *dispatc
 	if need > len(a.gpus) {
 		return false
 	}
-	gpus, ok := a.allocGPUs(need)
+	gpus, ok := a.allocFor(def, need)
 	if !ok {
 		a.waitForGPUs(ctx, d)
+		return true
+	}
+	if dp.lease, ok = a.warmProcess(ctx, d, nil, def, gpus); !ok {
+		a.freeGPUs(gpus)
 		return true
 	}
 	t0 = time.Now()
 	j, claimed, err := a.lc.Claim(ctx, d.Payload, d.JobID, a.cfg.Node)
 	dp.store += time.Since(t0)
 	if !claimed {
+		dp.lease.Release()
 		a.freeGPUs(gpus)
 		if err != nil {
 			a.log.Warn("claim failed; the job comes back when its lease runs out", "job_id", d.JobID, "err", err)
@@ -279,8 +288,11 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 			}
 		}
 	}
-	res := a.runner.Run(ctx, runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: j.Input, Def: def,
-		Timeout: timeout, GPUs: gpus, Env: env}, hooks)
+	spec := runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: j.Input, Def: def, Timeout: timeout, GPUs: gpus, Env: env}
+	if dp != nil {
+		spec.Lease = dp.lease
+	}
+	res := a.runner.Run(ctx, spec, hooks)
 	if dp != nil {
 		a.publishRunning(ctx, dp) // the start failed: the stream still says running before the end
 	}
@@ -325,12 +337,14 @@ func (a *Agent) record(ctx context.Context, j *job.Job, res runner.Result, cause
 	}
 	a.saveArtifacts(ctx, j, &res)
 	if res.Err == nil {
-		out, err := a.lc.Succeed(ctx, j, lifecycle.Result{Output: res.Output, Artifacts: res.Artifacts, Log: res.Log})
+		out, err := a.lc.Succeed(ctx, j, lifecycle.Result{Output: res.Output, Artifacts: res.Artifacts, Log: res.Log,
+			ColdStartMS: coldStartMS(res.ColdStart)})
 		return out, "succeeded", err
 	}
 	e := &job.Error{Code: res.Err.Code, Message: res.Err.Message}
 	a.log.Info("attempt failed", "job_id", j.ID, "attempt", j.Attempt, "code", e.Code, "err", e.Message)
-	out, err := a.lc.Fail(ctx, j, lifecycle.Failure{Error: e, Retryable: res.Err.Retryable, Artifacts: res.Artifacts, Log: res.Log})
+	out, err := a.lc.Fail(ctx, j, lifecycle.Failure{Error: e, Retryable: res.Err.Retryable, Artifacts: res.Artifacts, Log: res.Log,
+		ColdStartMS: coldStartMS(res.ColdStart)})
 	if out.Queue.Verb == lifecycle.Requeue {
 		return out, "retried", err
 	}

@@ -48,8 +48,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	for pkg, name := range map[string]string{
-		"github.com/aigw/aigw/algorithms/echo":        "aigw-echo",
-		"github.com/aigw/aigw/worker/cmd/aigw-worker": "aigw-worker",
+		"github.com/aigw/aigw/algorithms/echo":                           "aigw-echo",
+		"github.com/aigw/aigw/worker/cmd/aigw-worker":                    "aigw-worker",
+		"github.com/aigw/aigw/worker/internal/runner/testdata/servetest": "aigw-serve-test",
 	} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {

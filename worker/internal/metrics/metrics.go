@@ -22,6 +22,13 @@ type Metrics struct {
 	QueueWait    prometheus.Histogram
 	GPUsBusy     prometheus.Gauge
 	SlotsBusy    prometheus.Gauge
+	// The serve runtime (label algorithm): jobs that found a ready warm
+	// process, jobs that waited for one to start, set-up times and failures.
+	WarmHits     *prometheus.CounterVec
+	ColdStarts   *prometheus.CounterVec
+	ColdStart    prometheus.Histogram
+	SetupSeconds *prometheus.HistogramVec
+	SetupFailed  *prometheus.CounterVec
 }
 
 // New returns the worker's metrics, registered on a new registry (with the Go
@@ -45,8 +52,26 @@ func New() *Metrics {
 		}),
 		GPUsBusy:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "aigw_worker_gpus_busy", Help: "GPUs held by runs."}),
 		SlotsBusy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aigw_worker_slots_busy", Help: "Slots held by runs."}),
+		WarmHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_worker_warm_hits_total", Help: "Serve jobs that found a ready warm process.",
+		}, []string{"algorithm"}),
+		ColdStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_worker_cold_starts_total", Help: "Serve jobs that waited for a warm process to start.",
+		}, []string{"algorithm"}),
+		ColdStart: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "aigw_worker_cold_start_seconds", Help: "How long a serve job waited for a warm process to start.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
+		}),
+		SetupSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "aigw_worker_setup_seconds", Help: "Set-up time of a warm process, from its start to its ready message.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
+		}, []string{"algorithm"}),
+		SetupFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_worker_setup_failures_total", Help: "Warm processes that did not get ready (set-up timeout, exit, garbage).",
+		}, []string{"algorithm"}),
 	}
 	m.Registry.MustRegister(m.JobsStarted, m.JobsFinished, m.RunSeconds, m.QueueWait, m.GPUsBusy, m.SlotsBusy,
+		m.WarmHits, m.ColdStarts, m.ColdStart, m.SetupSeconds, m.SetupFailed,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -82,6 +82,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	m.JobsFinished.WithLabelValues("succeeded").Inc()
 	m.SlotsBusy.Set(3)
 	m.GPUsBusy.Set(1)
+	m.WarmHits.WithLabelValues("echo").Inc()
+	m.ColdStarts.WithLabelValues("echo").Inc()
+	m.ColdStart.Observe(0.3)
+	m.SetupSeconds.WithLabelValues("echo").Observe(0.25)
+	m.SetupFailed.WithLabelValues("echo").Inc()
 	code, body := get(t, base+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d", code)
@@ -95,6 +100,11 @@ func TestMetricsEndpoint(t *testing.T) {
 		"aigw_worker_queue_wait_seconds_count 1",
 		"aigw_worker_slots_busy 3",
 		"aigw_worker_gpus_busy 1",
+		`aigw_worker_warm_hits_total{algorithm="echo"} 1`,
+		`aigw_worker_cold_starts_total{algorithm="echo"} 1`,
+		"aigw_worker_cold_start_seconds_count 1",
+		`aigw_worker_setup_seconds_count{algorithm="echo"} 1`,
+		`aigw_worker_setup_failures_total{algorithm="echo"} 1`,
 		"go_goroutines",
 		"process_start_time_seconds",
 	} {
