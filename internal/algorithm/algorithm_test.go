@@ -216,3 +216,29 @@ func TestCheckProgramAllowsOnlyTheWorkersDirectories(t *testing.T) {
 		t.Errorf("empty dir: %v", err)
 	}
 }
+
+// A cache lists through its store (the worker keeps min_warm processes of
+// what it lists); a source that cannot list says so.
+func TestCacheLists(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewStore(testenv.MongoDB(t))
+	d, _ := Parse([]byte(echoYAML))
+	if _, _, err := s.Put(ctx, *d); err != nil {
+		t.Fatal(err)
+	}
+	defs, err := NewCache(s, time.Second).List(ctx)
+	if err != nil || len(defs) != 1 || defs[0].Name != "echo" {
+		t.Fatalf("list: %+v %v", defs, err)
+	}
+	if _, err := NewCache(NewCache(s, 0), 0).List(ctx); err != nil {
+		t.Fatalf("a cache of a cache: %v", err)
+	}
+	if _, err := NewCache(getOnly{}, 0).List(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a source without List: %v", err)
+	}
+}
+
+type getOnly struct{}
+
+func (getOnly) Get(context.Context, string, string) (*Definition, error) { return nil, ErrNotFound }

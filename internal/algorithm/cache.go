@@ -11,6 +11,11 @@ type Source interface {
 	Get(ctx context.Context, name, version string) (*Definition, error)
 }
 
+// Lister lists every definition: a Store, or a Cache in front of one.
+type Lister interface {
+	List(ctx context.Context) ([]Definition, error)
+}
+
 // Cache keeps definitions read from a Store for a short time, so a worker
 // reads an algorithm's definition from MongoDB once per TTL instead of once per
 // job. A re-registered definition reaches the cache's users within the TTL;
@@ -55,4 +60,14 @@ func (c *Cache) Get(ctx context.Context, name, version string) (*Definition, err
 	c.m[key] = cached{def: def, expires: now.Add(c.ttl)}
 	c.mu.Unlock()
 	return def, nil
+}
+
+// List lists every definition from the source, uncached; ErrNotFound when
+// the source cannot list.
+func (c *Cache) List(ctx context.Context) ([]Definition, error) {
+	l, ok := c.src.(Lister)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return l.List(ctx)
 }

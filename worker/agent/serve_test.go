@@ -374,3 +374,21 @@ func TestServeWorkerSIGKILL(t *testing.T) {
 			"orphaned warm process %d exited", pid)
 	}
 }
+
+// min_warm: a worker starts the processes before any job comes, and the
+// first job finds one ready.
+func TestServeMinWarm(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.serveAlgo("prewarmed", nil, 0, func(d *algorithm.Definition) {
+		d.Runtime.MinWarm = 1
+		d.Env["SETUP_MS"] = "300"
+	})
+	b.worker(b.config("w1", 1), nil)
+	testwait.Eventually(t, 10*time.Second, func() bool { return len(b.starts()) == 1 }, "a process started with no job")
+	time.Sleep(500 * time.Millisecond) // its set-up is done
+	j := b.waitState(b.submit("prewarmed", `{}`, nil), 20*time.Second, job.Succeeded)
+	if o := served(t, j); j.ColdStartMS != 0 || o.PID != b.starts()[0] {
+		t.Fatalf("first job: cold_start_ms %d on pid %d, want the pre-started %v", j.ColdStartMS, o.PID, b.starts())
+	}
+}

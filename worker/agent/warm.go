@@ -150,17 +150,12 @@ func (a *Agent) takeGPUs(set []int) bool {
 	return true
 }
 
-// lister is an algorithm source that can list every definition.
-type lister interface {
-	List(ctx context.Context) ([]algorithm.Definition, error)
-}
-
 // keepWarm asks the runtime for min_warm processes of the newest version of
 // each serve algorithm of the pool, on GPU sets of this node (one set per
 // process, as far as the node's GPUs go), and for none of those no longer
 // registered or superseded.
 func (a *Agent) keepWarm(ctx context.Context) {
-	src, ok := a.d.Algorithms.(lister)
+	src, ok := a.d.Algorithms.(algorithm.Lister)
 	if !ok {
 		return
 	}
