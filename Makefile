@@ -49,15 +49,16 @@ status: ## show what `make up` runs
 	@scripts/up.sh status
 
 .PHONY: test
-test: lint services system-deps build test-go test-deploy ## every test: lint, Go tests against real servers, deployment checks
+test: lint services system-deps build test-go test-deploy test-monitoring ## every test: lint, Go tests against real servers, deployment and monitoring checks
 
 .PHONY: services
 services:
 	@scripts/services.sh up
 
 .PHONY: system-deps
-system-deps: ## Debian packages the reference algorithms need (python3-torch; idempotent)
+system-deps: ## Debian packages the tests need: python3-torch for the reference algorithms, prometheus for promtool (idempotent)
 	@scripts/python-torch.sh
+	@scripts/promtool.sh
 
 # Fault tests kill servers of the local cluster (and heal it afterwards), so they
 # run on their own before the other tests.
@@ -72,6 +73,10 @@ test-go: ## unit and integration tests of every module (servers must be up)
 .PHONY: test-deploy
 test-deploy: ## Terraform, cloud-init, workflow and semver checks (scripts/check-deploy.sh)
 	@scripts/check-deploy.sh
+
+.PHONY: test-monitoring
+test-monitoring: ## promtool checks of monitoring/: scrape config, alert rules and their unit tests, dashboard queries
+	@scripts/check-monitoring.sh
 
 .PHONY: lint
 lint: ## go vet, gofmt and go mod tidy checks in every module

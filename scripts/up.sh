@@ -22,6 +22,8 @@ PORT="${AIGW_GATEWAY_PORT:-8080}"
 GATEWAY="http://127.0.0.1:$PORT"
 # Workers: pool name and slots. The gpu pool falls back to CPU where there is no GPU.
 WORKERS=("cpu:4" "gpu:1")
+# The workers' Prometheus metrics: 127.0.0.1:9108, :9109, ... (monitoring/prometheus.yml).
+WORKER_METRICS_PORT=9108
 
 log() { printf 'up: %s\n' "$*"; }
 die() { printf 'up: %s\n' "$*" >&2; exit 1; }
@@ -102,13 +104,15 @@ cmd_up() {
 	log "stack.yml deployed to $GATEWAY"
 
 	AIGW_MONGO_URI="$AIGW_MONGO_URI" "$BIN/aigw-worker" register "$ROOT/algorithms"
-	local w pool slots
+	local w pool slots i=0
 	for w in "${WORKERS[@]}"; do
 		pool="${w%%:*}" slots="${w##*:}"
 		start "worker-$pool" "$STATE/worker-$pool.log" env AIGW_POOL="$pool" AIGW_SLOTS="$slots" \
 			AIGW_NODE_NAME="$(hostname)-$pool" AIGW_REDIS_ADDRS="$AIGW_REDIS_ADDRS" \
 			AIGW_MONGO_URI="$AIGW_MONGO_URI" AIGW_ALGORITHMS_DIR="$ROOT/algorithms" AIGW_BIN_DIR="$BIN" \
-			AIGW_INTERPRETERS=/usr/bin/python3 AIGW_CPU_FALLBACK=true AIGW_METRICS_ADDR=off "$BIN/aigw-worker"
+			AIGW_INTERPRETERS=/usr/bin/python3 AIGW_CPU_FALLBACK=true \
+			AIGW_METRICS_ADDR="127.0.0.1:$((WORKER_METRICS_PORT + i))" "$BIN/aigw-worker"
+		i=$((i + 1))
 	done
 
 	local demo="$STATE/demo.env"
@@ -153,6 +157,30 @@ Try it (paste into a shell):
 
 make down stops everything.
 EOS
+	print_scrape_targets
+}
+
+# print_scrape_targets says where to point a Prometheus: the targets
+# monitoring/prometheus.yml scrapes, as they are now.
+print_scrape_targets() {
+	local targets i=0 w
+	targets="$(curl -fsS -u "$(cat "$STATE/gateway/auth/basic-auth-user"):$(cat "$STATE/gateway/auth/basic-auth-password")" \
+		"$GATEWAY/system/metrics-targets" 2>/dev/null |
+		sed 's/},{/}\n{/g' |
+		sed -n 's|.*"targets":\["\([^"]*\)"\].*"__metrics_path__":"\([^"]*\)".*"service":"\([^"]*\)".*|    \3 http://\1\2|p' || true)"
+	cat <<EOS
+
+Prometheus: scrape these (prometheus --config.file=monitoring/prometheus.yml does;
+Grafana: import monitoring/grafana/aigw.json; alerts: monitoring/alerts.yml):
+    gateway $GATEWAY/metrics
+    functions, every replica: http_sd_configs at $GATEWAY/system/metrics-targets
+      (basic auth: user admin, password in .aigw/gateway/auth/basic-auth-password); now:
+${targets:-    (none listed yet)}
+EOS
+	for w in "${WORKERS[@]}"; do
+		echo "    worker ${w%%:*} http://127.0.0.1:$((WORKER_METRICS_PORT + i))/metrics"
+		i=$((i + 1))
+	done
 }
 
 cmd_down() {

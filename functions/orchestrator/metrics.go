@@ -62,6 +62,9 @@ const (
 	WebhookLost      = "lost"
 )
 
+// tickParts name the parts of a tick in Summary.Errors.
+var tickParts = []string{"reaper", "reconciler", "pipelines", "webhook_drain", "webhook_deliver", "lease"}
+
 func newMetrics(jobs *jobstore.Store, q *queue.Queue, pools *registry.Registry) *Metrics {
 	reg := httpmetrics.NewRegistry()
 	m := &Metrics{Registry: reg, jobstore: jobs, queue: q, pools: pools}
@@ -100,6 +103,9 @@ func newMetrics(jobs *jobstore.Store, q *queue.Queue, pools *registry.Registry) 
 	m.statsErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "aigw_orchestrator_stats_errors_total", Help: "Refreshes of the jobs, queue and pool gauges that failed.",
 	})
+	for _, part := range tickParts {
+		m.tickErrors.WithLabelValues(part) // every part exported from the start, at 0
+	}
 	reg.MustRegister(m.webhooks, m.tickSeconds, m.tickErrors, m.statsAt, m.statsErrors)
 	return m
 }
