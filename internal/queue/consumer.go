@@ -55,6 +55,9 @@ type Consumer struct {
 	grouped     bool
 	buf         []Delivery  // read ahead beyond a call's limit; served first next time
 	short       bool        // the last call returned fewer than asked for (see Config.Linger)
+	hint        string      // the pool's high-waiting hint as the last take saw it
+	wakeAcks    []string    // wake-up entries read, acknowledged with the next call on the home shard
+	scans       int         // looks at every shard so far (for tests)
 	reclaims    []time.Time // per shard: last reclaim pass
 	reclaimNext int
 }
@@ -100,109 +103,150 @@ func (c *Consumer) Take(ctx context.Context, limit int, block time.Duration) ([]
 // and takes high jobs before any normal or low one, and then normal before low.
 // Without high jobs waiting, a consumer drains its home shard by priority, then
 // others. A returned batch is ordered by priority.
+//
+// An idle consumer blocks on its home shard and is woken for a job on any shard
+// of the pool (see enqueueScript and wakeScript).
 func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, block time.Duration) ([]Delivery, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("queue: take limit must be positive, got %d", limit)
 	}
+	if err := c.prepare(ctx); err != nil {
+		return nil, err
+	}
+	acks, err := c.ackElsewhere(ctx, done)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.takeReady(ctx, acks, limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > 0 {
+		return c.finish(ctx, out, limit, acks)
+	}
+	return c.await(ctx, acks[c.home], limit, block)
+}
+
+// prepare lingers after a short batch (see Config.Linger) and creates the
+// pool's consumer groups on the first call.
+func (c *Consumer) prepare(ctx context.Context) error {
 	if c.short && c.q.cfg.Linger > 0 {
 		time.Sleep(c.q.cfg.Linger)
 	}
 	if !c.grouped {
 		if err := c.q.EnsureGroups(ctx, c.pool); err != nil {
-			return nil, err
+			return err
 		}
 		c.grouped = true
 	}
+	return nil
+}
+
+// ackElsewhere acknowledges the deliveries of shards this call will not read
+// and returns the others (those of the home shard and the one being drained)
+// by shard, to go with the reads.
+func (c *Consumer) ackElsewhere(ctx context.Context, done []Delivery) (map[int][]Delivery, error) {
 	acks := map[int][]Delivery{}
-	for _, d := range done {
-		acks[d.Shard] = append(acks[d.Shard], d)
-	}
 	var other []Delivery
-	for s, ds := range acks {
-		if s != c.home && s != c.next {
-			other = append(other, ds...)
-			delete(acks, s)
+	for _, d := range done {
+		if d.Shard == c.home || d.Shard == c.next {
+			acks[d.Shard] = append(acks[d.Shard], d)
+		} else {
+			other = append(other, d)
 		}
 	}
-	if err := c.Ack(ctx, other...); err != nil {
-		return nil, err
-	}
+	return acks, c.Ack(ctx, other...)
+}
 
-	out := c.buf
-	c.buf = nil
+// takeReady takes what is there without waiting: the read-ahead buffer (high
+// jobs elsewhere first while the hint is set), jobs whose lease ran out, then
+// the shard being drained and the home shard. After a short batch it leaves
+// the home shard to the blocking read (which takes what is there at once), so
+// that an idle consumer pays one round trip, not two, unless the last hint it
+// saw says high jobs may wait elsewhere (the read would take the home shard's
+// normal and low jobs).
+func (c *Consumer) takeReady(ctx context.Context, acks map[int][]Delivery, limit int) (out []Delivery, err error) {
+	out, c.buf = c.buf, nil
+	defer func() {
+		if err != nil { // keep what was taken for the next call
+			c.buf, out = out, nil
+		}
+	}()
+	if c.hint != "" && slices.ContainsFunc(out, notHigh) {
+		highs, err := c.takeByPriority(ctx, limit, 0)
+		out = append(out, highs...)
+		if err != nil {
+			return out, err
+		}
+	}
 	if len(out) < limit {
 		got, err := c.reclaimDue(ctx, limit-len(out))
-		if err != nil {
-			return nil, err
-		}
 		out = append(out, got...)
+		if err != nil {
+			return out, err
+		}
 	}
-	// The shard being drained, then the home shard, without waiting: a take that
-	// obeys the hint, so that a high job elsewhere goes first. (Even when the home
-	// shard came up short last time: a blocking read would take its low jobs.)
+	if len(out) >= limit || (c.short && c.next == c.home && c.hint == "") {
+		return out, nil
+	}
+	return c.takeNext(ctx, acks, limit, out)
+}
+
+// takeNext takes from the shard being drained, then from the home shard, without
+// waiting, with a take that obeys the hint, so that a high job elsewhere goes
+// first.
+func (c *Consumer) takeNext(ctx context.Context, acks map[int][]Delivery, limit int, out []Delivery) ([]Delivery, error) {
 	shards := []int{c.next}
 	if c.next != c.home {
 		shards = append(shards, c.home)
 	}
-	hinted := false
 	for _, s := range shards {
-		got, _, hint, err := c.takeShard(ctx, s, limit-len(out), 3, false, acks[s])
+		got, _, err := c.takeShard(ctx, s, take{count: limit - len(out), levels: 3, acks: acks[s]})
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		delete(acks, s)
 		if s == c.next && len(got) == 0 {
 			c.next = c.home
 		}
 		out = append(out, got...)
-		if hint != "" && len(out) < limit {
-			hinted = true // the take stopped at high: a high job may wait elsewhere
-			break
+		if c.hint != "" && len(out) < limit {
+			// The take stopped at high: a high job may wait elsewhere.
+			got, err := c.takeByPriority(ctx, limit-len(out), 0)
+			return append(out, got...), err
 		}
 	}
-	if hinted {
-		got, err := c.takeByPriority(ctx, limit-len(out))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, got...)
-	}
-	if len(out) > 0 {
-		return c.finish(ctx, out, limit, acks[c.home])
-	}
+	return out, nil
+}
 
+// await blocks on the home shard until a job arrives there or a wake-up names
+// another shard, looking at every shard after each Config.BlockSlice, until
+// block has passed (block <= 0: one look, no wait).
+func (c *Consumer) await(ctx context.Context, acks []Delivery, limit int, block time.Duration) ([]Delivery, error) {
 	deadline := time.Now().Add(block)
 	for {
 		wait := time.Duration(-1) // no BLOCK: answer at once
 		if block > 0 {
 			wait = min(max(time.Until(deadline), time.Millisecond), c.q.cfg.BlockSlice)
 		}
-		// Acknowledge and read the home shard in one round trip; the read blocks
-		// until an entry arrives. Consumers of a pool spread their homes, so
-		// every shard has a consumer waiting on it; a job on a shard nobody waits
-		// on is found by the look at every shard below, after at most BlockSlice.
-		got, hint, err := c.readHome(ctx, acks[c.home], limit, wait)
-		delete(acks, c.home)
+		got, err := c.readHome(ctx, acks, limit, wait)
+		acks = nil
 		if err != nil {
 			return nil, err
 		}
 		if len(got) > 0 {
-			c.next = c.home
-			if hint != "" && slices.ContainsFunc(got, func(d Delivery) bool { return d.prio() > 0 }) {
-				// A high job may wait elsewhere: it goes first (finish keeps the
-				// surplus of this batch for the next call).
-				highs, err := c.takeByPriority(ctx, limit)
-				if err != nil {
-					return nil, err
-				}
-				got = append(got, highs...)
-			}
 			return c.finish(ctx, got, limit, nil)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if got, err = c.takeByPriority(ctx, limit); err != nil {
+		// Nothing came: look at every shard; a consumer that goes on waiting
+		// registers as idle, so that producers wake it for jobs on any shard.
+		var idle time.Duration
+		if block > 0 {
+			idle = 2*c.q.cfg.BlockSlice + 100*time.Millisecond
+		}
+		if got, err = c.takeByPriority(ctx, limit, idle); err != nil {
 			return nil, err
 		}
 		if len(got) > 0 {
@@ -218,8 +262,13 @@ func (c *Consumer) AckTake(ctx context.Context, done []Delivery, limit int, bloc
 // finish acknowledges what is left to acknowledge and returns at most limit
 // deliveries, high priority first; the rest wait in the consumer's buffer for its
 // next call.
-func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks []Delivery) ([]Delivery, error) {
-	if err := c.Ack(ctx, acks...); err != nil {
+func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks map[int][]Delivery) ([]Delivery, error) {
+	var rest []Delivery
+	for _, ds := range acks {
+		rest = append(rest, ds...)
+	}
+	if err := c.Ack(ctx, rest...); err != nil {
+		c.buf = append(out, c.buf...)
 		return nil, err
 	}
 	slices.SortStableFunc(out, func(a, b Delivery) int { return a.prio() - b.prio() })
@@ -231,20 +280,27 @@ func (c *Consumer) finish(ctx context.Context, out []Delivery, limit int, acks [
 	return out, nil
 }
 
+func notHigh(d Delivery) bool { return d.prio() > 0 }
+
 // takeByPriority takes up to limit new entries, high before normal before low
 // across all shards: one pipelined round trip looks at every shard (scan), then
 // it takes each priority from the shards that have it, the home shard first and
 // then the next ones round the ring. The last other shard it took from becomes
 // the one being drained. When no shard has a high job, it clears the pool's
-// high-waiting hints.
-func (c *Consumer) takeByPriority(ctx context.Context, limit int) ([]Delivery, error) {
-	waiting, hints, err := c.scan(ctx)
+// high-waiting hints. idle > 0 registers the consumer as idle (see scan).
+func (c *Consumer) takeByPriority(ctx context.Context, limit int, idle time.Duration) ([]Delivery, error) {
+	waiting, hints, err := c.scan(ctx, idle)
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(waiting, 1) && !slices.Contains(waiting, -1) && slices.ContainsFunc(hints, func(h string) bool { return h != "" }) {
-		if err := c.clearHints(ctx, hints); err != nil {
-			return nil, err
+	c.hint = ""
+	if i := slices.IndexFunc(hints, func(h string) bool { return h != "" }); i >= 0 {
+		c.hint = hints[i]
+		if !slices.Contains(waiting, 1) && !slices.Contains(waiting, -1) {
+			if err := c.clearHints(ctx, hints); err != nil {
+				return nil, err
+			}
+			c.hint = ""
 		}
 	}
 	var out []Delivery
@@ -255,7 +311,7 @@ func (c *Consumer) takeByPriority(ctx context.Context, limit int) ([]Delivery, e
 			if waiting[s] != level {
 				continue
 			}
-			got, w, _, err := c.takeShard(ctx, s, limit-len(out), level, true, nil)
+			got, w, err := c.takeShard(ctx, s, take{count: limit - len(out), levels: level, report: true})
 			if err != nil {
 				return out, err
 			}
@@ -273,15 +329,17 @@ func (c *Consumer) takeByPriority(ctx context.Context, limit int) ([]Delivery, e
 // waiting (1 high … 3 low, 0 none, -1 the shard did not answer) and its
 // high-waiting hint, with the take script at count 0 on every shard, in one
 // pipelined round trip (the cluster client sends each master its part at once).
-// A shard that does not answer (e.g. its master just died) is left out, unless
-// none answers.
-func (c *Consumer) scan(ctx context.Context) (waiting []int, hints []string, err error) {
+// With idle > 0 it also registers the consumer, for that long, in every
+// shard's copy of the pool's idle consumers. A shard that does not answer (e.g.
+// its master just died) is left out, unless none answers.
+func (c *Consumer) scan(ctx context.Context, idle time.Duration) (waiting []int, hints []string, err error) {
+	c.scans++
 	n := c.q.cfg.Shards
 	run := func() []*redis.Cmd {
 		cmds := make([]*redis.Cmd, n)
 		pipe := c.q.rdb.Pipeline()
 		for s := range n {
-			cmds[s] = takeScript.EvalSha(ctx, pipe, c.q.keys(c.pool, s).takeKeys(), c.takeArgs(0, 3, true, nil)...)
+			cmds[s] = takeScript.EvalSha(ctx, pipe, c.q.keys(c.pool, s).takeKeys(), c.takeArgs(s, take{levels: 3, report: true, idle: idle})...)
 		}
 		_, _ = pipe.Exec(ctx) // errors are per command, read below
 		return cmds
@@ -329,50 +387,94 @@ func (c *Consumer) clearHints(ctx context.Context, seen []string) error {
 	return nil
 }
 
-// readHome acknowledges acks of the home shard (promoting due delayed jobs) and
-// reads new entries of its three streams, waiting up to wait (negative: not at
-// all), in one pipelined round trip to the shard's master, and returns the
-// shard's high-waiting hint. It is used when the shard was drained last time, so
-// an arriving job usually finds one stream with one entry. XREADGROUP's COUNT
-// applies per stream, so it asks for ceil(limit/3) of each: at most limit+2
-// (finish keeps the surplus for the next call).
-func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, string, error) {
+// readHome reads the home shard, waiting up to wait (negative: not at all), and
+// takes from the shards a wake-up named; while the hint says high jobs may wait
+// elsewhere and it took a normal or low job, it takes those high jobs too.
+// Deliveries beyond limit go to the buffer (see finish).
+func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, error) {
+	got, woken, err := c.readHomeShard(ctx, acks, limit, wait)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) > 0 {
+		c.next = c.home
+	}
+	for _, s := range woken {
+		if len(got) >= limit {
+			break
+		}
+		more, _, err := c.takeShard(ctx, s, take{count: limit - len(got), levels: 3})
+		got = append(got, more...)
+		if err != nil {
+			c.buf = append(c.buf, got...)
+			return nil, err
+		}
+		if len(more) > 0 {
+			c.next = s
+		}
+	}
+	if c.hint != "" && slices.ContainsFunc(got, notHigh) {
+		highs, err := c.takeByPriority(ctx, limit, 0)
+		got = append(got, highs...)
+		if err != nil {
+			c.buf = append(c.buf, got...)
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+// readHomeShard acknowledges acks of the home shard (promoting due delayed jobs)
+// and reads new entries of its three streams and its wake-up stream, waiting
+// up to wait (negative: not at all), in one pipelined round trip to the shard's
+// master; it learns the pool's
+// high-waiting hint and returns the jobs and the shards wake-ups named. It is
+// used when the shard was drained last time, so an arriving job usually finds
+// one stream with one entry. XREADGROUP's COUNT applies per stream, so it asks
+// for ceil(limit/3) of each: at most limit+2 (finish keeps the surplus for the
+// next call).
+func (c *Consumer) readHomeShard(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, []int, error) {
 	k := c.q.keys(c.pool, c.home)
 	pipe := c.q.rdb.Pipeline()
-	sc := takeScript.EvalSha(ctx, pipe, k.takeKeys(), c.takeArgs(0, 0, false, acks)...)
+	sc := takeScript.EvalSha(ctx, pipe, k.takeKeys(), c.takeArgs(c.home, take{acks: acks})...)
 	xr := pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: c.q.cfg.Group, Consumer: c.name, Count: int64((limit + 2) / 3), Block: wait,
-		Streams: []string{k.streams[0], k.streams[1], k.streams[2], ">", ">", ">"},
+		Streams: []string{k.streams[0], k.streams[1], k.streams[2], k.wake, ">", ">", ">", ">"},
 	})
 	_, _ = pipe.Exec(ctx) // errors are per command, read below
-	hint := ""
 	if res, err := sc.Result(); err != nil {
 		if !isNoScript(err) {
-			return nil, "", fmt.Errorf("ack in pool %s shard %d: %w", c.pool, c.home, err)
+			return nil, nil, fmt.Errorf("ack in pool %s shard %d: %w", c.pool, c.home, err)
 		}
 		// The read ran anyway; acknowledge the normal way (it loads the script).
 		if err := c.Ack(ctx, acks...); err != nil {
-			return nil, "", err
+			return nil, nil, err
 		}
 	} else {
-		_, hint, _ = parseTake(res)
+		_, c.hint, _ = parseTake(res)
 	}
 	res, err := xr.Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return nil, hint, nil
+		return nil, nil, nil
 	case stream.Lost(err): // the stream vanished (e.g. lost in a failover): recreate the group
-		return nil, hint, c.q.ensureShardGroups(ctx, c.pool, c.home)
+		return nil, nil, c.q.ensureShardGroups(ctx, c.pool, c.home)
 	case err != nil:
 		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		return nil, "", fmt.Errorf("read pool %s shard %d: %w", c.pool, c.home, err)
+		return nil, nil, fmt.Errorf("read pool %s shard %d: %w", c.pool, c.home, err)
 	}
 	var out []Delivery
+	var woken []int
 	for _, st := range res {
 		pi := slices.Index(k.streams[:], st.Stream)
 		for _, m := range st.Messages {
+			if st.Stream == k.wake {
+				c.wakeAcks = append(c.wakeAcks, m.ID)
+				woken = addShards(woken, m.Values["s"], c.q.cfg.Shards)
+				continue
+			}
 			fields := make([]any, 0, 2*len(m.Values))
 			for f, v := range m.Values {
 				fields = append(fields, f, v)
@@ -382,7 +484,18 @@ func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wai
 			}
 		}
 	}
-	return out, hint, nil
+	return out, woken, nil
+}
+
+// addShards adds the shards of a wake-up entry's comma-separated list to woken.
+func addShards(woken []int, list any, shards int) []int {
+	str, _ := list.(string)
+	for _, f := range strings.Split(str, ",") {
+		if s, err := strconv.Atoi(f); err == nil && s >= 0 && s < shards && !slices.Contains(woken, s) {
+			woken = append(woken, s)
+		}
+	}
+	return woken
 }
 
 // reclaimDue runs the reclaim of one shard whose turn has come (every shard once
@@ -394,22 +507,50 @@ func (c *Consumer) reclaimDue(ctx context.Context, limit int) ([]Delivery, error
 	}
 	c.reclaims[s] = time.Now()
 	c.reclaimNext = (s + 1) % c.q.cfg.Shards
+	// Wake-up entries whose reader died before acknowledging them: drop them.
+	// Best effort: a failure only leaves them pending until the next pass.
+	_ = dropWakesScript.Run(ctx, c.q.rdb, []string{c.q.keys(c.pool, s).wake}, c.q.cfg.Group, c.name, c.q.cfg.Lease.Milliseconds()).Err()
 	return c.reclaim(ctx, s, limit)
 }
 
-// takeArgs builds the take script's arguments: count, levels, whether to report
-// (ignoring the hint), then the acks.
-func (c *Consumer) takeArgs(count, levels int, report bool, acks []Delivery) []any {
+// take is one call of the take script on a shard (see takeScript).
+type take struct {
+	count, levels int
+	report        bool          // ignore the hint and report what is waiting
+	idle          time.Duration // > 0: register as an idle consumer of the pool, this long
+	acks          []Delivery
+}
+
+// takeArgs builds the take script's arguments for shard. A call on the home
+// shard also acknowledges the wake-up entries read since the last one (if the
+// call fails they stay pending until a reclaim drops them).
+func (c *Consumer) takeArgs(shard int, t take) []any {
 	r := 0
-	if report {
+	if t.report {
 		r = 1
 	}
-	args := make([]any, 0, 6+3*len(acks))
-	args = append(args, c.q.cfg.Group, c.name, count, levels, r, len(acks))
-	for _, d := range acks {
+	var wakes []string
+	if shard == c.home {
+		wakes, c.wakeAcks = c.wakeAcks, nil
+	}
+	args := make([]any, 0, 8+3*(len(t.acks)+len(wakes)))
+	args = append(args, c.q.cfg.Group, c.name, t.count, t.levels, r,
+		ceilMillis(t.idle), c.home, len(t.acks)+len(wakes))
+	for _, d := range t.acks {
 		args = append(args, d.prio()+1, d.EntryID, d.JobID)
 	}
+	for _, id := range wakes {
+		args = append(args, 4, id, "")
+	}
 	return args
+}
+
+// ceilMillis is d in whole milliseconds, rounded up; 0 for d <= 0.
+func ceilMillis(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // parseTake splits the take script's result: what the shard has waiting, its
@@ -424,21 +565,24 @@ func parseTake(res any) (waiting int, hint string, triples []any) {
 	return int(w), hint, flat[2:]
 }
 
-// takeShard acknowledges acks of one shard and takes up to count new entries from
-// its first levels priority streams (see takeScript for report), and returns what
-// the shard has waiting afterwards (when reported) and its hint.
-func (c *Consumer) takeShard(ctx context.Context, shard, count, levels int, report bool, acks []Delivery) ([]Delivery, int, string, error) {
-	if count <= 0 && len(acks) == 0 {
-		return nil, 0, "", nil
+// takeShard runs the take script on one shard (acknowledging t.acks, taking up
+// to t.count new entries from its first t.levels priority streams) and returns
+// what the shard has waiting afterwards (when t.report); it learns the pool's
+// high-waiting hint.
+func (c *Consumer) takeShard(ctx context.Context, shard int, t take) ([]Delivery, int, error) {
+	if t.count <= 0 && len(t.acks) == 0 {
+		return nil, 0, nil
 	}
 	keys := c.q.keys(c.pool, shard).takeKeys()
+	args := c.takeArgs(shard, t)
 	res, err := stream.Recover(ctx, c.q.rdb, c.q.groups(c.pool, shard), func() (any, error) {
-		return takeScript.Run(ctx, c.q.rdb, keys, c.takeArgs(count, levels, report, acks)...).Result()
+		return takeScript.Run(ctx, c.q.rdb, keys, args...).Result()
 	})
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("take from pool %s shard %d: %w", c.pool, shard, err)
+		return nil, 0, fmt.Errorf("take from pool %s shard %d: %w", c.pool, shard, err)
 	}
 	waiting, hint, flat := parseTake(res)
+	c.hint = hint
 	var out []Delivery
 	for i := 0; i+2 < len(flat); i += 3 {
 		pi, _ := flat[i].(int64)
@@ -448,7 +592,7 @@ func (c *Consumer) takeShard(ctx context.Context, shard, count, levels int, repo
 			out = append(out, d)
 		}
 	}
-	return out, waiting, hint, nil
+	return out, waiting, nil
 }
 
 // delivery builds a Delivery from a stream entry; a malformed entry goes to the
@@ -525,7 +669,7 @@ func (c *Consumer) Ack(ctx context.Context, ds ...Delivery) error {
 	run := func() error {
 		pipe := c.q.rdb.Pipeline()
 		for shard, acks := range byShard {
-			takeScript.EvalSha(ctx, pipe, c.q.keys(c.pool, shard).takeKeys(), c.takeArgs(0, 0, false, acks)...)
+			takeScript.EvalSha(ctx, pipe, c.q.keys(c.pool, shard).takeKeys(), c.takeArgs(shard, take{acks: acks})...)
 		}
 		_, err := pipe.Exec(ctx)
 		return err

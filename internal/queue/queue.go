@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -167,16 +169,19 @@ type shardKeys struct {
 	ids     string
 	dead    string
 	hint    string // the pool's high-waiting hint, one copy per shard (see takeScript)
+	wake    string // wake-up stream (see wakeScript)
+	idle    string // the pool's idle consumers, one copy per shard (see enqueueScript)
 }
 
 // takeKeys are the take script's keys.
 func (k shardKeys) takeKeys() []string {
-	return []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.hint}
+	return []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.hint, k.wake, k.idle}
 }
 
 func (q *Queue) keys(pool string, shard int) shardKeys {
 	k := rediskeys.QueueShard(pool, shard)
-	return shardKeys{streams: k.Streams, delayed: k.Delayed, ids: k.IDs, dead: k.Dead, hint: k.HighWaiting}
+	return shardKeys{streams: k.Streams, delayed: k.Delayed, ids: k.IDs, dead: k.Dead, hint: k.HighWaiting,
+		wake: k.Wake, idle: k.Idle}
 }
 
 // ShardOf returns the shard a job id lives on.
@@ -254,18 +259,25 @@ func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int) {
 	if !m.NotBefore.IsZero() {
 		nb = m.NotBefore.UnixMilli()
 	}
-	return []string{k.ids, k.streams[pi], k.delayed}, []any{m.JobID, string(prio), m.Payload, nb}, shard
+	return []string{k.ids, k.streams[pi], k.delayed, k.idle}, []any{m.JobID, string(prio), m.Payload, nb, shard}, shard
 }
 
-func enqueuedFrom(shard int, res any, err error) (Enqueued, error) {
-	if errors.Is(err, redis.Nil) {
-		return Enqueued{Shard: shard, Duplicate: true}, nil
-	}
+// enqueuedFrom reads the enqueue script's result, and the home shard of the
+// consumer to wake (-1: none).
+func enqueuedFrom(shard int, res any, err error) (Enqueued, int, error) {
 	if err != nil {
-		return Enqueued{}, err
+		return Enqueued{}, -1, err
 	}
-	id, _ := res.(string)
-	return Enqueued{Shard: shard, EntryID: id}, nil
+	r, _ := res.([]any)
+	if len(r) != 2 {
+		return Enqueued{}, -1, fmt.Errorf("enqueue script answered %v", res)
+	}
+	id, _ := r[0].(string)
+	wake, _ := r[1].(int64)
+	if id == "" {
+		return Enqueued{Shard: shard, Duplicate: true}, -1, nil
+	}
+	return Enqueued{Shard: shard, EntryID: id}, int(wake), nil
 }
 
 // Enqueue adds a job to its pool. Concurrent calls share pipelines, so a call
@@ -331,20 +343,31 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 			cmds, _ = run()
 		}
 	}
-	waits := map[string]bool{} // master key → replicated
-	highs := map[string]bool{} // pools that got a high job
+	waits := map[string]bool{}      // master key → replicated
+	highs := map[string]bool{}      // pools that got a high job
+	wakes := map[wakeTarget][]int{} // idle consumers' home shards → the shards with jobs for them
 	for i, c := range cmds {
 		v, err := c.Result()
-		res[i], errs[i] = enqueuedFrom(res[i].Shard, v, err)
-		if errs[i] == nil && !res[i].Duplicate && q.cfg.WaitReplicas > 0 {
+		var home int
+		res[i], home, errs[i] = enqueuedFrom(res[i].Shard, v, err)
+		if errs[i] != nil || res[i].Duplicate {
+			continue
+		}
+		if q.cfg.WaitReplicas > 0 {
 			waits[keys[i][0]] = false
 		}
-		if errs[i] == nil && !res[i].Duplicate && res[i].EntryID != "delayed" && ms[i].Priority == job.High {
+		if res[i].EntryID != "delayed" && ms[i].Priority == job.High {
 			highs[ms[i].Pool] = true
 		}
+		if home >= 0 {
+			w := wakeTarget{pool: ms[i].Pool, home: home}
+			if !slices.Contains(wakes[w], res[i].Shard) {
+				wakes[w] = append(wakes[w], res[i].Shard)
+			}
+		}
 	}
-	if len(highs) > 0 {
-		q.hintHigh(ctx, highs)
+	if len(highs) > 0 || len(wakes) > 0 {
+		q.hintAndWake(ctx, highs, wakes)
 	}
 	if len(waits) > 0 {
 		q.waitReplicas(ctx, waits)
@@ -357,20 +380,44 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 	return res, errs
 }
 
-// hintHigh increments the high-waiting hint on every shard of each pool, after
-// the high jobs are in their streams, so that every consumer of the pool looks
-// for them before it takes a normal or low job (see takeScript). It is best
-// effort: a hint that fails to be set leaves the job first in its own shard
-// only, and the job is queued either way, so the error is not the caller's.
-// (A delayed high job sets no hint when it becomes due.)
-func (q *Queue) hintHigh(ctx context.Context, pools map[string]bool) {
+// wakeTarget is an idle consumer's home shard, to wake.
+type wakeTarget struct {
+	pool string
+	home int
+}
+
+// hintAndWake runs, in one pipelined round trip after the jobs are in their
+// streams, what their enqueue asked for:
+//
+//   - it increments the high-waiting hint on every shard of each pool in highs,
+//     so that every consumer of the pool looks for the high jobs before it takes
+//     a normal or low job (see takeScript);
+//   - it wakes the idle consumers the enqueue script named (see wakeScript), so
+//     that a job on a shard no consumer blocks on is taken at once instead of at
+//     the next look at every shard (up to Config.BlockSlice later).
+//
+// It is best effort: a hint that fails to be set leaves the job first in its
+// own shard only, a wake-up that fails leaves the job to the next look, and the
+// jobs are queued either way, so the error is not the caller's. (A delayed high
+// job sets no hint when it becomes due.)
+func (q *Queue) hintAndWake(ctx context.Context, highs map[string]bool, wakes map[wakeTarget][]int) {
 	pipe := q.rdb.Pipeline()
-	for pool := range pools {
+	for pool := range highs {
 		for s := range q.cfg.Shards {
 			pipe.Incr(ctx, q.keys(pool, s).hint)
 		}
 	}
-	_, _ = pipe.Exec(ctx)
+	for w, shards := range wakes {
+		k := q.keys(w.pool, w.home)
+		list := make([]string, len(shards))
+		for i, s := range shards {
+			list[i] = strconv.Itoa(s)
+		}
+		wakeScript.EvalSha(ctx, pipe, []string{k.wake}, strings.Join(list, ","))
+	}
+	if _, err := pipe.Exec(ctx); isNoScript(err) && len(wakes) > 0 && q.loadScripts(ctx) == nil {
+		q.hintAndWake(ctx, nil, wakes)
+	}
 }
 
 // waitReplicas sends WAIT to the master of each key (once per master) and records
@@ -443,7 +490,8 @@ func (q *Queue) Purge(ctx context.Context, pool string) error {
 	}
 	for s := 0; s < q.cfg.Shards; s++ {
 		k := q.keys(pool, s)
-		if err := q.rdb.Del(ctx, k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.dead, k.hint).Err(); err != nil {
+		if err := q.rdb.Del(ctx, k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.dead, k.hint,
+			k.wake, k.idle).Err(); err != nil {
 			return fmt.Errorf("purge pool %s shard %d: %w", pool, s, err)
 		}
 	}
@@ -473,12 +521,13 @@ func (q *Queue) ensureShardGroups(ctx context.Context, pool string, shard int) e
 	return nil
 }
 
-// groups are the consumer groups of one pool shard, one per priority stream.
+// groups are the consumer groups of one pool shard, one per priority stream and
+// one on the wake-up stream.
 func (q *Queue) groups(pool string, shard int) []stream.Group {
 	k := q.keys(pool, shard)
-	gs := make([]stream.Group, len(k.streams))
-	for i, key := range k.streams {
-		gs[i] = stream.Group{Stream: key, Name: q.cfg.Group}
+	gs := make([]stream.Group, 0, len(k.streams)+1)
+	for _, key := range append(k.streams[:], k.wake) {
+		gs = append(gs, stream.Group{Stream: key, Name: q.cfg.Group})
 	}
 	return gs
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 type bundle struct {
@@ -331,6 +332,81 @@ func TestBlockingTakeWakesOnEnqueue(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Fatalf("blocking take returned after %s, want soon after the enqueue at 200ms", waited)
+	}
+}
+
+// TestIdleConsumerIsWokenForAnotherShard: a consumer blocked on its home shard
+// takes a job produced onto another shard of the pool as soon as it is queued,
+// woken by the producer, not at its next look at every shard (which would come
+// only after a block slice of 2s: the test tells the two apart by counting the
+// looks, not by timing); a job produced onto its home shard reaches it without
+// a wake-up.
+func TestIdleConsumerIsWokenForAnotherShard(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Shards: 4, BlockSlice: 2 * time.Second})
+	c, err := b.q.Consumer(b.pool, "c", ConsumerOptions{Home: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty take that blocks looks at every shard and registers the
+	// consumer as idle.
+	if ds, err := c.Take(b.ctx, 1, time.Millisecond); err != nil || len(ds) != 0 {
+		t.Fatalf("take from the empty pool: %v %v", ds, err)
+	}
+	k := b.q.keys(b.pool, 0)
+	for _, tc := range []struct {
+		name  string
+		shard int
+		wakes int64 // wake-up entries the enqueue adds
+	}{
+		{"other shard", 2, 1},
+		{"home shard", 0, 0},
+		{"another shard again", 3, 1},
+	} {
+		wakes := func() int64 {
+			info, err := b.rdb.XInfoStream(b.ctx, k.wake).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return info.EntriesAdded
+		}
+		wakesBefore := wakes()
+		scans := c.scans
+		type result struct {
+			ds  []Delivery
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			ds, err := c.Take(b.ctx, 1, time.Minute)
+			got <- result{ds, err}
+		}()
+		// Whether the enqueue comes before or during the consumer's blocking
+		// read, the read returns the wake-up at once (it reads every entry new to
+		// the group).
+		id := b.idOnShard(tc.shard)
+		b.enqueue(t, Message{JobID: id})
+		r := testwait.Receive(t, got, 30*time.Second, "the take (%s)", tc.name)
+		if r.err != nil || len(r.ds) != 1 || r.ds[0].JobID != id {
+			t.Fatalf("%s: took %v %v, want job %s", tc.name, r.ds, r.err, id)
+		}
+		if c.scans != scans {
+			t.Fatalf("%s: the consumer found the job by looking at every shard (%d looks), not by a wake-up", tc.name, c.scans-scans)
+		}
+		if err := c.Ack(b.ctx, r.ds...); err != nil {
+			t.Fatal(err)
+		}
+		if n := wakes() - wakesBefore; n != tc.wakes {
+			t.Fatalf("%s: %d wake-up entries added, want %d", tc.name, n, tc.wakes)
+		}
+	}
+	// Wake-up entries are acknowledged and deleted with the consumer's next call
+	// on its home shard.
+	if _, err := c.Take(b.ctx, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.rdb.XLen(b.ctx, k.wake).Val(); n != 0 {
+		t.Fatalf("%d wake-up entries left after their reader's next call, want 0", n)
 	}
 }
 

@@ -13,29 +13,75 @@ import (
 // Stream entries carry the fields j (job id) and, when set, p (payload).
 // The membership hash maps a job id to "<priority>" (in a stream) or "delayed".
 
-// enqueueScript adds a job to its shard unless the job is already there.
+// wakeLua is the part of a script that adds an entry to a shard's stream and
+// decides whom to wake (KEYS[4] the shard's copy of the pool's idle consumers,
+// ARGV[5] the shard's number): a random live idle consumer of the pool homed on
+// another shard, for the producer to wake (see wakeScript); -1 when there is
+// none. Idle consumers homed on this shard are left out: one blocked in a read
+// of this shard gets the entry from Redis itself. Busy consumers come back to
+// the shards by themselves, and register nowhere. (When an idle consumer blocks
+// here and another is idle elsewhere, the other is woken too, and finds
+// nothing: an idle pool may spend a take on it.)
+const wakeLua = `
+local function servertime()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function wake()
+  local idle = redis.call('ZRANDMEMBER', KEYS[4], 4, 'WITHSCORES')
+  if #idle == 0 then return -1 end
+  local now = servertime()
+  local home, expired = -1, false
+  for i = 1, #idle, 2 do
+    if tonumber(idle[i + 1]) < now then
+      expired = true
+    elseif home < 0 then
+      local h = tonumber(string.sub(idle[i], 1, string.find(idle[i], '|', 1, true) - 1))
+      if h ~= tonumber(ARGV[5]) then home = h end
+    end
+  end
+  if expired then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 1) end
+  return home
+end
+`
+
+// enqueueScript adds a job to its shard unless the job is already there, and
+// says whom to wake (see wakeLua).
 //
 //	KEYS[1] membership hash   KEYS[2] priority stream   KEYS[3] delayed zset
+//	KEYS[4] idle consumers zset
 //	ARGV[1] job id   ARGV[2] priority   ARGV[3] payload ("" = none)
-//	ARGV[4] not_before, unix ms (0 = now)
+//	ARGV[4] not_before, unix ms (0 = now)   ARGV[5] the shard's number
 //
-// Result: the new stream entry id, "delayed", or false (nil) when the job was
-// already queued on this shard (enqueue is idempotent per job id).
-var enqueueScript = redis.NewScript(`
+// Result: {the new stream entry id, "delayed", or "" when the job was already
+// queued on this shard (enqueue is idempotent per job id); the home shard of
+// a consumer to wake, or -1}.
+var enqueueScript = redis.NewScript(wakeLua + `
 local nb = tonumber(ARGV[4])
-if nb > 0 then
-  local t = redis.call('TIME')
-  if nb > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
-    if redis.call('HSETNX', KEYS[1], ARGV[1], 'delayed') == 0 then return false end
-    redis.call('ZADD', KEYS[3], nb, ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3])
-    return 'delayed'
-  end
+if nb > 0 and nb > servertime() then
+  if redis.call('HSETNX', KEYS[1], ARGV[1], 'delayed') == 0 then return {'', -1} end
+  redis.call('ZADD', KEYS[3], nb, ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3])
+  return {'delayed', -1}
 end
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {'', -1} end
+local id
 if ARGV[3] == '' then
-  return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1])
+  id = redis.call('XADD', KEYS[2], '*', 'j', ARGV[1])
+else
+  id = redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
 end
-return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
+return {id, wake()}
+`)
+
+// wakeScript wakes the consumers idle on a home shard: it adds an entry naming
+// the shards that got jobs to the shard's wake-up stream, which their blocking
+// read includes.
+//
+//	KEYS[1] wake-up stream   ARGV[1] the shards, comma-separated
+//
+// Result: the entry id.
+var wakeScript = redis.NewScript(`
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', 256, '*', 's', ARGV[1])
 `)
 
 // takeScript acknowledges finished entries of this shard, moves due delayed jobs
@@ -52,11 +98,18 @@ return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
 // each shard has waiting) before it takes a normal or low one here; the consumer
 // clears the hints when a scan finds no high job anywhere.
 //
+// Wake-ups: ARGV[6] > 0 registers the consumer, homed on shard ARGV[7], in
+// this shard's copy of the pool's idle consumers for that many ms (see
+// enqueueScript). Acks of priority index 4 are wake-up entries of KEYS[7] the
+// consumer has read.
+//
 //	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] membership hash
-//	KEYS[6] high-waiting hint
+//	KEYS[6] high-waiting hint   KEYS[7] wake-up stream   KEYS[8] idle consumers zset
 //	ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] levels: read streams 1..levels
 //	ARGV[5] 0: obey the hint; 1: ignore it and report what is waiting
-//	ARGV[6] number of acks n   ARGV[7..6+3n] acks as triples {priority index (1..3), entry id, job id}
+//	ARGV[6] idle ms   ARGV[7] home shard
+//	ARGV[8] number of acks n   ARGV[9..8+3n] acks as triples {priority index
+//	(1..3, or 4: a wake-up entry), entry id, job id}
 //
 // Result: {waiting, hint, then a flat array of triples {priority index (1..3),
 // entry id, fields}}. waiting (reported only with ARGV[5] = 1, else 0) is the
@@ -64,26 +117,37 @@ return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
 // group (a stream without the group counts: the consumer's read creates it
 // again), 0 when none does. hint is the hint's value ("" when unset).
 var takeScript = redis.NewScript(`
-local nacks = tonumber(ARGV[6])
-if nacks > 0 then
-  local ids, jobs = {{}, {}, {}}, {}
-  for i = 0, nacks - 1 do
-    local p = tonumber(ARGV[7 + 3 * i])
-    ids[p][#ids[p] + 1] = ARGV[8 + 3 * i]
-    jobs[#jobs + 1] = ARGV[9 + 3 * i]
+local now
+local function servertime()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  for p = 1, 3 do
+  return now
+end
+local nacks = tonumber(ARGV[8])
+if nacks > 0 then
+  local ids, jobs = {{}, {}, {}, {}}, {}
+  for i = 0, nacks - 1 do
+    local p = tonumber(ARGV[9 + 3 * i])
+    ids[p][#ids[p] + 1] = ARGV[10 + 3 * i]
+    if p <= 3 then jobs[#jobs + 1] = ARGV[11 + 3 * i] end
+  end
+  for p = 1, 4 do
     if #ids[p] > 0 then
-      redis.call('XACK', KEYS[p], ARGV[1], unpack(ids[p]))
-      redis.call('XDEL', KEYS[p], unpack(ids[p]))
+      local key = KEYS[p]
+      if p == 4 then key = KEYS[7] end
+      redis.call('XACK', key, ARGV[1], unpack(ids[p]))
+      redis.call('XDEL', key, unpack(ids[p]))
     end
   end
-  redis.call('HDEL', KEYS[5], unpack(jobs))
+  if #jobs > 0 then redis.call('HDEL', KEYS[5], unpack(jobs)) end
+end
+if tonumber(ARGV[6]) > 0 then
+  redis.call('ZADD', KEYS[8], servertime() + tonumber(ARGV[6]), ARGV[7] .. '|' .. ARGV[2])
 end
 if redis.call('ZCARD', KEYS[4]) > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 256)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', servertime(), 'LIMIT', 0, 256)
   for _, m in ipairs(due) do
     local a = string.find(m, '|', 1, true)
     local b = string.find(m, '|', a + 1, true)
@@ -140,6 +204,21 @@ if report then
   end
 end
 return out
+`)
+
+// dropWakesScript acknowledges and deletes wake-up entries read longer than
+// ARGV[3] ms ago and never acknowledged (their reader died), so the stream's
+// pending list does not grow.
+//
+//	KEYS[1] wake-up stream   ARGV[1] group   ARGV[2] consumer   ARGV[3] ms
+//
+// Result: how many it dropped.
+var dropWakesScript = redis.NewScript(`
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', 256, 'JUSTID')
+if #r[2] == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], unpack(r[2]))
+redis.call('XDEL', KEYS[1], unpack(r[2]))
+return #r[2]
 `)
 
 // clearHintScript clears a shard's copy of the pool's high-waiting hint unless a
@@ -252,4 +331,4 @@ out[#out + 1] = redis.call('XLEN', KEYS[5])
 return out
 `)
 
-var allScripts = []*redis.Script{enqueueScript, takeScript, clearHintScript, extendScript, reclaimScript, deadLetterScript, statsScript}
+var allScripts = []*redis.Script{enqueueScript, wakeScript, takeScript, dropWakesScript, clearHintScript, extendScript, reclaimScript, deadLetterScript, statsScript}

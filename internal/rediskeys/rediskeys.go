@@ -49,6 +49,17 @@ type QueueKeys struct {
 	// per shard, incremented by producers of high jobs on every shard and read
 	// by the take script (see internal/queue's takeScript).
 	HighWaiting string
+	// Wake is the shard's wake-up stream (Redis stream, one consumer group,
+	// capped by MAXLEN): a producer that enqueued to another shard adds an entry
+	// naming that shard here, the home shard of an idle consumer of the pool,
+	// whose blocking read includes this stream. Entries are acknowledged and
+	// deleted by their reader's next take.
+	Wake string
+	// Idle is the pool's idle consumers, one copy per shard (zset, member
+	// "<home shard>|<consumer name>", score: server time in unix ms when the
+	// entry expires), written by a consumer's look at every shard before it
+	// blocks again, read by producers to pick a consumer to wake.
+	Idle string
 }
 
 // QueueShard returns the keys of shard shard of pool, e.g.
@@ -61,6 +72,8 @@ func QueueShard(pool string, shard int) QueueKeys {
 		IDs:         p + "ids",
 		Dead:        p + "dead",
 		HighWaiting: p + "high-waiting",
+		Wake:        p + "wake",
+		Idle:        p + "idle",
 	}
 }
 

@@ -27,6 +27,8 @@ func TestKeyStringsAreFixed(t *testing.T) {
 		{q.IDs, "aigw:{gpu-a100#3}:ids"},
 		{q.Dead, "aigw:{gpu-a100#3}:dead"},
 		{q.HighWaiting, "aigw:{gpu-a100#3}:high-waiting"},
+		{q.Wake, "aigw:{gpu-a100#3}:wake"},
+		{q.Idle, "aigw:{gpu-a100#3}:idle"},
 		{QueueShard("cpu", 0).Streams[1], "aigw:{cpu#0}:q:normal"},
 		{Pools, "aigw:pools"},
 		{Workers("gpu-a100"), "aigw:{gpu-a100}:workers"},
@@ -67,7 +69,7 @@ func hashTag(key string) string {
 func TestKeysOfOneScriptShareOneHashTag(t *testing.T) {
 	groups := map[string][]string{}
 	q := QueueShard("gpu-a100", 3)
-	groups["gpu-a100#3"] = append(q.Streams[:], q.Delayed, q.IDs, q.Dead, q.HighWaiting)
+	groups["gpu-a100#3"] = append(q.Streams[:], q.Delayed, q.IDs, q.Dead, q.HighWaiting, q.Wake, q.Idle)
 	groups["gpu-a100"] = []string{Workers("gpu-a100"), GangFree("gpu-a100"),
 		GangReservations("gpu-a100"), GangOutput("gpu-a100", "j1")}
 	groups["job:j1"] = []string{JobEvents("j1"), JobCancel("j1")}
