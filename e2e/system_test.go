@@ -30,6 +30,7 @@ import (
 	sdk "github.com/openfaas/go-sdk"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
@@ -74,7 +75,10 @@ func build(dir string) error {
 		"auth":         "./functions/cmd/auth",
 		"router":       "./functions/cmd/router",
 		"orchestrator": "./functions/cmd/orchestrator",
+		"console":      "./functions/cmd/console",
 		"aigw-echo":    "./algorithms/echo",
+		"aigw-kmeans":  "./algorithms/kmeans",
+		"aigw":         "./cmd/aigw",
 	}
 	for name, pkg := range pkgs {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
@@ -100,6 +104,9 @@ type system struct {
 	tenant   string
 	secrets  string
 	env      []string // servers for the command-line tools
+
+	// clientID and clientSecret are the tenant's API client (token's).
+	clientID, clientSecret string
 }
 
 func freePort(t *testing.T) int {
@@ -160,7 +167,8 @@ func run(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
-func up(t *testing.T) *system {
+// up starts the system; env are extra NAME=VALUE variables of the functions.
+func up(t *testing.T, env ...string) *system {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -209,7 +217,9 @@ func up(t *testing.T) *system {
 		"-env", "AIGW_JWKS_URL="+s.gateway+"/function/auth/.well-known/jwks.json,AIGW_MONGO_DB="+s.mongoDB+
 			",AIGW_ORCHESTRATOR_INTERVAL=500ms,AIGW_RATE_LIMIT_RPS=100000"+
 			// The test's webhook receiver listens on 127.0.0.1: allowed as an operator would.
-			",AIGW_WEBHOOK_ALLOWED_NETS=127.0.0.0/8")
+			",AIGW_WEBHOOK_ALLOWED_NETS=127.0.0.0/8"+
+			// The console reaches this test's gateway.
+			",AIGW_CONSOLE_UPSTREAM="+s.gateway+strings.Join(append([]string{""}, env...), ","))
 
 	start(t, "worker", append([]string{"AIGW_POOL=" + s.pool, "AIGW_SLOTS=2", "AIGW_NODE_NAME=e2e-" + s.pool,
 		"AIGW_BIN_DIR=" + binDir, "AIGW_ALGORITHMS_DIR=" + filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off"}, s.env...),
@@ -223,7 +233,8 @@ func up(t *testing.T) *system {
 			creds[k] = v
 		}
 	}
-	s.token = s.getToken(creds["AIGW_CLIENT_ID"], creds["AIGW_CLIENT_SECRET"])
+	s.clientID, s.clientSecret = creds["AIGW_CLIENT_ID"], creds["AIGW_CLIENT_SECRET"]
+	s.token = s.getToken(s.clientID, s.clientSecret)
 	return s
 }
 
@@ -259,10 +270,11 @@ func (s *system) getToken(id, secret string) string {
 	return tok.AccessToken
 }
 
-// do sends req and decodes a JSON answer into out (when not nil); it returns the status.
+// do sends req and decodes a JSON answer into out (when not nil); it returns
+// the status. Every exchange is checked against the OpenAPI document.
 func do(t *testing.T, req *http.Request, out any) int {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
@@ -280,6 +292,12 @@ func do(t *testing.T, req *http.Request, out any) int {
 		t.Logf("%s %s → %d %s", req.Method, req.URL, resp.StatusCode, b)
 	}
 	return resp.StatusCode
+}
+
+// apiClient validates every request and response against the OpenAPI
+// document (internal/apispec), failing t on any that breaks it.
+func apiClient(t *testing.T) *http.Client {
+	return &http.Client{Transport: apispec.Transport(t, nil)}
 }
 
 func (s *system) api(method, path string, body any, out any, headers ...string) int {
@@ -472,7 +490,7 @@ func TestWholeSystem(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Callback-Url", recv.URL+"/done")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := apiClient(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -593,7 +611,7 @@ func (s *system) events(t *testing.T, id string) []string {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.gateway+"/function/router/v1/jobs/"+id+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

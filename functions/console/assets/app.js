@@ -260,14 +260,15 @@ async function pageJob(id) {
     stateEl.replaceChildren(badge(job.state));
     cancelBtn.hidden = !(job.state === "queued" || job.state === "running");
     retryBtn.hidden = !(job.state === "failed" || job.state === "expired");
-    details.replaceChildren(
+    details.replaceChildren(...[
       h("dt", {}, "Algorithm"), h("dd", {}, job.algorithm + (job.version ? " " + job.version : "")),
       h("dt", {}, "Tenant"), h("dd", {}, job.tenant),
       h("dt", {}, "Pool"), h("dd", {}, job.pool + " · priority " + job.priority),
       h("dt", {}, "Attempt"), h("dd", {}, String(job.attempt) + " of " + (job.max_retries + 1)),
       job.queue_position ? [h("dt", {}, "Queue position"), h("dd", {}, "≤ " + job.queue_position)] : null,
       job.worker ? [h("dt", {}, "Worker"), h("dd", { class: "mono" }, job.worker)] : null,
-      h("dt", {}, "Input"), h("dd", {}, h("pre", { id: "job-input" }, pretty(job.input))));
+      h("dt", {}, "Input"), h("dd", {}, h("pre", { id: "job-input" }, pretty(job.input))),
+    ].flat().filter(Boolean));
     if (job.state === "succeeded") setProgress(1);
     outputPre.textContent = job.output !== undefined ? pretty(job.output) : (TERMINAL.has(job.state) ? "(none)" : "(not yet)");
     errBox.replaceChildren(job.error ? h("div", { class: "error" }, job.error.code + ": " + job.error.message) : "");
@@ -314,15 +315,17 @@ async function pageJob(id) {
   retryBtn.addEventListener("click", () => act("retry"));
 
   let es = null;
+  // stream follows the job's events; the timeline is rebuilt from them (the
+  // stream starts at the job's first event; the browser resumes it with
+  // Last-Event-ID after a drop, so nothing comes twice).
   function stream() {
     if (es) es.close();
+    timeline.replaceChildren();
     es = new EventSource("api/router/v1/jobs/" + encodeURIComponent(id) + "/events");
     cleanups.push(() => es && es.close());
     es.addEventListener("state", (ev) => {
       const d = JSON.parse(ev.data);
-      if (!timeline.querySelector('li[data-state="' + d.state + '"]') || d.state === "queued") {
-        addTimeline(d.state, d.at, d.attempt > 0 ? "(attempt " + d.attempt + ")" : "");
-      }
+      addTimeline(d.state, d.at, d.attempt > 1 ? "(attempt " + d.attempt + ")" : "");
       api("GET", "router/v1/jobs/" + encodeURIComponent(id)).then((job) => { render(job); if (TERMINAL.has(job.state)) loadDeliveries(); }).catch(() => {});
       if (TERMINAL.has(d.state)) { es.close(); es = null; }
     });
@@ -372,8 +375,20 @@ async function pagePools() {
     try { d = await api("GET", "router/v1/pools"); err.replaceChildren(); } catch (e) { if (e.status !== 401) err.replaceChildren(errorBox(e)); return; }
     const pools = d.pools || [];
     if (!pools.length) { body.replaceChildren(h("p", { class: "muted" }, "No pools yet: start a worker.")); return; }
-    body.replaceChildren(...pools.map((p) => session.operator ? operatorPool(p) : tenantPool(p)));
-    if (session.operator) for (const p of pools) loadDeadLetters(p.name);
+    if (!session.operator) { body.replaceChildren(...pools.map(tenantPool)); return; }
+    // Every pool in one table; the details of those with workers or jobs.
+    const active = pools.filter((p) => (p.workers || []).length || p.queue.depth || p.queue.running || p.queue.delayed || p.queue.dead);
+    body.replaceChildren(summary(pools), ...active.map(operatorPool));
+    for (const p of active) loadDeadLetters(p.name, p.queue.dead);
+  }
+  function summary(pools) {
+    return h("table", { id: "pools-table" }, h("thead", {}, h("tr", {}, h("th", {}, "Pool"), h("th", { class: "num" }, "Workers"),
+      h("th", { class: "num" }, "Slots busy"), h("th", { class: "num" }, "GPUs busy"), h("th", { class: "num" }, "Queued"),
+      h("th", { class: "num" }, "Running"), h("th", { class: "num" }, "Dead"), h("th", { class: "num" }, "Oldest wait"))),
+    h("tbody", {}, pools.map((p) => h("tr", { dataset: { pool: p.name } }, h("td", {}, p.name), h("td", { class: "num" }, (p.workers || []).length),
+      h("td", { class: "num" }, p.slots.busy + " / " + p.slots.total), h("td", { class: "num" }, p.gpus.busy + " / " + p.gpus.total),
+      h("td", { class: "num" }, p.queue.depth), h("td", { class: "num" }, p.queue.running), h("td", { class: "num" }, p.queue.dead),
+      h("td", { class: "num" }, p.queue.oldest_wait_ms ? ms(p.queue.oldest_wait_ms) : "")))));
   }
   function counts(c) { return c.busy + " busy / " + c.total + " (" + c.free + " free)"; }
   function tenantPool(p) {
@@ -384,7 +399,7 @@ async function pagePools() {
   function operatorPool(p) {
     const q = p.queue || {};
     const ready = q.ready || {};
-    return h("section", { class: "card", dataset: { pool: p.name } }, h("h2", {}, p.name),
+    return h("section", { class: "card pool", dataset: { pool: p.name } }, h("h2", {}, p.name),
       h("dl", { class: "grid" },
         h("dt", {}, "Slots"), h("dd", {}, counts(p.slots)), h("dt", {}, "GPUs"), h("dd", {}, counts(p.gpus)),
         h("dt", {}, "Queue"), h("dd", {}, "depth " + q.depth + " — high " + (ready.high || 0) + ", normal " + (ready.normal || 0) + ", low " + (ready.low || 0) +
@@ -399,9 +414,10 @@ async function pagePools() {
         h("td", {}, ago(w.heartbeat_at)))))) : h("p", { class: "muted" }, "No live workers."),
       h("h2", {}, "Dead letters"), h("div", { id: "dead-" + p.name }, h("p", { class: "muted" }, "Loading…")));
   }
-  async function loadDeadLetters(pool) {
+  async function loadDeadLetters(pool, dead) {
     const box = document.getElementById("dead-" + pool);
     if (!box) return;
+    if (!dead) { box.replaceChildren(h("p", { class: "muted" }, "None.")); return; }
     const path = "router/v1/admin/pools/" + encodeURIComponent(pool) + "/dead-letters";
     try {
       const d = await api("GET", path + "?limit=50");
@@ -409,14 +425,14 @@ async function pagePools() {
       if (!dl.length) { box.replaceChildren(h("p", { class: "muted" }, "None.")); return; }
       box.replaceChildren(
         h("button", { type: "button", class: "secondary", onclick: async () => {
-          try { const r = await api("POST", path + "/redrive"); box.prepend(h("div", { class: "notice" }, r.redriven + " redriven.")); loadDeadLetters(pool); } catch (e) { box.prepend(errorBox(e)); }
+          try { const r = await api("POST", path + "/redrive"); box.prepend(h("div", { class: "notice" }, r.redriven + " redriven.")); loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
         } }, "Redrive all"),
         h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Tenant"), h("th", {}, "Algorithm"), h("th", {}, "Reason"),
           h("th", { class: "num" }, "Deliveries"), h("th", {}, "Dead since"), h("th", {}, ""))),
         h("tbody", {}, dl.map((x) => h("tr", {}, h("td", {}, h("a", { href: "#/jobs/" + x.job_id, class: "mono" }, x.job_id)), h("td", {}, x.tenant),
           h("td", {}, x.algorithm), h("td", {}, x.reason), h("td", { class: "num" }, x.deliveries), h("td", {}, ago(x.dead_at)),
           h("td", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
-            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); loadDeadLetters(pool); } catch (e) { box.prepend(errorBox(e)); }
+            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
           } }, "Redrive")))))));
     } catch (e) {
       box.replaceChildren(e.status === 404 ? h("p", { class: "muted" }, "This API has no dead-letter endpoint.") : errorBox(e));

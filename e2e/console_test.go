@@ -1,0 +1,396 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/aigw/aigw/internal/apispec"
+	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/testenv"
+)
+
+// EnvConsoleScreenshots, when set to a directory (or to 1 for docs/console),
+// makes TestConsole save a PNG of each page it visits there.
+const EnvConsoleScreenshots = "AIGW_CONSOLE_SCREENSHOTS"
+
+// browser starts headless Chromium (Debian's chromium; scripts/chromium.sh
+// installs it) for the test; it is closed when the test ends.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if testenv.Required() {
+			t.Fatal("no chromium on PATH: run scripts/chromium.sh (make test does)")
+		}
+		t.Skip("no chromium on PATH: run scripts/chromium.sh")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-dev-shm-usage", true))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// page drives one browser tab against the console.
+type page struct {
+	t        *testing.T
+	ctx      context.Context
+	base     string // the console's URL, ending in /
+	shotsDir string
+}
+
+// run runs actions with a deadline, failing the test with what the page shows.
+func (p *page) run(what string, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.fail(what, err)
+	}
+}
+
+// fail ends the test with err and what the page shows.
+func (p *page) fail(what string, err error) {
+	p.t.Helper()
+	text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`location.hash + "\n" + document.getElementById("main").innerText`))
+	p.t.Fatalf("%s: %v\npage shows:\n%s", what, err, text)
+}
+
+// eval evaluates a JavaScript expression on the page.
+func eval[T any](p *page, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.fail(expr, err)
+	}
+	return v
+}
+
+// poll waits until a JavaScript expression is true on the page.
+func (p *page) poll(what, expr string, d time.Duration) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(d))(ctx, t)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", what, err)
+		}
+		return chromedp.Void{}, err
+	}
+}
+
+// cookies returns the browser's cookies for the console.
+func (p *page) cookies() []*network.Cookie {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{p.base}})
+	if err != nil {
+		p.fail("cookies", err)
+	}
+	return res.Cookies
+}
+
+// open navigates to the console's fragment route (e.g. "#/jobs").
+func (p *page) open(route, waitFor string) {
+	p.t.Helper()
+	p.run("open "+route, 20*time.Second, chromedp.Navigate(p.base+route), chromedp.WaitVisible(chromedp.CSS(waitFor)))
+}
+
+// shot saves the page as docs/console/<name>.png when screenshots are asked for.
+func (p *page) shot(name string) {
+	p.t.Helper()
+	if p.shotsDir == "" {
+		return
+	}
+	// Let the live parts (progress transitions, a refresh) settle first.
+	p.run("settle", 5*time.Second, chromedp.Sleep(300*time.Millisecond))
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.fail("screenshot "+name, err)
+	}
+	if err := os.WriteFile(filepath.Join(p.shotsDir, name+".png"), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.fail("read "+sel, err)
+	}
+	return s
+}
+
+// createClient makes an API client of tenant with both client scopes and
+// returns its id and secret.
+func (s *system) createClient(t *testing.T, name, tenant string) (id, secret string) {
+	t.Helper()
+	out := run(t, s.env, filepath.Join(binDir, "auth"), "create-client", "-name", name, "-tenant", tenant, "-scopes", "jobs:read,jobs:write")
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			switch k {
+			case "AIGW_CLIENT_ID":
+				id = v
+			case "AIGW_CLIENT_SECRET":
+				secret = v
+			}
+		}
+	}
+	if id == "" || secret == "" {
+		t.Fatalf("create-client printed %q", out)
+	}
+	return id, secret
+}
+
+// TestConsole drives the web console in headless Chromium against the whole
+// system (gateway, the four functions from stack.yml, a worker): sign in with
+// an API client, run echo from the form generated from its JSON Schema and
+// watch the progress bar reach 100 %, cancel a running job, find another
+// tenant's job nowhere (and a 404 page at its address), fall back to sign-in
+// when the session's token has expired, and, signed in with the admin token,
+// see every tenant's jobs, the pools and the admin page. The console's calls
+// to the API go through a proxy here that checks each against the OpenAPI
+// document.
+func TestConsole(t *testing.T) {
+	ctx := browser(t)
+	// The console reaches the gateway through this test's proxy.
+	var gateway atomic.Pointer[url.URL]
+	upstream := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(gateway.Load())
+			pr.Out.Host = ""
+		},
+		FlushInterval: -1,
+		Transport:     consoleTransport(t),
+	})
+	t.Cleanup(upstream.Close)
+	s := up(t, "AIGW_CONSOLE_UPSTREAM="+upstream.URL)
+	gw, _ := url.Parse(s.gateway)
+	gateway.Store(gw)
+	s.registerEcho()
+
+	// Another tenant's job, submitted with curl's means.
+	otherID, otherSecret := s.createClient(t, "globex-app", "globex")
+	var other jobView
+	if code := s.api("POST", "/v1/algorithms/echo/jobs", map[string]any{"input": map[string]any{"message": "globex's secret"}}, &other,
+		"Authorization", "Bearer "+s.getToken(otherID, otherSecret)); code != http.StatusAccepted {
+		t.Fatalf("globex's submit: %d", code)
+	}
+	clientID, clientSecret := s.createClient(t, "console", s.tenant)
+
+	p := &page{t: t, ctx: ctx, base: s.gateway + "/function/console/"}
+	if d := os.Getenv(EnvConsoleScreenshots); d != "" {
+		if d == "1" {
+			d = filepath.Join(repo, "docs", "console")
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p.shotsDir = d
+	}
+
+	// Not signed in: any page goes to sign-in.
+	p.open("#/jobs", "#signin-form")
+	p.shot("signin")
+	p.run("wrong secret", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#client_id"), clientID), chromedp.SendKeys(chromedp.CSS("#client_secret"), "nope"),
+		chromedp.Click(chromedp.CSS("#signin-submit")), chromedp.WaitVisible(chromedp.CSS("#signin-form .error")))
+	eval[bool](p, `(document.getElementById("client_secret").value = "", true)`)
+	p.run("sign in", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#client_secret"), clientSecret),
+		chromedp.Click(chromedp.CSS("#signin-submit")), chromedp.WaitVisible(chromedp.CSS("#page-jobs")))
+
+	// The session is a cookie scripts cannot read, kept to the console's path.
+	cookies := p.cookies()
+	jsCookies := eval[string](p, `document.cookie`)
+	if len(cookies) != 1 || cookies[0].Name != "aigw_console" || !cookies[0].HTTPOnly || cookies[0].SameSite != network.CookieSameSiteStrict ||
+		cookies[0].Path != "/function/console" || cookies[0].Expires <= 0 || jsCookies != "" {
+		t.Fatalf("session cookie: %+v (document.cookie %q)", cookies, jsCookies)
+	}
+
+	// The algorithms, and the run-it form made from echo's JSON Schema.
+	p.open("#/algorithms", `#algorithms-table tr[data-algorithm="echo"]`)
+	p.shot("algorithms")
+	p.open("#/algorithms/echo", "#run-form #input-message")
+	if typ := attr(t, p, "#input-sleep_ms", "type"); typ != "number" {
+		t.Errorf("sleep_ms (an integer) is an input of type %q, want number", typ)
+	}
+	p.run("run echo", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#input-message"), "hello from the console"),
+		chromedp.SendKeys(chromedp.CSS("#input-sleep_ms"), "3000"),
+		chromedp.Click(chromedp.CSS("#run-submit")), chromedp.WaitVisible(chromedp.CSS("#page-job")))
+	if pct := p.text("#progress-pct"); pct != "0 %" {
+		t.Errorf("a fresh job's progress: %q, want 0 %%", pct)
+	}
+	// The worker's progress line arrives through the event stream, then the bar fills.
+	p.run("progress event", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#progress-msg`)),
+		p.poll("progress message", `document.getElementById("progress-msg").textContent === "sleeping 3000 ms"`, 25*time.Second))
+	p.run("progress 100 %", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#progress-fill.done`)),
+		chromedp.WaitVisible(chromedp.CSS(`#job-state [data-state="succeeded"]`)))
+	if pct := p.text("#progress-pct"); pct != "100 %" {
+		t.Errorf("progress after success: %q", pct)
+	}
+	if out := p.text("#job-output"); !strings.Contains(out, `"hello from the console"`) {
+		t.Errorf("output: %q", out)
+	}
+	if tl := p.text("#timeline"); !strings.Contains(tl, "queued") || !strings.Contains(tl, "running") || !strings.Contains(tl, "succeeded") {
+		t.Errorf("timeline: %q", tl)
+	}
+	p.shot("job")
+	ranID := eval[string](p, `document.getElementById("page-job").dataset.job`)
+	if j := s.waitState(ranID, "succeeded", 10*time.Second); !strings.Contains(string(j.Output), "hello from the console") {
+		t.Errorf("the API has %s's output %s", ranID, j.Output)
+	}
+
+	// Cancel a running job.
+	p.open("#/algorithms/echo", "#run-form #input-message")
+	p.run("run a long echo", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#input-message"), "long"), chromedp.SendKeys(chromedp.CSS("#input-sleep_ms"), "30000"),
+		chromedp.Click(chromedp.CSS("#run-submit")), chromedp.WaitVisible(chromedp.CSS("#page-job")),
+		chromedp.WaitVisible(chromedp.CSS(`#job-state [data-state="running"]`)))
+	longID := eval[string](p, `document.getElementById("page-job").dataset.job`)
+	p.run("cancel", 30*time.Second, chromedp.Click(chromedp.CSS("#job-cancel")),
+		chromedp.WaitVisible(chromedp.CSS(`#job-state [data-state="canceled"]`)), chromedp.WaitNotVisible(chromedp.CSS("#job-cancel")))
+	s.waitState(longID, "canceled", 10*time.Second)
+
+	// The jobs list: this tenant's jobs, live; globex's nowhere.
+	p.open("#/jobs", `#jobs-table tr[data-job="`+longID+`"]`)
+	p.run("live list", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(`#jobs-table tr[data-job="`+ranID+`"] [data-state="succeeded"]`)))
+	p.shot("jobs")
+	for _, route := range []string{"#/jobs", "#/jobs?state=queued", "#/pools"} {
+		p.open(route, "#main > div[id^=page-]")
+		p.run("settle "+route, 10*time.Second, chromedp.Sleep(500*time.Millisecond))
+		body := eval[string](p, `document.body.innerText`)
+		if strings.Contains(body, other.ID) || strings.Contains(body, "globex") {
+			t.Errorf("%s shows globex's job %s:\n%s", route, other.ID, body)
+		}
+	}
+	p.shot("pools-tenant")
+	p.open("#/jobs/"+other.ID, "#page-404")
+	body := eval[string](p, `document.body.innerText`)
+	if strings.Contains(body, "globex's secret") || !strings.Contains(body, "404") {
+		t.Errorf("another tenant's job page:\n%s", body)
+	}
+	p.shot("job-404")
+
+	// An expired session: back to sign-in, wherever the page was.
+	expired := expiredToken(t, s)
+	yes := true
+	if _, err := chromedp.Call(p.ctx, network.SetCookie, network.SetCookieParams{Name: "aigw_console", Value: expired, URL: p.base,
+		Path: "/function/console", HTTPOnly: &yes, SameSite: network.CookieSameSiteStrict}); err != nil {
+		p.fail("expire the session", err)
+	}
+	p.open("#/jobs", "#page-signin")
+	if cs := p.cookies(); len(cs) != 0 {
+		t.Errorf("cookies after the session expired: %+v", cs)
+	}
+
+	// The operator: every tenant's jobs, the pools' workers, the admin page.
+	p.run("operator sign-in", 20*time.Second, chromedp.Click(chromedp.CSS("#tab-admin")),
+		chromedp.SendKeys(chromedp.CSS("#admin_token"), s.admin), chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#page-jobs")),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs-table tr[data-job="`+other.ID+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs-table tr[data-job="`+ranID+`"]`)))
+	p.shot("jobs-operator")
+	p.open("#/pools", `section[data-pool="`+s.pool+`"] table`)
+	if w := p.text(`section[data-pool="` + s.pool + `"] table`); !strings.Contains(w, "e2e-"+s.pool) {
+		t.Errorf("pool %s's workers: %q", s.pool, w)
+	}
+	p.shot("pools")
+	p.open("#/admin", `#clients-table tr[data-client="`+clientID+`"]`)
+	p.run("create a client", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#new-client-name"), "from-the-console"), chromedp.SendKeys(chromedp.CSS("#new-client-tenant"), "initech"),
+		chromedp.Click(chromedp.CSS(`#new-client button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#created-secret")))
+	newID, newSecret := p.text("#created-id"), p.text("#created-secret")
+	if tok := s.getToken(newID, newSecret); tok == "" {
+		t.Error("the console's new client gets no token")
+	}
+	p.run("webhook secret", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(`#webhook-secrets [data-tenant="initech"]`)),
+		chromedp.Click(chromedp.CSS(`#webhook-secrets [data-tenant="globex"] button`)),
+		p.poll("globex's webhook secret", `document.querySelector('#webhook-secrets [data-tenant="globex"] .mono').textContent.startsWith("whsec_")`,
+			10*time.Second))
+	p.shot("admin")
+	eval[bool](p, `(window.confirm = () => true, true)`) // confirm() answers yes
+	p.run("revoke", 15*time.Second, chromedp.Click(chromedp.CSS(`#clients-table tr[data-client="`+newID+`"] button.danger`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`#clients-table tr[data-client="`+newID+`"] button.danger`)))
+	req, _ := http.NewRequest("POST", s.gateway+"/function/auth/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(newID, newSecret)
+	if code := do(t, req, nil); code != http.StatusUnauthorized {
+		t.Errorf("a revoked client's token request: %d, want 401", code)
+	}
+}
+
+// attr reads an attribute of the first element matching sel.
+func attr(t *testing.T, p *page, sel, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	if err != nil {
+		p.fail("attribute "+name+" of "+sel, err)
+	}
+	return v.Value
+}
+
+// expiredToken is a token of the test's tenant, signed with the system's key,
+// that expired a minute ago: what the session cookie holds when a session ends.
+func expiredToken(t *testing.T, s *system) string {
+	t.Helper()
+	key, err := auth.ParsePrivateKeyPEM([]byte(readFile(t, filepath.Join(s.secrets, "aigw-jwt-signing-key"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := auth.Sign(key, &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: "aigw", Subject: "console", Audience: jwt.ClaimStrings{"aigw-api"},
+			IssuedAt: jwt.NewNumericDate(now.Add(-16 * time.Minute)), NotBefore: jwt.NewNumericDate(now.Add(-16 * time.Minute)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(-time.Minute))},
+		Tenant: s.tenant, Scope: "jobs:read jobs:write",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// consoleTransport carries the console's calls to the gateway, checking each
+// against the OpenAPI document.
+func consoleTransport(t *testing.T) http.RoundTripper {
+	t.Helper()
+	return apispec.Transport(t, nil)
+}
