@@ -56,9 +56,10 @@ services:
 	@scripts/services.sh up
 
 .PHONY: system-deps
-system-deps: ## Debian packages the tests need: python3-torch for the reference algorithms, prometheus for promtool (idempotent)
+system-deps: ## Debian packages the tests need: python3-torch for the reference algorithms, prometheus for promtool, chromium for the console (idempotent)
 	@scripts/python-torch.sh
 	@scripts/promtool.sh
+	@scripts/chromium.sh
 
 # Fault tests kill servers of the local cluster (and heal it afterwards), so they
 # run on their own before the other tests.
