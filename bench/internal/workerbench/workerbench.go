@@ -52,6 +52,8 @@ type Config struct {
 	Slots      int // slots per agent (8); asynq gets Workers×Slots concurrency
 	// Noop is the no-op program's command line (see BuildNoop).
 	Noop []string
+	// ServeNoop is the warm no-op program's (see BuildNoop), run by RunAigwWarm.
+	ServeNoop []string
 	// Timeout bounds one run (job creation excluded).
 	Timeout time.Duration
 }
@@ -80,29 +82,72 @@ import "os"
 func main() { _, _ = os.Stdout.WriteString("{}\n") }
 `
 
-// BuildNoop builds the no-op program into dir and returns its command line;
-// without a Go toolchain it falls back to /bin/sh -c 'echo {}' (the second
-// result says which).
-func BuildNoop(ctx context.Context, dir string) ([]string, string, error) {
-	src := filepath.Join(dir, "noop-src")
+// serveNoopMain is the warm no-op algorithm: it speaks the serve runtime's
+// protocol (docs/serve-protocol.md) and answers every job with {}.
+const serveNoopMain = `package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+)
+
+func main() {
+	out := bufio.NewWriter(os.Stdout)
+	_, _ = out.WriteString("{\"type\":\"ready\"}\n")
+	_ = out.Flush()
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 64<<20)
+	for in.Scan() {
+		var m struct{ Type, ID string }
+		if json.Unmarshal(in.Bytes(), &m) != nil || m.Type != "run" {
+			continue
+		}
+		b, _ := json.Marshal(map[string]any{"type": "done", "id": m.ID, "output": map[string]any{}})
+		_, _ = out.Write(append(b, '\n'))
+		_ = out.Flush()
+	}
+}
+`
+
+// BuildNoop builds the no-op program and the warm no-op program into dir
+// and returns their command lines; without a Go toolchain the no-op falls
+// back to /bin/sh -c 'echo {}' and the warm one to none (the third result
+// says what they are).
+func BuildNoop(ctx context.Context, dir string) (noop, serve []string, what string, err error) {
+	bin, err := buildGo(ctx, dir, "aigw-noop", noopMain)
+	if err != nil {
+		slog.Warn("building the no-op program failed: using /bin/sh", "err", err)
+		return []string{"/bin/sh", "-c", "echo {}"}, nil, "/bin/sh -c 'echo {}'", nil
+	}
+	sbin, err := buildGo(ctx, dir, "aigw-serve-noop", serveNoopMain)
+	if err != nil {
+		slog.Warn("building the warm no-op program failed: no warm rows", "err", err)
+		return []string{bin}, nil, "a static Go binary printing {}", nil
+	}
+	return []string{bin}, []string{sbin}, "a static Go binary printing {}; warm: one answering {} to every job", nil
+}
+
+// buildGo builds a one-file Go program into dir/name.
+func buildGo(ctx context.Context, dir, name, main string) (string, error) {
+	src := filepath.Join(dir, name+"-src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
-		return nil, "", err
+		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module noop\n\ngo 1.21\n"), 0o644); err != nil {
-		return nil, "", err
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+name+"\n\ngo 1.21\n"), 0o644); err != nil {
+		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(noopMain), 0o644); err != nil {
-		return nil, "", err
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(main), 0o644); err != nil {
+		return "", err
 	}
-	bin := filepath.Join(dir, "aigw-noop")
+	bin := filepath.Join(dir, name)
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		slog.Warn("building the no-op program failed: using /bin/sh", "err", err, "output", strings.TrimSpace(string(out)))
-		return []string{"/bin/sh", "-c", "echo {}"}, "/bin/sh -c 'echo {}'", nil
+		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}
-	return []string{bin}, "a static Go binary printing {}", nil
+	return bin, nil
 }
 
 // samples collects dispatch times.
@@ -151,7 +196,28 @@ func MongoServer(ctx context.Context, uri string) string {
 // RunAigw creates cfg.Jobs no-op jobs in a fresh database, starts cfg.Workers
 // agents of cfg.Slots slots on a fresh pool, enqueues the jobs and waits until
 // every one succeeded. Jobs/s runs from the enqueue to the last outcome.
-func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
+func RunAigw(ctx context.Context, cfg Config) (Result, error) {
+	return runAigw(ctx, cfg, algorithm.Runtime{Type: algorithm.Exec, Command: cfg.Noop}, 0)
+}
+
+// RunAigwWarm is RunAigw with the warm no-op program (cfg.ServeNoop) on the
+// serve runtime: each agent keeps cfg.Slots processes ready (min_warm), and
+// 2×Workers×Slots warm-up jobs run before the timed ones, so that every timed
+// job finds a ready process. Its dispatch overhead runs from the delivery
+// coming out of the queue to the run message being written to the process.
+func RunAigwWarm(ctx context.Context, cfg Config) (Result, error) {
+	if len(cfg.ServeNoop) == 0 {
+		return Result{System: "aigw"}, errors.New("no warm no-op program (BuildNoop could not build it)")
+	}
+	return runAigw(ctx, cfg, algorithm.Runtime{Type: algorithm.Serve, Command: cfg.ServeNoop, MinWarm: cfg.Slots},
+		2*cfg.Workers*cfg.Slots)
+}
+
+func runAigw(ctx context.Context, cfg Config, rt algorithm.Runtime, warmup int) (res Result, err error) {
+	// The worker runs programs from its bin directory only: the one the
+	// program was built in, naming it by its base name.
+	binDir := filepath.Dir(rt.Command[0])
+	rt.Command = append([]string{filepath.Base(rt.Command[0])}, rt.Command[1:]...)
 	res = Result{System: "aigw", Jobs: cfg.Jobs, MongoServer: MongoServer(ctx, cfg.MongoURI)}
 	run := fmt.Sprintf("workerbench%d", time.Now().UnixNano())
 	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
@@ -175,13 +241,14 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 	algos := algorithm.NewStore(db)
 	retries := 0
 	if _, _, err := algos.Put(ctx, algorithm.Definition{Name: "noop", Version: "1.0.0", Pool: run,
-		Runtime: algorithm.Runtime{Type: algorithm.Exec, Command: cfg.Noop}, MaxRetries: &retries, TimeoutMS: 60000}); err != nil {
+		Runtime: rt, MaxRetries: &retries, TimeoutMS: 60000}); err != nil {
 		return res, err
 	}
 
 	// The records first (as the router writes them), outside the timed part,
 	// and their queue entries as the router makes them (queue.MessageOf).
-	msgs := make([]queue.Message, cfg.Jobs)
+	total := warmup + cfg.Jobs
+	msgs := make([]queue.Message, total)
 	var next atomic.Int64
 	var cwg sync.WaitGroup
 	var cerr error
@@ -191,7 +258,7 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 		cwg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= cfg.Jobs || ctx.Err() != nil {
+				if i >= total || ctx.Err() != nil {
 					return
 				}
 				j, _, err := jobs.Create(ctx, job.Job{Tenant: "bench", Algorithm: "noop", Version: "1.0.0", Pool: run,
@@ -210,18 +277,23 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 	if cerr != nil {
 		return res, fmt.Errorf("create jobs: %w", cerr)
 	}
-	slog.Info("jobs created", "jobs", cfg.Jobs, "in", time.Since(created).Round(time.Millisecond))
+	slog.Info("jobs created", "jobs", total, "in", time.Since(created).Round(time.Millisecond))
 
 	// The agents.
 	smp := &samples{}
 	var done, failed, claimed atomic.Int64
-	allDone := make(chan struct{})
+	var timed atomic.Bool
+	timed.Store(warmup == 0)
+	warm, allDone := make(chan struct{}), make(chan struct{})
 	onFinish := func(id, outcome string) {
 		if outcome != "succeeded" {
 			failed.Add(1)
 			slog.Warn("job did not succeed", "job_id", id, "outcome", outcome)
 		}
-		if done.Add(1) == int64(cfg.Jobs) {
+		switch done.Add(1) {
+		case int64(warmup):
+			close(warm)
+		case int64(total):
 			close(allDone)
 		}
 	}
@@ -239,7 +311,7 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 	for w := range cfg.Workers {
 		a, err := agent.New(agent.Config{
 			Pool: run, Node: fmt.Sprintf("%s-w%d", run, w+1), Slots: cfg.Slots, AdvertiseAddr: "127.0.0.1",
-			AlgorithmsDir: tmp, BinDir: tmp, WorkDir: tmp,
+			AlgorithmsDir: tmp, BinDir: binDir, WorkDir: tmp,
 			Heartbeat: 2 * time.Second, Lease: 30 * time.Second, ShutdownGrace: 10 * time.Second, KillGrace: 2 * time.Second,
 			RetryBase: time.Second, RetryMax: 5 * time.Second, GangTimeout: 30 * time.Second,
 			OutputLimit: 1 << 20, LogTail: 64 << 10, ArtifactLimit: 1 << 20,
@@ -247,6 +319,9 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 			Redis: rdb, Queue: q, Jobs: jobs, Algorithms: algorithm.NewCache(algos, 2*time.Second), Events: events.New(rdb, events.Config{}),
 			Registry: registry.New(rdb), Artifacts: agent.NewArtifactStore(db, 1<<20),
 			OnDispatch: func(d agent.Dispatch) {
+				if !timed.Load() {
+					return
+				}
 				smp.add(d.Started.Sub(d.Taken), d.Store)
 				if d.Claimed {
 					claimed.Add(1)
@@ -264,14 +339,26 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 		})
 	}
 
+	if warmup > 0 {
+		if _, err := q.EnqueueBatch(ctx, msgs[:warmup]); err != nil {
+			return res, err
+		}
+		if err := wait(ctx, warm, cfg.Timeout, func() string { return fmt.Sprintf("%d of %d warm-up jobs done", done.Load(), warmup) }); err != nil {
+			return res, err
+		}
+		if n := failed.Load(); n > 0 {
+			return res, fmt.Errorf("%d of %d warm-up jobs did not succeed", n, warmup)
+		}
+		timed.Store(true)
+	}
 	// Enqueue everything at once, as a burst of submits would.
 	start := time.Now()
-	for batch := range slices.Chunk(msgs, 1000) {
+	for batch := range slices.Chunk(msgs[warmup:], 1000) {
 		if _, err := q.EnqueueBatch(ctx, batch); err != nil {
 			return res, err
 		}
 	}
-	if err := wait(ctx, allDone, cfg.Timeout, func() string { return fmt.Sprintf("%d of %d jobs done", done.Load(), cfg.Jobs) }); err != nil {
+	if err := wait(ctx, allDone, cfg.Timeout, func() string { return fmt.Sprintf("%d of %d jobs done", done.Load()-int64(warmup), cfg.Jobs) }); err != nil {
 		return res, err
 	}
 	res.Elapsed = time.Since(start)
@@ -286,7 +373,7 @@ func RunAigw(ctx context.Context, cfg Config) (res Result, err error) {
 			}
 		}
 	}
-	slog.Info("dispatches", "claimed_in_one_update", claimed.Load(), "of", cfg.Jobs)
+	slog.Info("dispatches", "claimed_in_one_update", claimed.Load(), "of", cfg.Jobs, "runtime", rt.Type)
 	res.JobsPerSec = float64(cfg.Jobs) / res.Elapsed.Seconds()
 	smp.mu.Lock()
 	defer smp.mu.Unlock()
