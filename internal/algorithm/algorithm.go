@@ -66,12 +66,24 @@ type Definition struct {
 	MaxRetries *int `json:"max_retries,omitempty" bson:"max_retries,omitempty"`
 	// Env is added to the environment of an exec run.
 	Env map[string]string `json:"env,omitempty" bson:"env,omitempty"`
+	// Limits hold the algorithm's own limits, over the worker's defaults.
+	Limits Limits `json:"limits,omitzero" bson:"limits,omitempty"`
 	// InputSchema is a JSON Schema (draft 2020-12 unless $schema says otherwise)
 	// that every job's input must satisfy.
 	InputSchema json.RawMessage `json:"input_schema,omitempty" bson:"input_schema,omitempty"`
 
 	CreatedAt time.Time `json:"created_at" bson:"created_at"`
 	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// MaxArtifactBytes is the most limits.artifact_bytes may be (1 TiB).
+const MaxArtifactBytes = 1 << 40
+
+// Limits are an algorithm's own limits; zero means the worker's default.
+type Limits struct {
+	// ArtifactBytes caps the total size of one run's output files
+	// (default: the worker's AIGW_ARTIFACT_LIMIT).
+	ArtifactBytes int64 `json:"artifact_bytes,omitempty" bson:"artifact_bytes,omitempty"`
 }
 
 // Runtime says how a worker runs the algorithm.
@@ -185,6 +197,8 @@ func (d *Definition) Validate() error {
 		return bad("timeout_ms must be between 0 (default %s) and %d", DefaultTimeout, MaxTimeout.Milliseconds())
 	case d.MaxRetries != nil && (*d.MaxRetries < 0 || *d.MaxRetries > MaxRetriesLimit):
 		return bad("max_retries must be 0-%d", MaxRetriesLimit)
+	case d.Limits.ArtifactBytes < 0 || d.Limits.ArtifactBytes > MaxArtifactBytes:
+		return bad("limits.artifact_bytes must be 0 (the worker's default) to %d", int64(MaxArtifactBytes))
 	}
 	for k := range d.Env {
 		if !envRE.MatchString(k) || strings.HasPrefix(k, "AIGW_") {

@@ -107,12 +107,19 @@ type Job struct {
 	Outbox []Notification `json:"-" bson:"outbox,omitempty"`
 }
 
-// Artifact is one stored output file of a job (in MongoDB GridFS).
+// Artifact is one stored output file of a job: an object in the S3 store
+// (Key) or, in a small deployment without one, a MongoDB GridFS file
+// (FileID).
 type Artifact struct {
 	Name   string `json:"name" bson:"name"`
-	FileID string `json:"file_id" bson:"file_id"`
+	Key    string `json:"-" bson:"key,omitempty"`
+	FileID string `json:"file_id,omitempty" bson:"file_id,omitempty"`
 	Size   int64  `json:"size" bson:"size"`
 	SHA256 string `json:"sha256,omitempty" bson:"sha256,omitempty"`
+	// URL downloads it until URLExpiresAt: a presigned URL of the store,
+	// made for each answer of the API, never stored.
+	URL          string     `json:"url,omitempty" bson:"-"`
+	URLExpiresAt *time.Time `json:"url_expires_at,omitempty" bson:"-"`
 }
 
 // Notification is a state change that the job's webhook wants to hear about.

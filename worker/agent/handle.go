@@ -309,6 +309,11 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 // worker now.
 func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runner.Result, cause error) {
 	defer res.RemoveDir()
+	if cause == nil {
+		// Before the outcome's time budget: storing files may take long, and
+		// retries an object store that does not answer (AIGW_ARTIFACT_RETRY).
+		a.saveArtifacts(context.WithoutCancel(ctx), j, &res)
+	}
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -335,7 +340,6 @@ func (a *Agent) record(ctx context.Context, j *job.Job, res runner.Result, cause
 		out, err := a.lc.HandBack(ctx, j, a.cfg.Node)
 		return out, "handed_back", err
 	}
-	a.saveArtifacts(ctx, j, &res)
 	if res.Err == nil {
 		out, err := a.lc.Succeed(ctx, j, lifecycle.Result{Output: res.Output, Artifacts: res.Artifacts, Log: res.Log,
 			ColdStartMS: coldStartMS(res.ColdStart)})
@@ -357,7 +361,7 @@ func (a *Agent) saveArtifacts(ctx context.Context, j *job.Job, res *runner.Resul
 	if res.Err != nil || res.OutputDir == "" {
 		return
 	}
-	arts, err := a.d.Artifacts.Save(ctx, res.OutputDir, j.ID, j.Attempt)
+	arts, err := a.d.Artifacts.SaveJob(ctx, res.OutputDir, j)
 	var tooLarge *artifacts.TooLargeError
 	switch {
 	case errors.As(err, &tooLarge):

@@ -17,11 +17,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/logging"
 	"github.com/aigw/aigw/internal/mongoconn"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
@@ -122,10 +125,16 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	m := metrics.New()
+	defs := algorithm.NewCache(algorithm.NewStore(db), 2*time.Second)
+	arts, err := artifactStore(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	arts.Defs = defs
 	a, err := agent.New(cfg, agent.Deps{
 		Redis: rdb, Queue: queue.New(rdb, cfg.Queue), Jobs: jobs,
-		Algorithms: algorithm.NewCache(algorithm.NewStore(db), 2*time.Second), Events: events.New(rdb, events.Config{}),
-		Registry: registry.New(rdb), Artifacts: artifacts.New(db, cfg.ArtifactLimit), Metrics: m, Log: log,
+		Algorithms: defs, Events: events.New(rdb, events.Config{}),
+		Registry: registry.New(rdb), Artifacts: arts, Metrics: m, Log: log,
 	}, gpus, version)
 	if err != nil {
 		return err
@@ -147,4 +156,34 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("worker stopped", "uptime", time.Since(start).Round(time.Second).String())
 	return nil
+}
+
+// artifactStore is the object store when one is configured (its bucket
+// created if missing; a store that does not answer yet is only a warning:
+// artifacts are retried), else MongoDB GridFS.
+func artifactStore(ctx context.Context, cfg config.Config, db *mongo.Database, log *slog.Logger) (*artifacts.Store, error) {
+	if !cfg.S3.Enabled() {
+		log.Info("artifacts go to MongoDB GridFS (no AIGW_S3_ENDPOINT)")
+		return artifacts.New(db, cfg.ArtifactLimit), nil
+	}
+	obj, err := objstore.New(cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := obj.EnsureBucket(bctx); err != nil {
+		if !objstore.IsUnavailable(err) {
+			return nil, err
+		}
+		log.Warn("object store unavailable at start; artifacts will be retried", "endpoint", cfg.S3.Endpoint, "err", err)
+	}
+	arts := artifacts.NewObjects(obj, cfg.ArtifactLimit)
+	arts.RetryFor = cfg.ArtifactRetry
+	if arts.RetryFor == 0 {
+		arts.RetryFor = -1
+	}
+	arts.Log = log
+	log.Info("artifacts go to the object store", "endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
+	return arts, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/envconf"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 )
@@ -59,6 +60,12 @@ type Config struct {
 	OutputLimit   int64 // AIGW_OUTPUT_LIMIT: stdout bytes (default 1 MiB)
 	LogTail       int64 // AIGW_LOG_TAIL: stderr bytes kept in the record (default 64 KiB)
 	ArtifactLimit int64 // AIGW_ARTIFACT_LIMIT: total artifact bytes per run (default 256 MiB)
+	// ArtifactRetry (AIGW_ARTIFACT_RETRY, default 2m) bounds the retries of
+	// an object store that does not answer while a run's files are stored.
+	ArtifactRetry time.Duration
+	// S3 is the object store artifacts go to (AIGW_S3_*); without an
+	// endpoint they go to MongoDB GridFS.
+	S3 objstore.Config
 
 	// Queue is the queue's shared configuration (AIGW_QUEUE_SHARDS), with Lease.
 	Queue queue.Config
@@ -103,6 +110,8 @@ func Read(r *envconf.Reader, hostname func() (string, error)) Config {
 		OutputLimit:   size(r, "AIGW_OUTPUT_LIMIT", 1<<20),
 		LogTail:       size(r, "AIGW_LOG_TAIL", 64<<10),
 		ArtifactLimit: size(r, "AIGW_ARTIFACT_LIMIT", 256<<20),
+		ArtifactRetry: r.Duration("AIGW_ARTIFACT_RETRY", 2*time.Minute, 0, 0),
+		S3:            objstore.ReadConfig(r),
 	}
 	if c.Pool != "" {
 		if err := queue.ValidatePool(c.Pool); err != nil {
