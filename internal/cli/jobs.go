@@ -59,9 +59,10 @@ func (j jobView) duration() string {
 }
 
 func (a *app) runCmd() *cobra.Command {
-	var input, version, priority, key string
+	var input, version, priority, key, ttl, execTimeout string
 	var wait bool
 	var timeout time.Duration
+	var retries int
 	c := &cobra.Command{
 		Use:   "run ALGORITHM --input JSON|@FILE|- [--wait]",
 		Short: "Submit a job; with --wait, follow it (progress bar, log lines) and print its output",
@@ -87,8 +88,17 @@ func (a *app) runCmd() *cobra.Command {
 			if version != "" {
 				body["version"] = version
 			}
-			if priority != "" {
-				body["policy"] = map[string]any{"priority": priority}
+			policy := map[string]any{}
+			for k, v := range map[string]string{"priority": priority, "ttl": ttl, "execution_timeout": execTimeout} {
+				if v != "" {
+					policy[k] = v
+				}
+			}
+			if retries >= 0 {
+				policy["max_retries"] = retries
+			}
+			if len(policy) > 0 {
+				body["policy"] = policy
 			}
 			var hdr []string
 			if key != "" {
@@ -117,6 +127,9 @@ func (a *app) runCmd() *cobra.Command {
 	c.Flags().StringVarP(&input, "input", "i", "", "the job's input: JSON, @file.json, or - for standard input")
 	c.Flags().StringVar(&version, "version", "", "the algorithm's version (default: the latest)")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low")
+	c.Flags().StringVar(&ttl, "ttl", "", "policy: how long the job may wait in the queue (e.g. 10m)")
+	c.Flags().StringVar(&execTimeout, "execution-timeout", "", "policy: the longest one attempt may run (e.g. 30s)")
+	c.Flags().IntVar(&retries, "max-retries", -1, "policy: automatic retries after a failed attempt (default: the algorithm's)")
 	c.Flags().StringVar(&key, "idempotency-key", "", "submit once per key: a repeat returns the first job")
 	c.Flags().BoolVarP(&wait, "wait", "w", false, "follow the job to its end and print its output")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "with --wait, stop waiting after this long (e.g. 10m; default: no limit)")
@@ -388,7 +401,7 @@ func newProgress(w io.Writer, tty bool, id string) *progress {
 	if tty {
 		p.bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(id+" queued"),
 			progressbar.OptionSetWidth(30), progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionSetPredictTime(false),
-			progressbar.OptionSetElapsedTime(true), progressbar.OptionClearOnFinish())
+			progressbar.OptionSetElapsedTime(true))
 		_ = p.bar.RenderBlank()
 	}
 	return p
