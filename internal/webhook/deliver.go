@@ -268,6 +268,9 @@ func (d *Deliverer) attempt(ctx context.Context, dl *Delivery, secrets []string)
 	var status Status
 	var next time.Time
 	deadline := dl.CreatedAt.Add(d.cfg.MaxAge)
+	if dl.RedeliveredAt != nil && dl.RedeliveredAt.After(dl.CreatedAt) {
+		deadline = dl.RedeliveredAt.Add(d.cfg.MaxAge)
+	}
 	switch {
 	case sendErr == nil && code >= 200 && code < 300:
 		status = Delivered

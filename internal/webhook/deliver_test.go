@@ -418,3 +418,50 @@ func TestJobsWithoutWebhookEventsAreNotDelivered(t *testing.T) {
 		t.Fatalf("deliveries = %+v, %v", ds, err)
 	}
 }
+
+// TestRedeliverSendsAFinishedDeliveryAgain: an operator's or tenant's
+// redelivery of a failed delivery sends the same message (same webhook-id and
+// body) once more; a pending delivery, another tenant's or another job's is
+// refused.
+func TestRedeliverSendsAFinishedDeliveryAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rc := &receiver{answer: func(n int) int {
+		if n == 1 {
+			return http.StatusGone
+		}
+		return http.StatusNoContent
+	}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	j := b.succeed(t, "acme", srv.URL)
+	d := b.deliverer(t)
+	if _, err := d.Drain(b.ctx, b.jobs); err != nil {
+		t.Fatal(err)
+	}
+	ds := b.deliverUntil(t, d, "acme", j.ID)
+	if len(ds) != 1 || ds[0].Status != Failed {
+		t.Fatalf("deliveries = %+v, want one failed", ds)
+	}
+	id := ds[0].ID
+	for name, args := range map[string][2]string{"another tenant": {"globex", j.ID}, "another job": {"acme", "01M0000000000000000000000X"}} {
+		if _, err := b.store.Redeliver(b.ctx, args[0], args[1], id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	got, err := b.store.Redeliver(b.ctx, "acme", j.ID, id)
+	if err != nil || got.Status != Pending || got.RedeliveredAt == nil {
+		t.Fatalf("redeliver = %+v, %v", got, err)
+	}
+	if _, err := b.store.Redeliver(b.ctx, "acme", j.ID, id); !errors.Is(err, ErrPending) {
+		t.Fatalf("second redeliver while pending: %v, want ErrPending", err)
+	}
+	ds = b.deliverUntil(t, d, "acme", j.ID)
+	if ds[0].Status != Delivered || ds[0].Attempts != 2 {
+		t.Fatalf("after redelivery = %+v", ds[0])
+	}
+	reqs := rc.got()
+	if len(reqs) != 2 || reqs[0].header.Get(HeaderID) != reqs[1].header.Get(HeaderID) || string(reqs[0].body) != string(reqs[1].body) {
+		t.Fatalf("receiver got %d requests; want the same message twice", len(reqs))
+	}
+}

@@ -56,7 +56,10 @@ type Delivery struct {
 	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty" bson:"next_attempt_at,omitempty"`
 	CreatedAt      time.Time  `json:"created_at" bson:"created_at"`
 	DeliveredAt    *time.Time `json:"delivered_at,omitempty" bson:"delivered_at,omitempty"`
-	Log            []Attempt  `json:"attempts_log" bson:"attempts_log"`
+	// RedeliveredAt is when it was last sent again on request (Redeliver);
+	// MaxAge then counts from it.
+	RedeliveredAt *time.Time `json:"redelivered_at,omitempty" bson:"redelivered_at,omitempty"`
+	Log           []Attempt  `json:"attempts_log" bson:"attempts_log"`
 
 	// Payload is the exact body sent on every attempt.
 	Payload string `json:"-" bson:"payload"`
