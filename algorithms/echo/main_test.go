@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/testleak"
 	"github.com/aigw/aigw/sdk/serve"
 	"github.com/aigw/aigw/sdk/serve/servetest"
@@ -68,6 +71,40 @@ func TestExecProcess(t *testing.T) {
 		err := cmd.Run()
 		if out.String() != tc.stdout || errb.String() != tc.stderr || (err == nil) != (tc.stderr == "") {
 			t.Errorf("%s: %v, stdout %q, stderr %q; want stdout %q, stderr %q", tc.in, err, out.String(), errb.String(), tc.stdout, tc.stderr)
+		}
+	}
+}
+
+func TestDefinition(t *testing.T) {
+	d, err := algorithm.LoadFile(algorithm.DefinitionFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "echo" || d.Pool != "cpu" || d.Runtime.Type != algorithm.Serve || d.Runtime.MinWarm != 1 ||
+		!reflect.DeepEqual(d.Runtime.Command, []string{"aigw-echo"}) {
+		t.Fatalf("definition %+v", d)
+	}
+	schema, err := d.CompileSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`{"message":"hi"}`, true},
+		{`{"message":"hi","sleep_ms":10}`, true},
+		{`{}`, false},
+		{`{"message":1}`, false},
+		{`{"message":"hi","sleep_ms":-1}`, false},
+		{`{"message":"hi","extra":1}`, false},
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(tc.in), &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(v); (err == nil) != tc.ok {
+			t.Errorf("schema on %s: %v, want ok=%t", tc.in, err, tc.ok)
 		}
 	}
 }

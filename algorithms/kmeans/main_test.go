@@ -303,7 +303,8 @@ func TestDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Name != "kmeans" || d.Pool != "cpu" || d.Runtime.Type != algorithm.Exec || !reflect.DeepEqual(d.Runtime.Command, []string{"aigw-kmeans"}) {
+	if d.Name != "kmeans" || d.Pool != "cpu" || d.Runtime.Type != algorithm.Serve || !reflect.DeepEqual(d.Runtime.Command, []string{"aigw-kmeans"}) ||
+		d.Runtime.MaxJobs != 1000 {
 		t.Fatalf("definition %+v", d)
 	}
 	schema, err := d.CompileSchema()

@@ -292,6 +292,7 @@ func TestDefinition(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.Name != "matmul" || d.Pool != "gpu" || d.Resources.GPUs != 1 || d.Runtime.Dir != "matmul" ||
+		d.Runtime.Type != algorithm.Serve || d.Runtime.MinWarm != 1 ||
 		!reflect.DeepEqual(d.Runtime.Command, []string{filepath.Base(python), "matmul.py"}) {
 		t.Fatalf("definition %+v", d)
 	}
