@@ -58,3 +58,20 @@ func TestOpenAPIDocumentServedWithoutToken(t *testing.T) {
 		t.Fatalf("document %s: %.100s", r.header.Get("Content-Type"), r.body)
 	}
 }
+
+// TestOpenAPISchemasMatchTheViews: the document's schemas of the router's
+// own views have exactly their JSON fields.
+func TestOpenAPISchemasMatchTheViews(t *testing.T) {
+	for name, v := range map[string]any{
+		"Algorithm":  algorithmView{},
+		"Pool":       poolView{},
+		"TenantPool": tenantPoolView{},
+		"Worker":     workerView{},
+		"WorkerGPU":  gpuView{},
+		"Queue":      queueView{},
+		"Counts":     counts{},
+		"DeadLetter": deadLetterView{},
+	} {
+		apispec.CheckSchema(t, name, v)
+	}
+}
