@@ -308,6 +308,7 @@ func (pl *pool) acquire(ctx context.Context, def *algorithm.Definition, gpus []i
 	w := &waiter{ch: make(chan grant, 1)}
 	g.waiters = append(g.waiters, w)
 	if g.starting < len(g.waiters) {
+		pl.evict(g)
 		g.starting++
 		pl.launch(g)
 	}
@@ -364,6 +365,26 @@ func (pl *pool) launch(g *group) {
 		}
 		pl.wg.Go(func() { pl.monitor(p) })
 	})
+}
+
+// evict stops the idle processes of other groups that hold any of g's GPUs,
+// before a process of g loads its model there; mu held.
+func (pl *pool) evict(g *group) {
+	if len(g.gpus) == 0 {
+		return
+	}
+	for _, h := range pl.groups {
+		if h == g || !slices.ContainsFunc(h.gpus, func(i int) bool { return slices.Contains(g.gpus, i) }) {
+			continue
+		}
+		for len(h.idle) > 0 {
+			p := h.idle[0]
+			pl.dropLocked(p)
+			pl.r.log().Info("idle warm process stopped: its GPUs go to another algorithm", "algorithm", h.def.Name,
+				"version", h.def.Version, "pid", p.pid, "gpus", fmt.Sprint(h.gpus), "for", g.def.Name)
+			pl.terminate(p, false)
+		}
+	}
 }
 
 // setupFailed backs g off and fails its waiters; mu held.

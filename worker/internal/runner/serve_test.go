@@ -373,3 +373,33 @@ func TestServeIdleTimeoutAndMinWarm(t *testing.T) {
 	r.KeepWarm(def, nil)
 	testwait.Eventually(t, 5*time.Second, func() bool { return r.WarmProcesses(def) == 0 }, "processes stopped once min_warm is 0")
 }
+
+// A process that must load its model on GPUs stops the idle processes of
+// other algorithms on them first.
+func TestServeEvictsIdleProcessesFromItsGPUs(t *testing.T) {
+	t.Parallel()
+	r, pids := serveRunner(t)
+	a, b := serveDef(pids, nil), serveDef(pids, nil)
+	b.Name = "other"
+	s := serveSpec(a, "j1", `{}`)
+	s.GPUs = []int{0, 1}
+	ra := r.Run(context.Background(), s, Hooks{})
+	ra.RemoveDir()
+	other := serveSpec(b, "j2", `{}`)
+	other.GPUs = []int{3}
+	rc := r.Run(context.Background(), other, Hooks{}) // no overlap: a stays
+	rc.RemoveDir()
+	if syscall.Kill(output(t, ra).PID, 0) != nil {
+		t.Fatal("a process on other GPUs was stopped")
+	}
+	other.JobID, other.GPUs = "j3", []int{1}
+	rb := r.Run(context.Background(), other, Hooks{})
+	rb.RemoveDir()
+	if output(t, rb).PID == output(t, ra).PID {
+		t.Fatal("same process")
+	}
+	pidGone(t, ra.PID)
+	if len(r.IdleGPUSets(a)) != 0 {
+		t.Fatalf("idle sets of the evicted algorithm: %v", r.IdleGPUSets(a))
+	}
+}
