@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +151,14 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 		t.Logf("%s: %d metric names, each exported", file, len(names))
 	}
 
+	if _, err := exec.LookPath("prometheus"); err == nil {
+		t.Run("prometheus", func(t *testing.T) {
+			checkWithPrometheus(t, s, workerMetrics)
+		})
+	} else if testenv.Required() {
+		t.Error("prometheus is not installed (scripts/promtool.sh installs it with promtool)")
+	}
+
 	// The values follow what happened.
 	if v := sum(by["router"], httpmetrics.RequestsTotal, "method", "POST", "route", "/v1/algorithms/{name}/jobs"); v < 1 {
 		t.Errorf("router: %s of the job's submission = %v", httpmetrics.RequestsTotal, v)
@@ -169,4 +180,124 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 			t.Errorf("orchestrator: slots of pool %s = %v, want 1", s.pool, v)
 		}
 	}
+}
+
+// checkWithPrometheus runs a real Prometheus on monitoring/prometheus.yml,
+// pointed at this test's system, and waits until every target is up (the
+// gateway's service discovery found each replica), every target carries its
+// service label, and every alert rule evaluates without error.
+func checkWithPrometheus(t *testing.T, s *system, workerMetrics string) {
+	dir := t.TempDir()
+	conf, err := os.ReadFile(filepath.Join(repo, "monitoring", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile(filepath.Join(repo, "monitoring", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "alerts.yml"), rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "password"), []byte(s.password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := strings.TrimPrefix(s.gateway, "http://")
+	for _, r := range [][2]string{
+		{"127.0.0.1:8080", gw},
+		{`"127.0.0.1:9108", "127.0.0.1:9109"`, `"` + workerMetrics + `"`},
+		{"../.aigw/gateway/auth/basic-auth-password", filepath.Join(dir, "password")},
+		{"scrape_interval: 15s", "scrape_interval: 1s"},
+		{"evaluation_interval: 15s", "evaluation_interval: 1s"},
+		{"refresh_interval: 15s", "refresh_interval: 1s"},
+	} {
+		if !strings.Contains(string(conf), r[0]) {
+			t.Fatalf("monitoring/prometheus.yml no longer has %q", r[0])
+		}
+		conf = []byte(strings.ReplaceAll(string(conf), r[0], r[1]))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	start(t, "prometheus", nil, "prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+web)
+	api := func(path string, out any) bool {
+		resp, err := http.Get("http://" + web + path)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(out) == nil
+	}
+
+	type target struct {
+		Labels    map[string]string `json:"labels"`
+		Health    string            `json:"health"`
+		LastError string            `json:"lastError"`
+		ScrapeURL string            `json:"scrapeUrl"`
+	}
+	var targets []target
+	testwait.Eventually(t, 60*time.Second, func() bool {
+		var r struct {
+			Data struct {
+				ActiveTargets []target `json:"activeTargets"`
+			} `json:"data"`
+		}
+		if !api("/api/v1/targets", &r) {
+			return false
+		}
+		targets = r.Data.ActiveTargets
+		services := map[string]bool{}
+		for _, tg := range targets {
+			if tg.Health != "up" {
+				return false
+			}
+			services[tg.Labels["service"]] = true
+		}
+		for _, want := range []string{"gateway", "auth", "router", "orchestrator", "console", "worker"} {
+			if !services[want] {
+				return false
+			}
+		}
+		return true
+	}, "every target up in Prometheus, one per service at least (last: %+v)", &targets)
+
+	testwait.Eventually(t, 30*time.Second, func() bool {
+		var r struct {
+			Data struct {
+				Groups []struct {
+					Rules []struct {
+						Name      string `json:"name"`
+						Health    string `json:"health"`
+						LastError string `json:"lastError"`
+					} `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		if !api("/api/v1/rules", &r) || len(r.Data.Groups) == 0 {
+			return false
+		}
+		for _, g := range r.Data.Groups {
+			for _, rule := range g.Rules {
+				if rule.Health != "ok" {
+					t.Logf("rule %s: %s %s", rule.Name, rule.Health, rule.LastError)
+					return false
+				}
+			}
+		}
+		return true
+	}, "every alert rule evaluated without error")
+
+	// A query the dashboard makes, answered from the scraped series.
+	var q struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	testwait.Eventually(t, 30*time.Second, func() bool {
+		return api("/api/v1/query?query="+url.QueryEscape(`max by (pool) (aigw_pool_workers{pool="`+s.pool+`"})`), &q) && len(q.Data.Result) == 1
+	}, "aigw_pool_workers of pool %s in Prometheus", s.pool)
 }

@@ -1,5 +1,7 @@
 # API servers: faasd (OpenFaaS without Kubernetes) with every aigw function,
 # Caddy in front for TLS, and a gateway basic-auth password generated here.
+# faasd's Prometheus scrapes the functions' metrics (/etc/aigw/prometheus.yml);
+# Caddy keeps /function/NAME/_/metrics from the public.
 
 resource "random_password" "gateway" {
   length  = 32
@@ -14,6 +16,15 @@ locals {
     domain     = var.domain
     acme_email = var.acme_email
   })
+  # The functions stack.yml asks Prometheus to scrape (annotation
+  # prometheus.io.scrape: "true"), at their prometheus.io.path.
+  scraped = var.stack_yml == "" ? [] : [
+    for name, f in try(yamldecode(var.stack_yml).functions, {}) : {
+      name = name
+      path = try(f.annotations["prometheus.io.path"], "/metrics")
+    } if try(f.annotations["prometheus.io.scrape"], "") == "true"
+  ]
+  prometheus_yml = templatefile("${path.module}/templates/prometheus.yml.tftpl", { functions = local.scraped })
   deploy_sh = templatefile("${path.module}/templates/deploy.sh.tftpl", {
     faasd_version    = var.faasd_version
     faas_cli_version = var.faas_cli_version
@@ -34,7 +45,9 @@ locals {
       { path = "/usr/local/sbin/aigw-deploy", permissions = "0755", content = local.deploy_sh },
       ], [for k in sort(nonsensitive(keys(var.function_secrets))) : {
         path = "/etc/aigw/secrets/${k}", permissions = "0600", content = var.function_secrets[k]
-    }])
+      }], [
+      { path = "/etc/aigw/prometheus.yml", permissions = "0644", content = local.prometheus_yml },
+    ])
     runcmd = [["/usr/local/sbin/aigw-deploy"]]
   })])]
 }

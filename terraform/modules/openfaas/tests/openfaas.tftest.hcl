@@ -51,8 +51,12 @@ run "two_api_servers_with_domain" {
     error_message = "a generated gateway password"
   }
   assert {
-    condition     = strcontains(yamldecode(output.cloud_init[0]).write_files[4].content, "api.example.com {\n\treverse_proxy 127.0.0.1:8080")
+    condition     = can(regex("(?s)api.example.com \\{\n.*\treverse_proxy 127.0.0.1:8080\n}", yamldecode(output.cloud_init[0]).write_files[4].content))
     error_message = "Caddy terminates TLS for the domain and proxies to the gateway"
+  }
+  assert {
+    condition     = strcontains(yamldecode(output.cloud_init[0]).write_files[4].content, "@metrics path_regexp ^/(async-)?function/.*/_/+metrics\n\trespond @metrics 404\n\treverse_proxy")
+    error_message = "Caddy answers 404 to /function/NAME/_/metrics before it proxies"
   }
   assert {
     condition     = yamldecode(output.cloud_init[1]).write_files[2].content == "version: 1.0\nfunctions: {}\n"
@@ -96,6 +100,41 @@ run "multi_line_and_every_secret_written" {
   assert {
     condition     = alltrue([for f in yamldecode(output.cloud_init[0]).write_files : f.permissions == "0600" if startswith(f.path, "/etc/aigw/secrets/")])
     error_message = "secret files are readable by root only"
+  }
+}
+
+run "prometheus_scrapes_the_annotated_functions" {
+  variables {
+    stack_yml = <<-EOT
+      version: 1.0
+      functions:
+        router:
+          image: ghcr.io/aigw/router:1.2.3
+          annotations:
+            prometheus.io.scrape: "true"
+            prometheus.io.path: /_/metrics
+        plain:
+          image: ghcr.io/aigw/plain:1.2.3
+    EOT
+  }
+
+  assert {
+    condition     = [for f in yamldecode(output.cloud_init[0]).write_files : f.path if f.path == "/etc/aigw/prometheus.yml"] == ["/etc/aigw/prometheus.yml"]
+    error_message = "a Prometheus configuration is shipped"
+  }
+  assert {
+    condition = [for j in yamldecode([for f in yamldecode(output.cloud_init[0]).write_files : f.content if f.path == "/etc/aigw/prometheus.yml"][0]).scrape_configs : {
+      job = j.job_name, path = try(j.metrics_path, "/metrics"), targets = j.static_configs[0].targets
+      }] == [
+      { job = "prometheus", path = "/metrics", targets = ["localhost:9090"] },
+      { job = "gateway", path = "/metrics", targets = ["gateway:8082"] },
+      { job = "aigw-router", path = "/function/router/_/metrics", targets = ["gateway:8080"] },
+    ]
+    error_message = "faasd's Prometheus keeps its jobs and scrapes the annotated functions (only) through the gateway"
+  }
+  assert {
+    condition     = strcontains([for f in yamldecode(output.cloud_init[0]).write_files : f.content if f.path == "/usr/local/sbin/aigw-deploy"][0], "install -m 0644 /etc/aigw/prometheus.yml /var/lib/faasd/prometheus.yml\nsystemctl restart faasd faasd-provider")
+    error_message = "the deploy script installs the configuration before faasd restarts"
   }
 }
 
