@@ -77,6 +77,11 @@ type Store struct {
 type record struct {
 	job.Job `bson:",inline"`
 	Dedup   string `bson:"dedup"`
+	// Dispatch is the job's dispatch hint (job.DispatchHint), fixed at
+	// creation: Claim starts only a job whose record carries the hint it is
+	// given, so a gang or a job whose webhook wants the running event (their
+	// hint is "") is never claimed, whatever a queue entry says.
+	Dispatch string `bson:"dispatch,omitempty"`
 }
 
 // New returns a Store on db and creates its indexes (idempotent).
@@ -134,7 +139,7 @@ func (s *Store) Create(ctx context.Context, j job.Job) (out *job.Job, created bo
 	if j.Notifies(job.Queued) {
 		j.Outbox = []job.Notification{{State: job.Queued, Attempt: 1, At: now}}
 	}
-	rec := record{Job: j, Dedup: "id:" + j.ID}
+	rec := record{Job: j, Dedup: "id:" + j.ID, Dispatch: j.DispatchHint()}
 	if j.IdempotencyKey != "" {
 		rec.Dedup = "key:" + j.Tenant + "\x00" + j.IdempotencyKey
 	}

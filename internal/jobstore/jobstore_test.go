@@ -195,7 +195,9 @@ func TestRacingTransitionsHaveExactlyOneWinner(t *testing.T) {
 func TestClaim(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})
-	j := b.create(t, newJob("acme", "echo"))
+	plain := newJob("acme", "echo")
+	plain.Version = "1.0.0"
+	j := b.create(t, plain)
 	const racers = 16
 	var winners atomic.Int32
 	var won *job.Job
@@ -204,7 +206,7 @@ func TestClaim(t *testing.T) {
 	for r := range racers {
 		wg.Go(func() {
 			<-start
-			got, err := b.store.Claim(b.ctx, j.ID, "w"+strconv.Itoa(r))
+			got, err := b.store.Claim(b.ctx, j.ID, j.DispatchHint(), "w"+strconv.Itoa(r))
 			switch {
 			case err == nil:
 				winners.Add(1)
@@ -220,14 +222,29 @@ func TestClaim(t *testing.T) {
 		string(won.Input) != string(j.Input) || won.Attempt != 1 || len(won.Outbox) != 0 {
 		t.Fatalf("%d winners; record %+v", winners.Load(), won)
 	}
-	if _, err := b.store.Claim(b.ctx, j.ID, "late"); !errors.Is(err, ErrConflict) {
+	if _, err := b.store.Claim(b.ctx, j.ID, j.DispatchHint(), "late"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("claim of a running job: %v", err)
 	}
 	if cur, _ := b.store.GetByID(b.ctx, j.ID); cur.Worker != won.Worker || !cur.StartedAt.Equal(*won.StartedAt) {
 		t.Fatalf("a lost claim changed the record: %+v", cur)
 	}
-	if _, err := b.store.Claim(b.ctx, "nosuchjob", "w"); !errors.Is(err, ErrConflict) {
+	if _, err := b.store.Claim(b.ctx, "nosuchjob", "echo@1.0.0", "w"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("claim of no job: %v", err)
+	}
+	// The filter itself leaves out what must not be claimed this way, whatever
+	// hint the caller holds: a gang, a job whose webhook wants running.
+	gang := plain
+	gang.GangSize = 2
+	hooked := plain
+	hooked.Webhook = &job.Webhook{URL: "https://hooks.example/x", Events: []string{"running", "succeeded"}}
+	for _, o := range []job.Job{gang, hooked} {
+		k := b.create(t, o)
+		if _, err := b.store.Claim(b.ctx, k.ID, "echo@1.0.0", "w"); !errors.Is(err, ErrConflict) {
+			t.Fatalf("claim of %+v: %v", k, err)
+		}
+		if cur, _ := b.store.GetByID(b.ctx, k.ID); cur.State != job.Queued {
+			t.Fatalf("a refused claim changed the record: %+v", cur)
+		}
 	}
 }
 

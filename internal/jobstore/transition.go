@@ -78,12 +78,17 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 // trip. It is for a job whose queue entry carries its dispatch hint (see
 // job.DispatchHint): one that needs nothing else in that update (not a gang,
 // no webhook for the running event; both are fixed when the job is created).
-// A job that is not queued is left as it was, with a *ConflictError whose
-// Actual state is unknown (""): the caller reads the record and goes on from
-// there. The filter is {_id, state} alone, which aigw-devmongo answers
-// through the _id index.
-func (s *Store) Claim(ctx context.Context, id, worker string) (*job.Job, error) {
-	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: job.Queued}}
+// The filter holds that itself: it matches only a queued record created with
+// that very hint (a gang's or a running-webhook job's is empty, and so is an
+// empty hint never claimed). A job that does not match is left as it was,
+// with a *ConflictError whose Actual state is unknown (""): the caller reads
+// the record and goes on from there. The filter is {_id} plus top-level
+// equalities, which aigw-devmongo answers through the _id index.
+func (s *Store) Claim(ctx context.Context, id, hint, worker string) (*job.Job, error) {
+	if hint == "" {
+		return nil, &ConflictError{ID: id, Expected: job.Queued}
+	}
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: job.Queued}, {Key: "dispatch", Value: hint}}
 	var rec record
 	err := s.jobs.FindOneAndUpdate(ctx, filter, s.update(Change{From: job.Queued, To: job.Running, Worker: worker}),
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&rec)

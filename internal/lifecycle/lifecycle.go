@@ -26,7 +26,7 @@ import (
 // Store is the part of the job store transitions go through (*jobstore.Store).
 type Store interface {
 	Transition(ctx context.Context, id string, c jobstore.Change) (*job.Job, error)
-	Claim(ctx context.Context, id, worker string) (*job.Job, error)
+	Claim(ctx context.Context, id, hint, worker string) (*job.Job, error)
 }
 
 // Publisher publishes a job's events (*events.Stream).
@@ -144,14 +144,16 @@ func (l *Lifecycle) Start(ctx context.Context, j *job.Job, worker string) (Outco
 // Claim starts job id for worker from its queue entry alone (one update that
 // also reads the record) when the entry carries the job's dispatch hint
 // (job.DispatchHint: no gang, no webhook for running, so nothing else belongs
-// in that update). It reports ok false, having changed nothing, when the hint
-// is missing or the job is not queued: the caller reads the record and calls
-// Start. Announce sends the running event.
+// in that update; the store's filter matches the hint the record was created
+// with, so no other job is claimed this way). It reports ok false, having
+// changed nothing, when the hint is missing or does not match, or the job is
+// not queued: the caller reads the record and calls Start. Announce sends
+// the running event.
 func (l *Lifecycle) Claim(ctx context.Context, hint, id, worker string) (j *job.Job, ok bool, err error) {
 	if _, _, hinted := job.ParseDispatchHint(hint); !hinted {
 		return nil, false, nil
 	}
-	j, err = l.store.Claim(ctx, id, worker)
+	j, err = l.store.Claim(ctx, id, hint, worker)
 	if errors.Is(err, jobstore.ErrConflict) {
 		return nil, false, nil
 	}

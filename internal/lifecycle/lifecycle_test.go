@@ -232,13 +232,27 @@ func TestFailAtStartNeverRuns(t *testing.T) {
 }
 
 // Claim starts a job only from a queue entry carrying its dispatch hint,
-// and only while it is queued; Announce then sends the running event.
+// and only while it is queued; Announce then sends the running event. A job
+// whose webhook wants the running event is never claimed, whatever hint a
+// queue entry carries.
 func TestClaim(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	j := e.inState(t, job.Queued, 0)
+	hooked := e.inState(t, job.Queued, 0) // its webhook wants every state
+	if got, ok, err := e.lc.Claim(e.ctx, "echo@1", hooked.ID, "node-1"); ok || err != nil || got != nil {
+		t.Fatalf("claim of a job whose webhook wants running: %v %v %v", got, ok, err)
+	}
+	j, _, err := e.store.Create(e.ctx, job.Job{Tenant: "t-lifecycle", Algorithm: "echo", Version: "1", Pool: "cpu",
+		Input: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.rdb.Del(context.Background(), events.Key(j.ID)) })
 	if got, ok, err := e.lc.Claim(e.ctx, "", j.ID, "node-1"); ok || err != nil || got != nil {
 		t.Fatalf("claim without a hint: %v %v %v", got, ok, err)
+	}
+	if got, ok, err := e.lc.Claim(e.ctx, "echo@2", j.ID, "node-1"); ok || err != nil || got != nil {
+		t.Fatalf("claim with another version's hint: %v %v %v", got, ok, err)
 	}
 	got, ok, err := e.lc.Claim(e.ctx, "echo@1", j.ID, "node-1")
 	if !ok || err != nil || got.State != job.Running || got.Worker != "node-1" {
