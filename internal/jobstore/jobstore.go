@@ -209,9 +209,9 @@ type Filter struct {
 	Tenant string
 	// AllTenants lists every tenant's jobs (an operator's view); Tenant must be "".
 	AllTenants bool
-	Algorithm string
-	State     job.State
-	Since     time.Time // created at or after
+	Algorithm  string
+	State      job.State
+	Since      time.Time // created at or after
 	// Limit is the page size (default 50, at most 500).
 	Limit int
 	// Cursor continues a previous page (Page.Next).
