@@ -44,3 +44,9 @@ func TestOpenAPIDocumentCoversEveryRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPISchemasMatchTheViews: the document's schema of the webhook
+// secret answer has exactly its JSON fields.
+func TestOpenAPISchemasMatchTheViews(t *testing.T) {
+	apispec.CheckSchema(t, "WebhookSecret", secretResponse{})
+}
