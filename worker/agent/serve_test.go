@@ -376,7 +376,7 @@ func TestServeWorkerSIGKILL(t *testing.T) {
 }
 
 // min_warm: a worker starts the processes before any job comes, and the
-// first job finds one ready.
+// first job finds one ready; they stop with the worker.
 func TestServeMinWarm(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -384,11 +384,14 @@ func TestServeMinWarm(t *testing.T) {
 		d.Runtime.MinWarm = 1
 		d.Env["SETUP_MS"] = "300"
 	})
-	b.worker(b.config("w1", 1), nil)
+	_, stop := b.worker(b.config("w1", 1), nil)
 	testwait.Eventually(t, 10*time.Second, func() bool { return len(b.starts()) == 1 }, "a process started with no job")
 	time.Sleep(500 * time.Millisecond) // its set-up is done
 	j := b.waitState(b.submit("prewarmed", `{}`, nil), 20*time.Second, job.Succeeded)
 	if o := served(t, j); j.ColdStartMS != 0 || o.PID != b.starts()[0] {
 		t.Fatalf("first job: cold_start_ms %d on pid %d, want the pre-started %v", j.ColdStartMS, o.PID, b.starts())
 	}
+	// A worker that stops stops its warm processes.
+	stop()
+	gone(t, b.starts()[0])
 }
