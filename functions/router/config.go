@@ -11,6 +11,7 @@ import (
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -38,8 +39,12 @@ type Config struct {
 	// WebhookAllowedNets are the non-public networks a job's webhook may name
 	// (AIGW_WEBHOOK_ALLOWED_NETS: CIDRs or IPs; default none, public addresses only).
 	WebhookAllowedNets []netip.Prefix
+	// S3 is the object store artifacts are downloaded from (AIGW_S3_*, each
+	// from its secret aigw-s3-* first); without an endpoint, artifacts have
+	// no URL.
+	S3 objstore.Config
 	// Options: AIGW_MAX_WAIT (60s), AIGW_BODY_LIMIT (bytes, 1048576),
-	// AIGW_SSE_HEARTBEAT (15s), AIGW_PUBLIC_URL.
+	// AIGW_SSE_HEARTBEAT (15s), AIGW_PUBLIC_URL, AIGW_ARTIFACT_URL_TTL (15m).
 	Options
 }
 
@@ -81,6 +86,9 @@ func Read(r *envconf.Reader) Config {
 		return strings.TrimSuffix(v, "/"), nil
 	})
 	c.WebhookAllowedNets = envconf.ParseNamed(r, egress.AllowedNetsEnv, nil, egress.ParseAllowedNets)
+	c.S3 = objstore.ReadConfig(r)
+	// SigV4 presigned URLs live at most 7 days.
+	c.ArtifactURLTTL = r.Duration("AIGW_ARTIFACT_URL_TTL", 15*time.Minute, time.Second, 7*24*time.Hour)
 	rps := r.Float("AIGW_RATE_LIMIT_RPS", DefaultRPS, 0, 1e6)
 	c.RateLimit = ratelimit.Limit{Rate: rps, Burst: r.Int("AIGW_RATE_LIMIT_BURST", max(1, int(2*rps)), 1, 0)}
 	return c

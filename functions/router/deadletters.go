@@ -108,7 +108,7 @@ func (a *api) redriveDeadLetter(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", a.location(r, "/v1/jobs/"+j.ID))
-	web.WriteJSON(w, http.StatusAccepted, jobView{Job: j})
+	web.WriteJSON(w, http.StatusAccepted, jobView{Job: a.present(r.Context(), j)})
 	return nil
 }
 

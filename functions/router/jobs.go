@@ -77,18 +77,18 @@ func (a *api) submitJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", a.location(r, "/v1/jobs/"+j.ID))
 	if j.State.Terminal() {
-		web.WriteJSON(w, http.StatusOK, jobView{Job: j})
+		web.WriteJSON(w, http.StatusOK, jobView{Job: a.present(r.Context(), j)})
 		return nil
 	}
 	if wait, ok := preferWait(r.Header.Values("Prefer")); ok && wait > 0 {
 		wait = min(wait, a.MaxWait)
 		if done := a.waitFinished(r.Context(), t, j.ID, wait); done != nil {
 			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
-			web.WriteJSON(w, http.StatusOK, jobView{Job: done})
+			web.WriteJSON(w, http.StatusOK, jobView{Job: a.present(r.Context(), done)})
 			return nil
 		}
 	}
-	web.WriteJSON(w, http.StatusAccepted, jobView{Job: j})
+	web.WriteJSON(w, http.StatusAccepted, jobView{Job: a.present(r.Context(), j)})
 	return nil
 }
 
@@ -119,7 +119,7 @@ func (a *api) getJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	web.WriteJSON(w, http.StatusOK, jobView{Job: j, QueuePosition: a.queuePosition(r.Context(), j)})
+	web.WriteJSON(w, http.StatusOK, jobView{Job: a.present(r.Context(), j), QueuePosition: a.queuePosition(r.Context(), j)})
 	return nil
 }
 
@@ -212,7 +212,7 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) error {
 		NextCursor string    `json:"next_cursor,omitempty"`
 	}{Jobs: make([]jobView, len(page.Jobs)), NextCursor: page.Next}
 	for i := range page.Jobs {
-		out.Jobs[i] = jobView{Job: &page.Jobs[i]}
+		out.Jobs[i] = jobView{Job: a.present(r.Context(), &page.Jobs[i])}
 	}
 	web.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -272,7 +272,7 @@ func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	if j.State != job.Canceled {
 		status = http.StatusAccepted
 	}
-	web.WriteJSON(w, status, jobView{Job: j})
+	web.WriteJSON(w, status, jobView{Job: a.present(r.Context(), j)})
 	return nil
 }
 
@@ -288,7 +288,7 @@ func (a *api) retryJob(w http.ResponseWriter, r *http.Request) error {
 		return finishedConflict(err, "retried", "failed or expired")
 	}
 	w.Header().Set("Location", a.location(r, "/v1/jobs/"+j.ID))
-	web.WriteJSON(w, http.StatusAccepted, jobView{Job: j})
+	web.WriteJSON(w, http.StatusAccepted, jobView{Job: a.present(r.Context(), j)})
 	return nil
 }
 

@@ -96,6 +96,9 @@ type Options struct {
 	// /function/router), used for Location headers; empty: the request's
 	// X-Forwarded-Prefix, if any, followed by the path.
 	PublicURL string
+	// ArtifactURLTTL is how long an artifact's presigned URL works (default
+	// 15 minutes).
+	ArtifactURLTTL time.Duration
 }
 
 func (o *Options) defaults() {
@@ -107,6 +110,9 @@ func (o *Options) defaults() {
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 15 * time.Second
+	}
+	if o.ArtifactURLTTL <= 0 {
+		o.ArtifactURLTTL = 15 * time.Minute
 	}
 }
 
@@ -124,6 +130,9 @@ type Deps struct {
 	DeadLetters DeadLetters
 	// Limiter, when not nil, rate limits each tenant.
 	Limiter Limiter
+	// Files, when not nil, is the object store: artifacts get presigned
+	// download URLs.
+	Files Files
 	// Ready checks the backing servers for GET /_/health.
 	Ready func(context.Context) error
 	Log   *slog.Logger
@@ -163,6 +172,7 @@ func New(d Deps) http.Handler {
 		r.With(write).Method(http.MethodPost, "/jobs/{id}/retry", a.handle(a.retryJob))
 		r.With(read).Method(http.MethodGet, "/jobs/{id}/events", a.handle(a.jobEvents))
 		r.With(read).Method(http.MethodGet, "/jobs/{id}/deliveries", a.handle(a.jobDeliveries))
+		r.With(write).Method(http.MethodPost, "/jobs/{id}/deliveries/{delivery}/redeliver", a.handle(a.redeliverWebhook))
 		r.With(read).Method(http.MethodGet, "/pools", a.handle(a.listPools))
 		r.With(admin).Method(http.MethodGet, "/admin/pools/{pool}/dead-letters", a.handle(a.listDeadLetters))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/redrive", a.handle(a.redriveAll))

@@ -17,6 +17,7 @@ import (
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/mongoconn"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -68,6 +69,13 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
 			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets)}),
 		Ready: func(ctx context.Context) error { return ping(ctx, db, rdb) },
+	}
+	if cfg.S3.Enabled() {
+		obj, err := objstore.New(cfg.S3)
+		if err != nil {
+			return Deps{}, err
+		}
+		d.Files = obj
 	}
 	if cfg.RateLimit.Rate > 0 {
 		l, err := ratelimit.New(rdb, cfg.RateLimit)
