@@ -45,7 +45,9 @@ type gpuView struct {
 	Name          string `json:"name"`
 	MemoryTotalMB int    `json:"memory_total_mb"`
 	MemoryUsedMB  int    `json:"memory_used_mb"`
-	Busy          bool   `json:"busy"`
+	// UtilizationPct is the GPU's utilisation at the worker's last heartbeat.
+	UtilizationPct int  `json:"utilization_pct"`
+	Busy           bool `json:"busy"`
 }
 
 // queueView is a pool's queue: waiting jobs per priority, taken (running),
@@ -144,7 +146,8 @@ func workerOf(wk registry.Worker) workerView {
 	v := workerView{Node: wk.Node, Version: wk.Version, Slots: wk.Slots, SlotsBusy: wk.SlotsBusy,
 		GPUs: make([]gpuView, len(wk.GPUs)), Draining: wk.Draining, StartedAt: wk.StartedAt, HeartbeatAt: wk.HeartbeatAt}
 	for i, g := range wk.GPUs {
-		v.GPUs[i] = gpuView{Index: g.Index, Name: g.Name, MemoryTotalMB: g.MemoryTotalMB, MemoryUsedMB: g.MemoryUsedMB, Busy: g.Busy}
+		v.GPUs[i] = gpuView{Index: g.Index, Name: g.Name, MemoryTotalMB: g.MemoryTotalMB, MemoryUsedMB: g.MemoryUsedMB,
+			UtilizationPct: g.UtilizationPct, Busy: g.Busy}
 	}
 	return v
 }

@@ -273,9 +273,11 @@ async function pageJob(id) {
     outputPre.textContent = job.output !== undefined ? pretty(job.output) : (TERMINAL.has(job.state) ? "(none)" : "(not yet)");
     errBox.replaceChildren(job.error ? h("div", { class: "error" }, job.error.code + ": " + job.error.message) : "");
     if (job.log && !logPre.textContent) logPre.textContent = job.log;
+    // An artifact in the object store comes with a short-lived presigned URL.
     artifacts.replaceChildren(...(job.artifacts && job.artifacts.length ? [h("ul", {}, job.artifacts.map((a) =>
-      h("li", {}, h("a", { href: "api/router/v1/jobs/" + encodeURIComponent(job.id) + "/artifacts/" + encodeURIComponent(a.name), download: a.name }, a.name),
-        h("span", { class: "muted" }, " " + a.size + " bytes"))))] : [h("p", { class: "muted" }, "No artifacts.")]));
+      h("li", { dataset: { artifact: a.name } }, a.url ? h("a", { href: a.url, rel: "noopener noreferrer", target: "_blank" }, a.name) : a.name,
+        h("span", { class: "muted" }, " " + a.size + " bytes" + (a.sha256 ? " · sha256 " + a.sha256.slice(0, 12) + "…" : "") +
+          (a.url ? "" : " (no download URL: stored without an object store)")))))] : [h("p", { class: "muted" }, "No artifacts.")]));
   }
   function timelineFromRecord(job) {
     timeline.replaceChildren();
@@ -410,7 +412,7 @@ async function pagePools() {
         h("th", {}, "GPUs"), h("th", {}, "Heartbeat"))), h("tbody", {}, p.workers.map((w) => h("tr", {},
         h("td", { class: "mono" }, w.node, w.draining ? " (draining)" : ""), h("td", {}, w.version), h("td", {}, w.slots_busy + " / " + w.slots),
         h("td", {}, (w.gpus || []).length ? w.gpus.map((g) => h("div", {}, "#" + g.index + " " + g.name + " — " + g.memory_used_mb + " / " + g.memory_total_mb + " MiB" +
-          (g.utilization_percent !== undefined ? ", " + g.utilization_percent + " %" : "") + (g.busy ? ", busy" : ""))) : h("span", { class: "muted" }, "none")),
+          ", " + (g.utilization_pct || 0) + " % utilised" + (g.busy ? ", in use" : ""))) : h("span", { class: "muted" }, "none")),
         h("td", {}, ago(w.heartbeat_at)))))) : h("p", { class: "muted" }, "No live workers."),
       h("h2", {}, "Dead letters"), h("div", { id: "dead-" + p.name }, h("p", { class: "muted" }, "Loading…")));
   }
