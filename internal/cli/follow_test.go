@@ -100,3 +100,22 @@ func TestRunWaitFollowsAResumedStream(t *testing.T) {
 		t.Fatalf("a wrong secret: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestProgressBarOnATerminal: on a terminal the progress is a bar that
+// reaches 100 %, with the log lines printed above it.
+func TestProgressBarOnATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, true, "j1")
+	p.state("running", 1, "node-1")
+	p.progress(0.5, "half way")
+	p.log([]string{"loading model"})
+	p.progress(1, "")
+	p.state("succeeded", 1, "node-1")
+	p.done()
+	out := buf.String()
+	for _, want := range []string{"j1 running on node-1", "half way", " 50%", "loading model\n", "100%", "j1 succeeded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the bar's output lacks %q:\n%q", want, out)
+		}
+	}
+}
