@@ -119,3 +119,24 @@ func TestProgressBarOnATerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIFailureExits5: a 5xx answer prints the API's message and exits 5.
+func TestAPIFailureExits5(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/oauth/token") {
+			fmt.Fprint(w, `{"access_token":"tok","token_type":"Bearer","expires_in":900,"scope":"jobs:read"}`)
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"code":"unavailable","message":"a backing service is unavailable; retry later"}}`)
+	}))
+	defer srv.Close()
+	env := map[string]string{"AIGW_URL": srv.URL + "/function/router", "AIGW_CLIENT_ID": "cl", "AIGW_CLIENT_SECRET": "s"}
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), "test", []string{"jobs", "list"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	if code != ExitAPIFailed || !strings.Contains(stderr.String(), "a backing service is unavailable; retry later (HTTP 503 unavailable)") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
