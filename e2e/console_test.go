@@ -287,6 +287,32 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#job-state [data-state="canceled"]`)), chromedp.WaitNotVisible(chromedp.CSS("#job-cancel")))
 	s.waitState(longID, "canceled", 10*time.Second)
 
+	// A webhook whose receiver turns the first delivery away for good (410):
+	// the job page shows it failed, and Redeliver sends the same message again.
+	var hits atomic.Int32
+	ids := make(chan string, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids <- r.Header.Get("webhook-id")
+		if hits.Add(1) == 1 {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	p.open("#/algorithms/echo", "#run-form #input-message")
+	p.run("run with a webhook", 60*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#input-message"), "hooked"), chromedp.SendKeys(chromedp.CSS("#run-webhook"), hook.URL+"/hook"),
+		chromedp.Click(chromedp.CSS("#run-submit")), chromedp.WaitVisible(chromedp.CSS("#page-job")),
+		chromedp.WaitVisible(chromedp.CSS(`#job-state [data-state="succeeded"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#job-deliveries tr[data-status="failed"] button.redeliver`)))
+	p.run("redeliver", 60*time.Second, chromedp.Click(chromedp.CSS(`#job-deliveries tr[data-status="failed"] button.redeliver`)),
+		chromedp.WaitVisible(chromedp.CSS(`#job-deliveries tr[data-status="delivered"]`)))
+	if n := hits.Load(); n != 2 || <-ids != <-ids {
+		t.Errorf("the receiver got %d requests; want the same webhook-id twice", n)
+	}
+	p.shot("job-webhook")
+
 	// The jobs list: this tenant's jobs, live; globex's nowhere.
 	p.open("#/jobs", `#jobs-table tr[data-job="`+longID+`"]`)
 	p.run("live list", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(`#jobs-table tr[data-job="`+ranID+`"] [data-state="succeeded"]`)))

@@ -292,9 +292,10 @@ async function pageJob(id) {
       if (!ds.length) { deliveries.replaceChildren(h("p", { class: "muted" }, j.webhook ? "No deliveries yet." : "This job has no webhook.")); return; }
       deliveries.replaceChildren(h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Event"), h("th", {}, "Status"),
         h("th", { class: "num" }, "Attempts"), h("th", {}, "Last answer"), h("th", {}, ""))),
-      h("tbody", {}, ds.map((dl) => h("tr", { dataset: { delivery: dl.id } }, h("td", {}, dl.event), h("td", {}, dl.status),
+      h("tbody", {}, ds.map((dl) => h("tr", { dataset: { delivery: dl.id, status: dl.status } }, h("td", {}, dl.event), h("td", {}, dl.status),
         h("td", { class: "num" }, dl.attempts), h("td", {}, dl.last_status_code ? String(dl.last_status_code) : (dl.last_error || "")),
-        h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => redeliver(dl.id) }, "Redeliver")))))));
+        h("td", {}, dl.status === "pending" ? h("span", { class: "muted" }, "sending…") :
+          h("button", { type: "button", class: "secondary redeliver", onclick: () => redeliver(dl.id) }, "Redeliver")))))));
     } catch (e) { if (e.status !== 401) deliveries.replaceChildren(errorBox(e)); }
   }
   async function redeliver(did) {
@@ -364,6 +365,9 @@ async function pageJob(id) {
   timelineFromRecord(j);
   loadDeliveries();
   if (!TERMINAL.has(j.state)) stream();
+  // Webhook deliveries change on the orchestrator's ticks: refresh them while they may.
+  const dtimer = setInterval(() => { if (j.webhook) loadDeliveries(); }, 3000);
+  cleanups.push(() => clearInterval(dtimer));
 }
 
 // ---- pools -----------------------------------------------------------------
