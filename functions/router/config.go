@@ -89,6 +89,9 @@ func Read(r *envconf.Reader) Config {
 	c.S3 = objstore.ReadConfig(r)
 	// SigV4 presigned URLs live at most 7 days.
 	c.ArtifactURLTTL = r.Duration("AIGW_ARTIFACT_URL_TTL", 15*time.Minute, time.Second, 7*24*time.Hour)
+	c.UploadLimit = envconf.Parse(r, "AIGW_UPLOAD_LIMIT", int64(MaxUploadSize), parseSize)
+	c.UploadLimits = envconf.Parse(r, "AIGW_UPLOAD_LIMITS", nil, parseUploadLimits)
+	c.UploadURLTTL = r.Duration("AIGW_UPLOAD_URL_TTL", time.Hour, time.Second, 7*24*time.Hour)
 	rps := r.Float("AIGW_RATE_LIMIT_RPS", DefaultRPS, 0, 1e6)
 	c.RateLimit = ratelimit.Limit{Rate: rps, Burst: r.Int("AIGW_RATE_LIMIT_BURST", max(1, int(2*rps)), 1, 0)}
 	return c

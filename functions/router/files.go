@@ -12,6 +12,7 @@ import (
 // Files is the object store as the API uses it (objstore.Store).
 type Files interface {
 	PresignGet(ctx context.Context, key string, ttl time.Duration, filename string) (string, time.Time, error)
+	PresignPut(ctx context.Context, key string, size int64, ttl time.Duration) (string, time.Time, error)
 }
 
 // present is j as the API serves it: each artifact in the object store with

@@ -99,6 +99,12 @@ type Options struct {
 	// ArtifactURLTTL is how long an artifact's presigned URL works (default
 	// 15 minutes).
 	ArtifactURLTTL time.Duration
+	// UploadLimit is the most bytes one upload may have (default 5 GiB);
+	// UploadLimits are tenants' own limits over it.
+	UploadLimit  int64
+	UploadLimits map[string]int64
+	// UploadURLTTL is how long an upload URL works (default 1 hour).
+	UploadURLTTL time.Duration
 }
 
 func (o *Options) defaults() {
@@ -113,6 +119,12 @@ func (o *Options) defaults() {
 	}
 	if o.ArtifactURLTTL <= 0 {
 		o.ArtifactURLTTL = 15 * time.Minute
+	}
+	if o.UploadLimit <= 0 {
+		o.UploadLimit = MaxUploadSize
+	}
+	if o.UploadURLTTL <= 0 {
+		o.UploadURLTTL = time.Hour
 	}
 }
 
@@ -131,8 +143,10 @@ type Deps struct {
 	// Limiter, when not nil, rate limits each tenant.
 	Limiter Limiter
 	// Files, when not nil, is the object store: artifacts get presigned
-	// download URLs.
+	// download URLs, and uploads presigned upload URLs.
 	Files Files
+	// Uploads records uploads (POST /v1/uploads).
+	Uploads Uploads
 	// Ready checks the backing servers for GET /_/health.
 	Ready func(context.Context) error
 	Log   *slog.Logger
@@ -166,6 +180,7 @@ func New(d Deps) http.Handler {
 		r.With(read).Method(http.MethodGet, "/algorithms/{name}", a.handle(a.getAlgorithm))
 		r.With(admin).Method(http.MethodPut, "/algorithms/{name}", a.handle(a.putAlgorithm))
 		r.With(write).Method(http.MethodPost, "/algorithms/{name}/jobs", a.handle(a.submitJob))
+		r.With(write).Method(http.MethodPost, "/uploads", a.handle(a.createUpload))
 		r.With(read).Method(http.MethodGet, "/jobs", a.handle(a.listJobs))
 		r.With(read).Method(http.MethodGet, "/jobs/{id}", a.handle(a.getJob))
 		r.With(write).Method(http.MethodPost, "/jobs/{id}/cancel", a.handle(a.cancelJob))

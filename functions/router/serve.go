@@ -15,6 +15,7 @@ import (
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/inputfiles"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/objstore"
@@ -23,6 +24,7 @@ import (
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/submit"
+	"github.com/aigw/aigw/internal/uploads"
 	"github.com/aigw/aigw/internal/webhook"
 )
 
@@ -63,12 +65,15 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 	algos := algorithm.NewStore(db)
 	q := queue.New(rdb, cfg.Queue)
 	ev := events.New(rdb, events.Config{})
+	ups := uploads.New(db)
 	d := Deps{
 		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q, DeadLetters: q,
 		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
 		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
-			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets)}),
-		Ready: func(ctx context.Context) error { return ping(ctx, db, rdb) },
+			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets),
+			Files:    &inputfiles.Resolver{Uploads: ups, URLs: egress.NewGuard(cfg.WebhookAllowedNets)}}),
+		Uploads: ups,
+		Ready:   func(ctx context.Context) error { return ping(ctx, db, rdb) },
 	}
 	if cfg.S3.Enabled() {
 		obj, err := objstore.New(cfg.S3)

@@ -23,6 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/inputfiles"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
@@ -122,6 +123,10 @@ type Config struct {
 	// Webhooks decides which addresses a job's webhook URL may name (nil:
 	// public ones only); the deliverer checks again when it sends.
 	Webhooks *egress.Guard
+	// Files, when set, resolves the input's {"$file": …} references (the
+	// tenant's own uploads, https URLs of public addresses); nil leaves them
+	// as they are.
+	Files *inputfiles.Resolver
 }
 
 // Service submits, cancels and retries jobs. It is safe for concurrent use and
@@ -191,6 +196,17 @@ func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, erro
 	j.Webhook = hook
 	if err := s.validateInput(def, req.Input); err != nil {
 		return nil, false, err
+	}
+	if s.cfg.Files != nil && inputfiles.Has(req.Input) {
+		in, err := s.cfg.Files.Resolve(ctx, req.Tenant, req.Input)
+		var fe *inputfiles.Error
+		if errors.As(err, &fe) {
+			return nil, false, &InputError{Path: fe.Path, Message: fe.Message}
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		j.Input = in
 	}
 	if req.IdempotencyKey != "" {
 		if j.IdempotencyFingerprint, err = fingerprint(req); err != nil {
