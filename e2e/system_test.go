@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 	sdk "github.com/openfaas/go-sdk"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/apispec"
@@ -378,8 +380,8 @@ func TestWholeSystem(t *testing.T) {
 			t.Fatalf("info: %+v %v", info, err)
 		}
 		fns, err := s.sdk.GetFunctions(ctx, "")
-		if err != nil || len(fns) != 3 {
-			t.Fatalf("functions: %+v %v", fns, err)
+		if want := stackFunctions(t); err != nil || len(fns) != len(want) {
+			t.Fatalf("functions: %+v %v, want the %d of stack.yml: %v", fns, err, len(want), want)
 		}
 		// Deploy, list, scale and remove one more function.
 		_, err = s.sdk.Deploy(ctx, types.FunctionDeployment{Service: "auth-copy", Image: "ghcr.io/aigw/auth:latest",
@@ -656,4 +658,26 @@ func contains(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// stackFunctions lists the functions stack.yml deploys (the keys of its
+// functions map).
+func stackFunctions(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo, "stack.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stack struct {
+		Functions map[string]any `yaml:"functions"`
+	}
+	if err := yaml.Unmarshal(b, &stack); err != nil {
+		t.Fatalf("stack.yml: %v", err)
+	}
+	names := make([]string, 0, len(stack.Functions))
+	for name := range stack.Functions {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
