@@ -12,6 +12,8 @@ import (
 
 	"github.com/aigw/aigw/gateway/internal/cron"
 	"github.com/aigw/aigw/gateway/internal/fnregistry"
+	"github.com/aigw/aigw/gateway/internal/provider"
+	"github.com/aigw/aigw/internal/fnserve"
 )
 
 // stackFile is the part of OpenFaaS's stack format that stack.yml uses.
@@ -53,6 +55,7 @@ func TestStackYML(t *testing.T) {
 		"auth":         {"aigw-mongo-uri", "aigw-jwt-signing-key", "aigw-admin-token"},
 		"router":       {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"},
 		"orchestrator": {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token"},
+		"console":      nil, // it holds no secret: every action goes through the public API
 	}
 	if len(s.Functions) != len(wantSecrets) {
 		t.Errorf("functions: %d, want %d", len(s.Functions), len(wantSecrets))
@@ -73,6 +76,11 @@ func TestStackYML(t *testing.T) {
 		}
 		if fn.Labels[fnregistry.LabelScaleMin] == "" || fn.Limits.Memory == "" || fn.Limits.CPU == "" {
 			t.Errorf("%s: scale.min label and limits wanted: %+v", name, fn)
+		}
+		// Prometheus finds every replica (GET /system/metrics-targets; pod annotations on Kubernetes).
+		if fn.Annotations[provider.AnnotationScrape] != "true" || fn.Annotations[provider.AnnotationPath] != fnserve.MetricsPath {
+			t.Errorf("%s: annotations %v, want %s: \"true\" and %s: %s", name, fn.Annotations,
+				provider.AnnotationScrape, provider.AnnotationPath, fnserve.MetricsPath)
 		}
 		if err := fnregistry.ValidName(name); err != nil {
 			t.Error(err)
