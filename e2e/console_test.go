@@ -22,6 +22,7 @@ import (
 	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 // EnvConsoleScreenshots, when set to a directory (or to 1 for docs/console),
@@ -345,7 +346,15 @@ func TestConsole(t *testing.T) {
 		t.Errorf("cookies after the session expired: %+v", cs)
 	}
 
-	// The operator: every tenant's jobs, the pools' workers, the admin page.
+	// A job that times out with no retry left is dead-lettered.
+	var doomed jobView
+	if code := s.api("POST", "/v1/algorithms/echo/jobs", map[string]any{"input": map[string]any{"message": "doomed", "sleep_ms": 5000},
+		"policy": map[string]any{"max_retries": 0, "execution_timeout": "1s"}}, &doomed); code != http.StatusAccepted {
+		t.Fatalf("doomed submit: %d", code)
+	}
+	s.waitState(doomed.ID, "failed", 30*time.Second)
+
+	// The operator: every tenant's jobs, the pools' workers and dead letters, the admin page.
 	p.run("operator sign-in", 20*time.Second, chromedp.Click(chromedp.CSS("#tab-admin")),
 		chromedp.SendKeys(chromedp.CSS("#admin_token"), s.admin), chromedp.Click(chromedp.CSS("#signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#page-jobs")),
@@ -356,7 +365,16 @@ func TestConsole(t *testing.T) {
 	if w := p.text(`section[data-pool="` + s.pool + `"] table`); !strings.Contains(w, "e2e-"+s.pool) {
 		t.Errorf("pool %s's workers: %q", s.pool, w)
 	}
+	deadRow := `#dead-` + s.pool + ` tr[data-job="` + doomed.ID + `"]`
+	p.run("dead letter", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(deadRow)))
 	p.shot("pools")
+	p.run("redrive", 30*time.Second, chromedp.Click(chromedp.CSS(deadRow+" button.redrive")),
+		chromedp.WaitVisible(chromedp.CSS(`#dead-`+s.pool+` .notice`)))
+	testwait.Eventually(t, 30*time.Second, func() bool {
+		var j jobView
+		s.api("GET", "/v1/jobs/"+doomed.ID, nil, &j)
+		return j.Attempt == 2
+	}, "the redriven job's second attempt")
 	p.open("#/admin", `#clients-table tr[data-client="`+clientID+`"]`)
 	p.run("create a client", 15*time.Second,
 		chromedp.SendKeys(chromedp.CSS("#new-client-name"), "from-the-console"), chromedp.SendKeys(chromedp.CSS("#new-client-tenant"), "initech"),

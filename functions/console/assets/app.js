@@ -435,10 +435,10 @@ async function pagePools() {
         } }, "Redrive all"),
         h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Tenant"), h("th", {}, "Algorithm"), h("th", {}, "Reason"),
           h("th", { class: "num" }, "Deliveries"), h("th", {}, "Dead since"), h("th", {}, ""))),
-        h("tbody", {}, dl.map((x) => h("tr", {}, h("td", {}, h("a", { href: "#/jobs/" + x.job_id, class: "mono" }, x.job_id)), h("td", {}, x.tenant),
+        h("tbody", {}, dl.map((x) => h("tr", { dataset: { deadLetter: x.id, job: x.job_id } }, h("td", {}, h("a", { href: "#/jobs/" + x.job_id, class: "mono" }, x.job_id)), h("td", {}, x.tenant),
           h("td", {}, x.algorithm), h("td", {}, x.reason), h("td", { class: "num" }, x.deliveries), h("td", {}, ago(x.dead_at)),
-          h("td", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
-            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
+          h("td", {}, h("button", { type: "button", class: "secondary redrive", onclick: async () => {
+            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); box.prepend(h("div", { class: "notice" }, "Job " + x.job_id + " queued again.")); loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
           } }, "Redrive")))))));
     } catch (e) {
       box.replaceChildren(e.status === 404 ? h("p", { class: "muted" }, "This API has no dead-letter endpoint.") : errorBox(e));
