@@ -1,11 +1,13 @@
 // Package storebench measures the MongoDB job store: creates/s and
-// compare-and-set transitions/s.
+// compare-and-set transitions/s, each goroutine on jobs of its own, and the
+// transitions' latency.
 package storebench
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +22,10 @@ type Result struct {
 	Server        string // what answered hello (e.g. FerretDB or MongoDB)
 	CreatesPerSec float64
 	TransPerSec   float64
-	Jobs, Workers int
+	// TransP50, TransP99: one transition's latency (a compare-and-set on a
+	// job no other goroutine touches).
+	TransP50, TransP99 time.Duration
+	Jobs, Workers      int
 }
 
 // Run creates n jobs with w goroutines, then moves each queued → running.
@@ -57,15 +62,28 @@ func Run(ctx context.Context, uri string, n, w int) (Result, error) {
 		return res, err
 	}
 	res.CreatesPerSec = float64(n) / elapsed.Seconds()
+	took := make([]time.Duration, n)
 	elapsed, err = parallel(n, w, func(i int) error {
+		start := time.Now()
 		_, err := store.Transition(ctx, ids[i], jobstore.Change{From: job.Queued, To: job.Running, Worker: "bench"})
+		took[i] = time.Since(start)
 		return err
 	})
 	if err != nil {
 		return res, err
 	}
 	res.TransPerSec = float64(n) / elapsed.Seconds()
+	slices.Sort(took)
+	res.TransP50, res.TransP99 = quantile(took, 0.50), quantile(took, 0.99)
 	return res, nil
+}
+
+// quantile of sorted durations (nearest rank).
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(q*float64(len(d))))]
 }
 
 func parallel(n, w int, fn func(i int) error) (time.Duration, error) {
