@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -281,6 +282,65 @@ func TestUnrelatedDocumentsDoNotWait(t *testing.T) {
 	var final bson.M
 	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: "A"}}).Decode(&final); err != nil || final["swept"] != nil {
 		t.Errorf("A at the end: %v, %v; want it never swept", final, err)
+	}
+}
+
+// TestWriteGateOrdersWritesPerDatabase fills the gate of one database, as
+// writes FerretDB is executing there would: a pinned update there waits (after
+// the proxy's probe), while a read of the same collection and a pinned update
+// in another database go through.
+func TestWriteGateOrdersWritesPerDatabase(t *testing.T) {
+	s := startServer(t)
+	client := connect(t, s.URI(), nil)
+	ctx := t.Context()
+	jobs, other := client.Database("gated").Collection("jobs"), client.Database("ungated").Collection("jobs")
+	for _, c := range []*mongo.Collection{jobs, other} {
+		if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: "j"}, {Key: "state", Value: "queued"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leaves []func()
+	for range writersPerDatabase {
+		leave, err := s.writes.enter("gated", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, leave)
+	}
+	leave := func() {
+		for _, l := range leaves {
+			l()
+		}
+	}
+	left := false
+	defer func() {
+		if !left {
+			leave()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		done <- jobs.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "j"}, {Key: "state", Value: "queued"}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "running"}}}}).Err()
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.writes.waiters("gated") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the update never reached the gate")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n, err := jobs.CountDocuments(ctx, bson.D{{Key: "state", Value: "queued"}}); err != nil || n != 1 {
+		t.Fatalf("read beside the gated write: %d, %v", n, err)
+	}
+	if err := other.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "j"}, {Key: "state", Value: "queued"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "running"}}}}).Err(); err != nil {
+		t.Fatalf("write to another database: %v", err)
+	}
+	left = true
+	leave()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 

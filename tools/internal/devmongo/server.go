@@ -9,8 +9,9 @@
 // FerretDB at the same time (lanes.go): a command pinned to documents by _id
 // holds those documents' lanes, and runs beside commands on other documents
 // and beside reads; a command that may touch many documents, and DDL, runs
-// alone. A request holds its lanes from being forwarded until its full reply
-// has been read back. Every client connection gets its own FerretDB
+// alone; writes to one database file pass a gate of two, where SQLite would
+// make them take turns anyway. A request holds its lanes from being forwarded
+// until its full reply has been read back. Every client connection gets its own FerretDB
 // connection, so cursors and sessions stay per connection.
 //
 // Two things keep a lookup by _id independent of the collection's size, as on
@@ -73,6 +74,7 @@ type Server struct {
 	// (lanes.go): a request holds its lanes from being forwarded to FerretDB
 	// until its whole reply has been read.
 	lanes   *lanes
+	writes  *writeGate
 	closing chan struct{}
 
 	mu    sync.Mutex
@@ -181,6 +183,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		sockPath:    sockPath,
 		timeout:     timeout,
 		lanes:       newLanes(),
+		writes:      newWriteGate(),
 		closing:     make(chan struct{}),
 		conns:       make(map[*proxyConn]struct{}),
 		stopBackend: stopBackend,
@@ -402,12 +405,14 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 	s.requests.Add(1)
 	db, coll := commandTarget(req)
 
+	pinnedWrite := false
 	if !wantReply || !dataFree[cmd] {
 		queued := time.Now()
 		lk, err := s.lock(req, cmd, db, coll)
 		if err != nil {
 			return nil, err
 		}
+		pinnedWrite = !lk.excl && !readCommands[cmd]
 		start := time.Now()
 		defer func() {
 			s.lanes.release(lk)
@@ -469,6 +474,15 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 				req = forward
 			}
 		}
+	}
+	if pinnedWrite {
+		// One writer at a time per database file, in arrival order
+		// (lanes.go: writeGate).
+		release, err := s.writes.enter(db, s.closing)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	if _, err := pc.backend.Write(req); err != nil {
 		return nil, fmt.Errorf("to ferretdb: %w", err)
@@ -534,6 +548,7 @@ func (s *Server) afterCommand(cmd, db, coll string) {
 	case "dropDatabase":
 		s.ids.forget(db, "")
 		s.ids.dropFiles(db)
+		s.writes.forget(db)
 	case "renameCollection":
 		s.ids.forgetAll()
 	case "createIndexes", "dropIndexes", "deleteIndexes":
