@@ -25,6 +25,7 @@ import (
 	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gang"
+	"github.com/aigw/aigw/worker/internal/inputs"
 	"github.com/aigw/aigw/worker/internal/metrics"
 	"github.com/aigw/aigw/worker/internal/runner"
 )
@@ -46,8 +47,10 @@ type Deps struct {
 	Events     *events.Stream
 	Registry   *registry.Registry
 	Artifacts  *artifacts.Store
-	Metrics    *metrics.Metrics
-	Log        *slog.Logger
+	// Inputs, when set, fetches the files inputs refer to ({"$file": …}).
+	Inputs  *inputs.Fetcher
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 	// OnStart, if set, is called when a run's process has started, with the
 	// time its delivery came out of the queue (benchmarks measure dispatch).
 	OnStart func(jobID string, taken, started time.Time)

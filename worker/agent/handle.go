@@ -288,7 +288,15 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 			}
 		}
 	}
-	spec := runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: j.Input, Def: def, Timeout: timeout, GPUs: gpus, Env: env}
+	input, cleanup, failed := a.fetchInputs(ctx, j, hooks.Progress)
+	defer cleanup()
+	if failed != nil {
+		if dp != nil {
+			a.publishRunning(ctx, dp)
+		}
+		return runner.Result{Err: failed}, context.Cause(ctx)
+	}
+	spec := runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: input, Def: def, Timeout: timeout, GPUs: gpus, Env: env}
 	if dp != nil {
 		spec.Lease = dp.lease
 	}

@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/logging"
@@ -32,6 +33,7 @@ import (
 	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gpu"
+	"github.com/aigw/aigw/worker/internal/inputs"
 	"github.com/aigw/aigw/worker/internal/metrics"
 )
 
@@ -126,15 +128,16 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	}
 	m := metrics.New()
 	defs := algorithm.NewCache(algorithm.NewStore(db), 2*time.Second)
-	arts, err := artifactStore(ctx, cfg, db, log)
+	arts, obj, err := artifactStore(ctx, cfg, db, log)
 	if err != nil {
 		return err
 	}
 	arts.Defs = defs
+	fetcher := &inputs.Fetcher{Store: obj, HTTP: egress.NewGuard(cfg.URLAllowedNets).Client()}
 	a, err := agent.New(cfg, agent.Deps{
 		Redis: rdb, Queue: queue.New(rdb, cfg.Queue), Jobs: jobs,
 		Algorithms: defs, Events: events.New(rdb, events.Config{}),
-		Registry: registry.New(rdb), Artifacts: arts, Metrics: m, Log: log,
+		Registry: registry.New(rdb), Artifacts: arts, Inputs: fetcher, Metrics: m, Log: log,
 	}, gpus, version)
 	if err != nil {
 		return err
@@ -161,20 +164,20 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 // artifactStore is the object store when one is configured (its bucket
 // created if missing; a store that does not answer yet is only a warning:
 // artifacts are retried), else MongoDB GridFS.
-func artifactStore(ctx context.Context, cfg config.Config, db *mongo.Database, log *slog.Logger) (*artifacts.Store, error) {
+func artifactStore(ctx context.Context, cfg config.Config, db *mongo.Database, log *slog.Logger) (*artifacts.Store, *objstore.Store, error) {
 	if !cfg.S3.Enabled() {
 		log.Info("artifacts go to MongoDB GridFS (no AIGW_S3_ENDPOINT)")
-		return artifacts.New(db, cfg.ArtifactLimit), nil
+		return artifacts.New(db, cfg.ArtifactLimit), nil, nil
 	}
 	obj, err := objstore.New(cfg.S3)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := obj.EnsureBucket(bctx); err != nil {
 		if !objstore.IsUnavailable(err) {
-			return nil, err
+			return nil, nil, err
 		}
 		log.Warn("object store unavailable at start; artifacts will be retried", "endpoint", cfg.S3.Endpoint, "err", err)
 	}
@@ -185,5 +188,5 @@ func artifactStore(ctx context.Context, cfg config.Config, db *mongo.Database, l
 	}
 	arts.Log = log
 	log.Info("artifacts go to the object store", "endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
-	return arts, nil
+	return arts, obj, nil
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
@@ -66,6 +68,9 @@ type Config struct {
 	// S3 is the object store artifacts go to (AIGW_S3_*); without an
 	// endpoint they go to MongoDB GridFS.
 	S3 objstore.Config
+	// URLAllowedNets are the non-public networks input file URLs may reach
+	// (AIGW_WEBHOOK_ALLOWED_NETS, as for the router; default none).
+	URLAllowedNets []netip.Prefix
 
 	// Queue is the queue's shared configuration (AIGW_QUEUE_SHARDS), with Lease.
 	Queue queue.Config
@@ -113,6 +118,7 @@ func Read(r *envconf.Reader, hostname func() (string, error)) Config {
 		ArtifactRetry: r.Duration("AIGW_ARTIFACT_RETRY", 2*time.Minute, 0, 0),
 		S3:            objstore.ReadConfig(r),
 	}
+	c.URLAllowedNets = envconf.ParseNamed(r, egress.AllowedNetsEnv, nil, egress.ParseAllowedNets)
 	if c.Pool != "" {
 		if err := queue.ValidatePool(c.Pool); err != nil {
 			r.Failf("AIGW_POOL", "%v", err)
