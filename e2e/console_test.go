@@ -373,8 +373,17 @@ func TestConsole(t *testing.T) {
 	testwait.Eventually(t, 30*time.Second, func() bool {
 		var j jobView
 		s.api("GET", "/v1/jobs/"+doomed.ID, nil, &j)
-		return j.Attempt == 2
-	}, "the redriven job's second attempt")
+		return j.Attempt == 2 && j.State == "failed"
+	}, "the redriven job's second attempt, timed out too")
+	// Retry from its page: a third attempt.
+	p.open("#/jobs/"+doomed.ID, `#job-state [data-state="failed"]`)
+	p.run("retry", 30*time.Second, chromedp.Click(chromedp.CSS("#job-retry")), chromedp.WaitVisible(chromedp.CSS("#job-notice")),
+		chromedp.WaitNotVisible(chromedp.CSS("#job-retry")))
+	testwait.Eventually(t, 30*time.Second, func() bool {
+		var j jobView
+		s.api("GET", "/v1/jobs/"+doomed.ID, nil, &j)
+		return j.Attempt == 3
+	}, "the retried job's third attempt")
 	p.open("#/admin", `#clients-table tr[data-client="`+clientID+`"]`)
 	p.run("create a client", 15*time.Second,
 		chromedp.SendKeys(chromedp.CSS("#new-client-name"), "from-the-console"), chromedp.SendKeys(chromedp.CSS("#new-client-tenant"), "initech"),
