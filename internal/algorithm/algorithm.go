@@ -68,12 +68,58 @@ type Definition struct {
 	Env map[string]string `json:"env,omitempty" bson:"env,omitempty"`
 	// Limits hold the algorithm's own limits, over the worker's defaults.
 	Limits Limits `json:"limits,omitzero" bson:"limits,omitempty"`
+	// Assets are files every run needs (model weights, datasets): a worker
+	// downloads each once into its content-addressed cache and shares it,
+	// read-only, with every run (AIGW_ASSET_<NAME> is its path).
+	Assets []Asset `json:"assets,omitempty" bson:"assets,omitempty"`
 	// InputSchema is a JSON Schema (draft 2020-12 unless $schema says otherwise)
 	// that every job's input must satisfy.
 	InputSchema json.RawMessage `json:"input_schema,omitempty" bson:"input_schema,omitempty"`
 
 	CreatedAt time.Time `json:"created_at" bson:"created_at"`
 	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// Asset is a file an algorithm needs, named by its content.
+type Asset struct {
+	// Name is how the run finds it: AIGW_ASSET_<NAME> (upper case, '-' and
+	// '.' as '_'); letters, digits, '_', '-', '.'.
+	Name string `json:"name" bson:"name"`
+	// URL is where a worker downloads it (http or https).
+	URL string `json:"url" bson:"url"`
+	// SHA256 (hex) and Size (bytes) are what the download must be.
+	SHA256 string `json:"sha256" bson:"sha256"`
+	Size   int64  `json:"size" bson:"size"`
+}
+
+// AssetEnv is the variable that holds an asset's path in a run.
+func AssetEnv(name string) string {
+	return "AIGW_ASSET_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
+
+var (
+	assetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	sha256RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+func (d *Definition) validateAssets(bad func(string, ...any) error) error {
+	seen := map[string]bool{}
+	for i, a := range d.Assets {
+		switch {
+		case !assetNameRE.MatchString(a.Name):
+			return bad("assets[%d].name %q: use 1-64 letters, digits, '_', '-' or '.'", i, a.Name)
+		case seen[AssetEnv(a.Name)]:
+			return bad("assets[%d].name %q: two assets would share %s", i, a.Name, AssetEnv(a.Name))
+		case !strings.HasPrefix(a.URL, "https://") && !strings.HasPrefix(a.URL, "http://"):
+			return bad("assets[%d].url %q: want an http(s) URL", i, a.URL)
+		case !sha256RE.MatchString(a.SHA256):
+			return bad("assets[%d].sha256: want 64 lowercase hex digits", i)
+		case a.Size <= 0:
+			return bad("assets[%d].size: want the file's size in bytes", i)
+		}
+		seen[AssetEnv(a.Name)] = true
+	}
+	return nil
 }
 
 // MaxArtifactBytes is the most limits.artifact_bytes may be (1 TiB).
@@ -199,6 +245,9 @@ func (d *Definition) Validate() error {
 		return bad("max_retries must be 0-%d", MaxRetriesLimit)
 	case d.Limits.ArtifactBytes < 0 || d.Limits.ArtifactBytes > MaxArtifactBytes:
 		return bad("limits.artifact_bytes must be 0 (the worker's default) to %d", int64(MaxArtifactBytes))
+	}
+	if err := d.validateAssets(bad); err != nil {
+		return err
 	}
 	for k := range d.Env {
 		if !envRE.MatchString(k) || strings.HasPrefix(k, "AIGW_") {

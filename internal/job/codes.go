@@ -13,6 +13,7 @@ const (
 	CodeStopped    = "stopped"             // stopped from outside (cancel, lost lease, shutdown)
 	CodeArtifact   = "artifact_error"      // the run's files could not be stored: retried
 	CodeNotAllowed = "command_not_allowed" // the program is outside the allowed directories: not retried
+	CodeAsset      = "asset_error"         // an algorithm's asset could not be had (download, budget, disk): retried unless it is not what its definition says
 	CodeInput      = "input_error"         // an input file could not be fetched or is not what its reference says: retried only when its source did not answer
 
 	// Given by the lifecycle itself.

@@ -23,6 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/assetcache"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gang"
 	"github.com/aigw/aigw/worker/internal/inputs"
@@ -48,7 +49,9 @@ type Deps struct {
 	Registry   *registry.Registry
 	Artifacts  *artifacts.Store
 	// Inputs, when set, fetches the files inputs refer to ({"$file": …}).
-	Inputs  *inputs.Fetcher
+	Inputs *inputs.Fetcher
+	// Assets, when set, is the cache of the algorithms' assets.
+	Assets  *assetcache.Cache
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	// OnStart, if set, is called when a run's process has started, with the

@@ -288,7 +288,7 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 			}
 		}
 	}
-	input, cleanup, failed := a.fetchInputs(ctx, j, hooks.Progress)
+	input, env, cleanup, failed := a.prepareRun(ctx, j, def, env, hooks.Progress)
 	defer cleanup()
 	if failed != nil {
 		if dp != nil {

@@ -26,6 +26,8 @@ import (
 	"github.com/aigw/aigw/internal/testlog"
 	"github.com/aigw/aigw/internal/uploads"
 	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/assetcache"
+	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/inputs"
 	"github.com/aigw/aigw/worker/internal/metrics"
 )
@@ -62,7 +64,7 @@ func hexSum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(
 // the test's own and fetches input files from it and through client
 // (default: the egress guard's, public addresses only); it returns the
 // worker's work directory too.
-func dataWorker(t *testing.T, client *http.Client) (*bundle, *objstore.Store, string) {
+func dataWorker(t *testing.T, client *http.Client, cache ...*assetcache.Cache) (*bundle, *objstore.Store, string) {
 	b := setup(t)
 	obj, _ := objstoretest.Store(t)
 	b.arts = artifacts.NewObjects(obj, 1<<20)
@@ -73,21 +75,7 @@ func dataWorker(t *testing.T, client *http.Client) (*bundle, *objstore.Store, st
 		client = egress.NewGuard(nil).Client()
 	}
 	b.algo("sha256", []string{"aigw-sha256"}, 2, nil)
-	a, err := New(cfg, Deps{Redis: b.rdb, Queue: b.q, Jobs: b.jobs, Algorithms: b.algos, Events: b.ev,
-		Registry: b.reg, Artifacts: b.arts, Inputs: &inputs.Fetcher{Store: obj, HTTP: client},
-		Metrics: metrics.New(), Log: testlog.AtLevel(t, slog.LevelInfo)}, nil, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
+	startWorker(t, b, cfg, first(cache), &inputs.Fetcher{Store: obj, HTTP: client})
 	return b, obj, cfg.WorkDir
 }
 
@@ -188,6 +176,34 @@ func TestInputURLFetched(t *testing.T) {
 	if !strings.Contains(string(j.Output), hexSum(data)) || !strings.Contains(string(j.Output), `"1-m.bin"`) {
 		t.Fatalf("output %s", j.Output)
 	}
+}
+
+// startWorker runs an agent of b with cfg, an asset cache and an input
+// fetcher (either may be nil) until the test ends.
+func startWorker(t *testing.T, b *bundle, cfg config.Config, cache *assetcache.Cache, fetcher *inputs.Fetcher) {
+	t.Helper()
+	a, err := New(cfg, Deps{Redis: b.rdb, Queue: b.q, Jobs: b.jobs, Algorithms: b.algos, Events: b.ev,
+		Registry: b.reg, Artifacts: b.arts, Inputs: fetcher, Assets: cache,
+		Metrics: metrics.New(), Log: testlog.AtLevel(t, slog.LevelInfo)}, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+}
+
+func first(c []*assetcache.Cache) *assetcache.Cache {
+	if len(c) == 0 {
+		return nil
+	}
+	return c[0]
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }

@@ -8,12 +8,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -31,6 +34,7 @@ import (
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/worker/agent"
 	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/assetcache"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gpu"
 	"github.com/aigw/aigw/worker/internal/inputs"
@@ -134,10 +138,19 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	}
 	arts.Defs = defs
 	fetcher := &inputs.Fetcher{Store: obj, HTTP: egress.NewGuard(cfg.URLAllowedNets).Client()}
+	cacheDir := cfg.CacheDir
+	if cacheDir == "" {
+		cacheDir = filepath.Join(cmp.Or(cfg.WorkDir, os.TempDir()), "aigw-assets")
+	}
+	cache, err := assetcache.New(cacheDir, cfg.CacheBytes, &http.Client{Transport: http.DefaultTransport})
+	if err != nil {
+		return fmt.Errorf("asset cache: %w", err)
+	}
+	m.Registry.MustRegister(cache.Collectors()...)
 	a, err := agent.New(cfg, agent.Deps{
 		Redis: rdb, Queue: queue.New(rdb, cfg.Queue), Jobs: jobs,
 		Algorithms: defs, Events: events.New(rdb, events.Config{}),
-		Registry: registry.New(rdb), Artifacts: arts, Inputs: fetcher, Metrics: m, Log: log,
+		Registry: registry.New(rdb), Artifacts: arts, Inputs: fetcher, Assets: cache, Metrics: m, Log: log,
 	}, gpus, version)
 	if err != nil {
 		return err

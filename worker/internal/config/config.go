@@ -68,6 +68,10 @@ type Config struct {
 	// S3 is the object store artifacts go to (AIGW_S3_*); without an
 	// endpoint they go to MongoDB GridFS.
 	S3 objstore.Config
+	// CacheDir (AIGW_CACHE_DIR, default <work dir>/aigw-assets) holds the
+	// asset cache; CacheBytes (AIGW_CACHE_BYTES, default 10 GiB) is its budget.
+	CacheDir   string
+	CacheBytes int64
 	// URLAllowedNets are the non-public networks input file URLs may reach
 	// (AIGW_WEBHOOK_ALLOWED_NETS, as for the router; default none).
 	URLAllowedNets []netip.Prefix
@@ -119,6 +123,8 @@ func Read(r *envconf.Reader, hostname func() (string, error)) Config {
 		S3:            objstore.ReadConfig(r),
 	}
 	c.URLAllowedNets = envconf.ParseNamed(r, egress.AllowedNetsEnv, nil, egress.ParseAllowedNets)
+	c.CacheDir = r.String("AIGW_CACHE_DIR", "")
+	c.CacheBytes = size(r, "AIGW_CACHE_BYTES", 10<<30)
 	if c.Pool != "" {
 		if err := queue.ValidatePool(c.Pool); err != nil {
 			r.Failf("AIGW_POOL", "%v", err)
