@@ -39,7 +39,7 @@ func (a *Agent) warmProcess(ctx context.Context, d queue.Delivery, j *job.Job, d
 	if def.Runtime.Type != algorithm.Serve {
 		return nil, true
 	}
-	l, err := a.runner.Acquire(ctx, def, gpus)
+	l, err := a.runner.Acquire(ctx, def, gpus, nil)
 	if err == nil {
 		if l.Cold > 0 {
 			a.d.Metrics.ColdStarts.WithLabelValues(def.Name).Inc()

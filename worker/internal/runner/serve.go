@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -92,8 +93,11 @@ func (l *Lease) Release() {
 // starting). While the group is backing off after a failed set-up or a crash
 // it answers a *NotReadyError at once; a failed set-up while waiting answers
 // one too. Stopping ctx stops the wait.
-func (r *Runner) Acquire(ctx context.Context, def *algorithm.Definition, gpus []int) (*Lease, error) {
-	return r.servePool().acquire(ctx, def, gpus)
+//
+// env is the process's own environment, fixed for its life and part of what
+// it is (e.g. the paths of the algorithm's assets, AIGW_ASSET_<NAME>).
+func (r *Runner) Acquire(ctx context.Context, def *algorithm.Definition, gpus []int, env map[string]string) (*Lease, error) {
+	return r.servePool().acquire(ctx, def, gpus, env)
 }
 
 // IdleGPUSets returns the GPU sets of def's idle warm processes (a job
@@ -130,7 +134,7 @@ func (r *Runner) KeepWarm(def *algorithm.Definition, sets [][]int) {
 		}
 	}
 	for _, s := range sets {
-		pl.group(def, s).want++
+		pl.group(def, s, nil).want++
 	}
 	pl.tend(time.Now())
 }
@@ -191,12 +195,34 @@ func defKey(def *algorithm.Definition) string {
 	return def.Name + "@" + def.Version + "#" + strconv.FormatInt(def.UpdatedAt.UnixNano(), 36) + "|"
 }
 
-func groupKey(def *algorithm.Definition, gpus []int) string {
+func groupKey(def *algorithm.Definition, gpus []int, env map[string]string) string {
 	parts := make([]string, len(gpus))
 	for i, g := range gpus {
 		parts[i] = strconv.Itoa(g)
 	}
-	return defKey(def) + strings.Join(parts, ",")
+	key := defKey(def) + strings.Join(parts, ",")
+	if len(env) > 0 {
+		key += "|" + strings.Join(envList(maps.Clone(env), nil), "\x00")
+	}
+	return key
+}
+
+// processEnv splits a spec's environment: the variables a warm process is
+// started with (AIGW_ASSET_<NAME>, the same for every job of its algorithm)
+// and the rest, which only a process of the job's own can take (a gang
+// member's rank).
+func processEnv(env map[string]string) (proc, run map[string]string) {
+	for k, v := range env {
+		m := &run
+		if strings.HasPrefix(k, "AIGW_ASSET_") {
+			m = &proc
+		}
+		if *m == nil {
+			*m = map[string]string{}
+		}
+		(*m)[k] = v
+	}
+	return proc, run
 }
 
 // pool holds a runner's warm processes.
@@ -214,8 +240,9 @@ type group struct {
 	key      string
 	def      *algorithm.Definition
 	gpus     []int
-	idle     []*proc // ready, no job; the most recently used last
-	live     int     // ready processes, idle or busy
+	env      map[string]string // the processes' own environment (Acquire)
+	idle     []*proc           // ready, no job; the most recently used last
+	live     int               // ready processes, idle or busy
 	starting int
 	waiters  []*waiter
 	want     int // min_warm processes asked for by KeepWarm
@@ -275,24 +302,24 @@ func newPool(r *Runner) *pool {
 }
 
 // group returns (making it) the group of def on gpus; mu held.
-func (pl *pool) group(def *algorithm.Definition, gpus []int) *group {
-	key := groupKey(def, gpus)
+func (pl *pool) group(def *algorithm.Definition, gpus []int, env map[string]string) *group {
+	key := groupKey(def, gpus, env)
 	g := pl.groups[key]
 	if g == nil {
-		g = &group{key: key, def: def, gpus: slices.Clone(gpus)}
+		g = &group{key: key, def: def, gpus: slices.Clone(gpus), env: maps.Clone(env)}
 		pl.groups[key] = g
 	}
 	return g
 }
 
-func (pl *pool) acquire(ctx context.Context, def *algorithm.Definition, gpus []int) (*Lease, error) {
+func (pl *pool) acquire(ctx context.Context, def *algorithm.Definition, gpus []int, env map[string]string) (*Lease, error) {
 	t0 := time.Now()
 	pl.mu.Lock()
 	if pl.closed {
 		pl.mu.Unlock()
 		return nil, ErrClosed
 	}
-	g := pl.group(def, gpus)
+	g := pl.group(def, gpus, env)
 	if n := len(g.idle); n > 0 {
 		p := g.idle[n-1]
 		g.idle = g.idle[:n-1]
@@ -657,6 +684,7 @@ func (pl *pool) spawn(g *group, extra map[string]string) (*proc, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	maps.Copy(env, g.env)
 	cmd, err := r.start(prog, g.def.Runtime.Command[1:], cwd, dir, envList(env, extra), pp)
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -911,17 +939,24 @@ func (jr *jobRun) close() {
 }
 
 // runServe runs s on a warm process: s.Lease's, else one Acquire waits for.
-// A spec with its own environment (a gang member's rank) gets a process of
-// its own, stopped after the job.
+// A spec with an environment of its own (a gang member's rank) gets a
+// process of its own, stopped after the job; a lease whose process was
+// started without the spec's process environment (see processEnv) is
+// handed back for one that was.
 func (r *Runner) runServe(ctx context.Context, s Spec, h Hooks) Result {
 	pl := r.servePool()
-	if len(s.Env) > 0 {
+	procEnv, runEnv := processEnv(s.Env)
+	if len(runEnv) > 0 {
 		return pl.runOnce(ctx, s, h)
 	}
 	l := s.Lease
+	if l != nil && !maps.Equal(l.p.g.env, procEnv) {
+		l.Release()
+		l = nil
+	}
 	if l == nil {
 		var err error
-		if l, err = pl.acquire(ctx, s.Def, s.GPUs); err != nil {
+		if l, err = pl.acquire(ctx, s.Def, s.GPUs, procEnv); err != nil {
 			if ctx.Err() != nil {
 				return Result{Err: failure(CodeStopped, "stopped: %v", context.Cause(ctx))}
 			}
@@ -937,7 +972,7 @@ func (r *Runner) runServe(ctx context.Context, s Spec, h Hooks) Result {
 
 // runOnce runs s on a process started for it alone.
 func (pl *pool) runOnce(ctx context.Context, s Spec, h Hooks) Result {
-	g := &group{key: groupKey(s.Def, s.GPUs), def: s.Def, gpus: slices.Clone(s.GPUs)}
+	g := &group{key: groupKey(s.Def, s.GPUs, nil), def: s.Def, gpus: slices.Clone(s.GPUs)}
 	p, setup, err := pl.spawnReady(g, s.Env)
 	if err != nil {
 		if p != nil {

@@ -175,7 +175,7 @@ func TestServeSetupTimeout(t *testing.T) {
 	r, pids := serveRunner(t)
 	def := serveDef(pids, func(rt *algorithm.Runtime) { rt.SetupTimeoutMS = 300 }, "hang")
 	t0 := time.Now()
-	_, err := r.Acquire(context.Background(), def, nil)
+	_, err := r.Acquire(context.Background(), def, nil, nil)
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || !strings.Contains(nr.Reason, "set-up did not finish within runtime.setup_timeout_ms (300ms)") {
 		t.Fatalf("acquire: %v", err)
@@ -188,7 +188,7 @@ func TestServeSetupTimeout(t *testing.T) {
 		t.Fatalf("starts %v", ps)
 	}
 	pidGone(t, ps[0])
-	if _, err := r.Acquire(context.Background(), def, nil); !errors.As(err, &nr) || time.Until(nr.RetryAt) <= 0 {
+	if _, err := r.Acquire(context.Background(), def, nil, nil); !errors.As(err, &nr) || time.Until(nr.RetryAt) <= 0 {
 		t.Fatalf("acquire during the backoff: %v", err)
 	}
 	if ps := starts(t, pids); len(ps) != 1 {
@@ -208,7 +208,7 @@ func TestServeCrashAtSetupBacksOff(t *testing.T) {
 	tries := 0
 	for time.Now().Before(end) {
 		tries++
-		_, err := r.Acquire(context.Background(), def, nil)
+		_, err := r.Acquire(context.Background(), def, nil, nil)
 		var nr *NotReadyError
 		if !errors.As(err, &nr) {
 			t.Fatalf("acquire: %v", err)
@@ -246,7 +246,7 @@ func TestServeGarbage(t *testing.T) {
 	if next.PID == first.PID || next.Jobs != 1 {
 		t.Fatalf("after garbage the job ran on %+v (first process %d)", next, first.PID)
 	}
-	_, err := r.Acquire(context.Background(), serveDef(pids, nil, "garbage"), nil)
+	_, err := r.Acquire(context.Background(), serveDef(pids, nil, "garbage"), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "during set-up") || !strings.Contains(err.Error(), "loading... 50%") {
 		t.Fatalf("garbage at set-up: %v", err)
 	}
@@ -312,7 +312,7 @@ func TestServeCrashTimeoutAndError(t *testing.T) {
 		t.Fatalf("crash: %+v", res.Err)
 	}
 	var nr *NotReadyError
-	if _, err := r.Acquire(context.Background(), def, nil); !errors.As(err, &nr) {
+	if _, err := r.Acquire(context.Background(), def, nil, nil); !errors.As(err, &nr) {
 		t.Fatalf("acquire right after a crash: %v", err)
 	}
 	time.Sleep(time.Until(nr.RetryAt))
@@ -402,4 +402,38 @@ func TestServeEvictsIdleProcessesFromItsGPUs(t *testing.T) {
 	if len(r.IdleGPUSets(a)) != 0 {
 		t.Fatalf("idle sets of the evicted algorithm: %v", r.IdleGPUSets(a))
 	}
+}
+
+// A spec's asset paths are its process's environment: jobs with the same
+// ones share a warm process, a lease on a process without them is handed
+// back for one with them, and any other variable gets a process of its own.
+func TestServeProcessEnvironment(t *testing.T) {
+	t.Parallel()
+	r, pids := serveRunner(t)
+	def := serveDef(pids, nil)
+	def.Runtime.Command = []string{"servetest"}
+	plain, err := r.Acquire(context.Background(), def, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serveSpec(def, "j1", `{}`)
+	s.Env, s.Lease = map[string]string{"AIGW_ASSET_WEIGHTS": "/cache/ab12"}, plain
+	one := r.Run(context.Background(), s, Hooks{})
+	one.RemoveDir()
+	if one.PID == plain.PID() || one.ColdStart == 0 {
+		t.Fatalf("the job ran on pid %d (the lease's %d) with cold start %s", one.PID, plain.PID(), one.ColdStart)
+	}
+	s.JobID, s.Lease = "j2", nil
+	two := r.Run(context.Background(), s, Hooks{})
+	two.RemoveDir()
+	if two.PID != one.PID || two.ColdStart != 0 {
+		t.Fatalf("second job with the same assets on pid %d (want %d), cold start %s", two.PID, one.PID, two.ColdStart)
+	}
+	s.JobID, s.Env = "j3", map[string]string{"AIGW_ASSET_WEIGHTS": "/cache/ab12", "RANK": "1"}
+	three := r.Run(context.Background(), s, Hooks{})
+	three.RemoveDir()
+	if three.PID == one.PID || three.PID == plain.PID() {
+		t.Fatal("a job with a rank ran on a shared process")
+	}
+	pidGone(t, three.PID)
 }
