@@ -73,7 +73,7 @@ secret() { # secret NAME VALUE: write once
 }
 
 cmd_up() {
-	for b in aigw-gateway aigw-stack aigw-worker auth router orchestrator console aigw-echo; do
+	for b in aigw-gateway aigw-stack aigw-worker auth router orchestrator executors console aigw-echo; do
 		[[ -x "$BIN/$b" ]] || die "bin/$b missing: run make build (make up does)"
 	done
 	"$SCRIPTS/services.sh" up
@@ -125,6 +125,7 @@ cmd_up() {
 		echo "# aigw on this machine (written by make up)"
 		echo "AIGW_URL=$GATEWAY/function/router"
 		echo "AIGW_AUTH_URL=$GATEWAY/function/auth"
+		echo "AIGW_EXECUTORS_URL=$GATEWAY/function/executors"
 		echo "AIGW_GATEWAY=$GATEWAY"
 		cat "$STATE/demo-client.env"
 		echo "AIGW_GATEWAY_USER=$user"
@@ -133,10 +134,11 @@ cmd_up() {
 	chmod 600 "$demo"
 	wait_http "$GATEWAY/function/router/_/health" "the router"
 	wait_http "$GATEWAY/function/console/_/health" "the console"
+	wait_http "$GATEWAY/function/executors/_/health" "the executors function"
 
 	cat <<EOS
 
-aigw is up: gateway $GATEWAY, functions auth, router, orchestrator, console; workers ${WORKERS[*]}.
+aigw is up: gateway $GATEWAY, functions auth, router, orchestrator, executors, console; workers ${WORKERS[*]}.
 
 Web console: $GATEWAY/function/console/
   sign in with AIGW_CLIENT_ID / AIGW_CLIENT_SECRET from .aigw/demo.env (tenant demo),

@@ -40,13 +40,19 @@ type GPU struct {
 	Busy bool `json:"busy"`
 }
 
+// KindExecutor marks a remote executor's entry (Worker.Kind).
+const KindExecutor = "executor"
+
 // Worker is what a worker advertises.
 type Worker struct {
-	Node    string            `json:"node"`
-	Pool    string            `json:"pool"`
-	Version string            `json:"version"`
-	Addr    string            `json:"addr,omitempty"`
-	Labels  map[string]string `json:"labels,omitempty"`
+	Node    string `json:"node"`
+	Pool    string `json:"pool"`
+	Version string `json:"version"`
+	Addr    string `json:"addr,omitempty"`
+	// Kind is KindExecutor for a remote executor (the executors function
+	// writes its entry); empty for a worker agent.
+	Kind   string            `json:"kind,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
 	// Slots is how many runs the worker takes at once; SlotsBusy how many run.
 	Slots     int      `json:"slots"`
 	SlotsBusy int      `json:"slots_busy"`

@@ -55,6 +55,7 @@ func TestStackYML(t *testing.T) {
 		"auth":         {"aigw-mongo-uri", "aigw-jwt-signing-key", "aigw-admin-token"},
 		"router":       {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"},
 		"orchestrator": {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token"},
+		"executors":    {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token"},
 		"console":      nil, // it holds no secret: every action goes through the public API
 	}
 	if len(s.Functions) != len(wantSecrets) {
