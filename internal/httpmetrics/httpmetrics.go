@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -44,7 +45,24 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// series caches the label handles per method, route and code (a bounded
+	// set: routes are patterns, methods and codes few).
+	series sync.Map // seriesKey → *series
 }
+
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// routeContexts recycles the chi route contexts the middleware hands to the
+// routers, as chi's own Mux does.
+var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 
 // New registers the HTTP instruments with reg; on a registry that has them
 // already (a second server of the same process) it shares them.
@@ -105,24 +123,48 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		ctx := r.Context()
 		rctx := chi.RouteContext(ctx)
 		if rctx == nil {
-			rctx = chi.NewRouteContext()
+			rctx = routeContexts.Get().(*chi.Context)
+			rctx.Reset()
+			defer routeContexts.Put(rctx)
 			ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx)
 		}
 		r = r.WithContext(ctx) // a copy: the pattern read below is its own
 		r.Pattern = ""
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
+			// A handler that panics (http.ErrAbortHandler included) answered
+			// what it wrote, or a 500 the server sends by closing.
+			p := recover()
+			if p != nil && sw.status == 0 {
+				sw.status = http.StatusInternalServerError
+			}
+			defer func() {
+				if p != nil {
+					panic(p)
+				}
+			}()
 			// The standard mux sets r.Pattern on the request it is given.
 			route := rctx.RoutePattern()
 			if route == "" {
 				route = stdPattern(r.Pattern)
 			}
-			method := methodLabel(r.Method)
-			m.requests.WithLabelValues(method, route, strconv.Itoa(sw.code())).Inc()
-			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+			s := m.seriesOf(seriesKey{methodLabel(r.Method), route, sw.code()})
+			s.requests.Inc()
+			s.duration.Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+func (m *Metrics) seriesOf(k seriesKey) *series {
+	if v, ok := m.series.Load(k); ok {
+		return v.(*series)
+	}
+	v, _ := m.series.LoadOrStore(k, &series{
+		requests: m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(k.code)),
+		duration: m.duration.WithLabelValues(k.method, k.route),
+	})
+	return v.(*series)
 }
 
 // stdPattern is an http.ServeMux pattern without its method and host.

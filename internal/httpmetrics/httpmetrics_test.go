@@ -174,3 +174,15 @@ func TestNewSharesInstrumentsOnARegistryThatHasThem(t *testing.T) {
 		}
 	}
 }
+
+// A handler that panics is counted (as a 500 when it wrote nothing) and the
+// panic goes on to the server, which closes the connection.
+func TestPanicsAreCountedAndPassedOn(t *testing.T) {
+	r := chi.NewRouter()
+	r.Get("/boom/{id}", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
+	base, scrape := serve(t, r)
+	if _, err := http.Get(base + "/boom/1"); err == nil {
+		t.Fatal("the server answered a panicking handler")
+	}
+	wantCount(t, scrape(), 1, "route", "/boom/{id}", "code", "500")
+}
