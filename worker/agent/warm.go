@@ -36,8 +36,8 @@ func (a *Agent) serveEvents() runner.ServeEvents {
 // for other runtimes). When there is none it settles the delivery itself
 // and reports false. j is the job's record when the caller has read it.
 func (a *Agent) warmProcess(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition, gpus []int) (*runner.Lease, bool) {
-	if def.Runtime.Type != algorithm.Serve {
-		return nil, true
+	if def.Runtime.Type != algorithm.Serve || runner.Refused(def) != nil {
+		return nil, true // a refused program fails the attempt, as an exec one does
 	}
 	l, err := a.runner.Acquire(ctx, def, gpus, nil)
 	if err == nil {

@@ -100,6 +100,23 @@ func (r *Runner) Acquire(ctx context.Context, def *algorithm.Definition, gpus []
 	return r.servePool().acquire(ctx, def, gpus, env)
 }
 
+// Refused is the command_not_allowed failure of a definition whose program
+// or directory lies outside the worker's allowed places (see
+// algorithm.CheckProgram), nil otherwise: a job of it fails, as an exec one
+// does, and no process starts.
+func Refused(def *algorithm.Definition) *Failure {
+	if len(def.Runtime.Command) == 0 {
+		return failure(CodeRuntime, "runtime.command is empty")
+	}
+	if err := algorithm.CheckProgram(def.Runtime.Command[0]); err != nil {
+		return failure(CodeNotAllowed, "runtime.command[0]: %v", err)
+	}
+	if err := algorithm.CheckDir(def.Runtime.Dir); err != nil {
+		return failure(CodeNotAllowed, "runtime.dir: %v", err)
+	}
+	return nil
+}
+
 // IdleGPUSets returns the GPU sets of def's idle warm processes (a job
 // assigned one of them runs without a cold start).
 func (r *Runner) IdleGPUSets(def *algorithm.Definition) [][]int {
@@ -944,6 +961,9 @@ func (jr *jobRun) close() {
 // started without the spec's process environment (see processEnv) is
 // handed back for one that was.
 func (r *Runner) runServe(ctx context.Context, s Spec, h Hooks) Result {
+	if f := Refused(s.Def); f != nil {
+		return Result{Err: f}
+	}
 	pl := r.servePool()
 	procEnv, runEnv := processEnv(s.Env)
 	if len(runEnv) > 0 {

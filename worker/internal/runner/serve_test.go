@@ -437,3 +437,21 @@ func TestServeProcessEnvironment(t *testing.T) {
 	}
 	pidGone(t, three.PID)
 }
+
+// A serve definition whose program is not allowed fails its job
+// command_not_allowed, and no process starts.
+func TestServeRunsOnlyWhatTheOperatorInstalled(t *testing.T) {
+	t.Parallel()
+	r, pids := serveRunner(t)
+	for _, cmd := range [][]string{{"/bin/sh"}, {"../servetest"}} {
+		def := serveDef(pids, nil)
+		def.Runtime.Command = cmd
+		res := r.Run(context.Background(), serveSpec(def, "j1", `{}`), Hooks{})
+		if res.Err == nil || res.Err.Code != CodeNotAllowed || res.Err.Retryable {
+			t.Fatalf("%v: %+v", cmd, res.Err)
+		}
+	}
+	if ps := starts(t, pids); len(ps) != 0 {
+		t.Fatalf("processes started: %v", ps)
+	}
+}
