@@ -396,6 +396,10 @@ func TestConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#webhook-secrets [data-tenant="globex"] button`)),
 		p.poll("globex's webhook secret", `document.querySelector('#webhook-secrets [data-tenant="globex"] .mono').textContent.startsWith("whsec_")`,
 			10*time.Second))
+	p.run("a tenant without clients", 15*time.Second, chromedp.SendKeys(chromedp.CSS("#secret-tenant"), "hooli"),
+		chromedp.Click(chromedp.CSS(`#secret-lookup button`)), chromedp.Click(chromedp.CSS(`#webhook-secrets [data-tenant="hooli"] button`)),
+		p.poll("hooli's webhook secret", `document.querySelector('#webhook-secrets [data-tenant="hooli"] .mono').textContent.startsWith("whsec_")`,
+			10*time.Second))
 	p.shot("admin")
 	eval[bool](p, `(window.confirm = () => true, true)`) // confirm() answers yes
 	p.run("revoke", 15*time.Second, chromedp.Click(chromedp.CSS(`#clients-table tr[data-client="`+newID+`"] button.danger`)),
@@ -406,6 +410,13 @@ func TestConsole(t *testing.T) {
 	if code := do(t, req, nil); code != http.StatusUnauthorized {
 		t.Errorf("a revoked client's token request: %d, want 401", code)
 	}
+
+	// Signing out ends the session.
+	p.run("sign out", 15*time.Second, chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#page-signin")))
+	if cs := p.cookies(); len(cs) != 0 {
+		t.Errorf("cookies after signing out: %+v", cs)
+	}
+	p.open("#/admin", "#page-signin")
 }
 
 // attr reads an attribute of the first element matching sel.

@@ -78,6 +78,7 @@ func build(dir string) error {
 		"router":       "./functions/cmd/router",
 		"orchestrator": "./functions/cmd/orchestrator",
 		"console":      "./functions/cmd/console",
+		"executors":    "./functions/cmd/executors",
 		"aigw-echo":    "./algorithms/echo",
 		"aigw-kmeans":  "./algorithms/kmeans",
 		"aigw":         "./cmd/aigw",

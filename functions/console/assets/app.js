@@ -608,20 +608,31 @@ async function pageAdmin() {
             try { await api("DELETE", "auth/admin/clients/" + encodeURIComponent(c.client_id)); load(); } catch (e) { err.replaceChildren(errorBox(e)); }
           } }, "Revoke")))));
       const tenants = [...new Set(cs.map((c) => c.tenant))].sort();
-      secrets.replaceChildren(...(tenants.length ? tenants.map((t) => {
-        const out = h("span", { class: "mono" });
-        const fetchSecret = (method) => async () => {
-          try {
-            const s = await api(method, "orchestrator/admin/tenants/" + encodeURIComponent(t) + "/webhook-secret");
-            out.textContent = s.secret;
-          } catch (e) { out.replaceChildren(errorBox(e)); }
-        };
-        return h("div", { class: "row", dataset: { tenant: t } }, h("strong", {}, t),
-          h("button", { type: "button", class: "secondary", onclick: fetchSecret("GET") }, "Show"),
-          h("button", { type: "button", class: "secondary", onclick: () => { if (confirm("Rotate " + t + "'s webhook secret?")) fetchSecret("POST")(); } }, "Rotate"), out);
-      }) : [h("p", { class: "muted" }, "No tenants yet.")]));
+      secrets.replaceChildren(...tenants.map(secretRow), lookup);
     } catch (e) { if (e.status !== 401) err.replaceChildren(errorBox(e)); }
   }
+  // Any tenant's secret, also of one without clients.
+  const other = h("input", { id: "secret-tenant", placeholder: "tenant", size: 16 });
+  const lookup = h("form", { class: "row", id: "secret-lookup" }, other, h("button", { type: "submit", class: "secondary" }, "Look up"));
+  lookup.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const t = other.value.trim();
+    if (t && !secrets.querySelector('[data-tenant="' + CSS.escape(t) + '"]')) secrets.insertBefore(secretRow(t), lookup);
+    other.value = "";
+  });
+  function secretRow(t) {
+    const out = h("span", { class: "mono" });
+    const fetchSecret = (method) => async () => {
+      try {
+        const s = await api(method, "orchestrator/admin/tenants/" + encodeURIComponent(t) + "/webhook-secret");
+        out.textContent = s.secret;
+      } catch (e) { out.replaceChildren(errorBox(e)); }
+    };
+    return h("div", { class: "row", dataset: { tenant: t } }, h("strong", {}, t),
+      h("button", { type: "button", class: "secondary", onclick: fetchSecret("GET") }, "Show"),
+      h("button", { type: "button", class: "secondary", onclick: () => { if (confirm("Rotate " + t + "'s webhook secret?")) fetchSecret("POST")(); } }, "Rotate"), out);
+  }
+
   show(h("div", { id: "page-admin" }, h("h1", {}, "Admin"), err, form,
     h("section", { class: "card" }, h("h2", {}, "API clients"), h("table", { id: "clients-table" }, h("thead", {}, h("tr", {},
       h("th", {}, "Client id"), h("th", {}, "Name"), h("th", {}, "Tenant"), h("th", {}, "Scopes"), h("th", {}, "Created"), h("th", {}, ""))), tbody)),
