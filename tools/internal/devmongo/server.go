@@ -476,8 +476,8 @@ func (s *Server) exchange(pc *proxyConn, req message) ([]byte, error) {
 		}
 	}
 	if pinnedWrite {
-		// One writer at a time per database file, in arrival order
-		// (lanes.go: writeGate).
+		// At most writersPerDatabase writes per database file, in
+		// arrival order (lanes.go: writeGate).
 		release, err := s.writes.enter(db, s.closing)
 		if err != nil {
 			return nil, err
