@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aigw/aigw/bench/internal/benchdb"
 	"github.com/aigw/aigw/bench/internal/cyclebench"
 	"github.com/aigw/aigw/bench/internal/gatewaybench"
 	"github.com/aigw/aigw/bench/internal/queuebench"
@@ -53,6 +54,7 @@ func run() error {
 	gwRounds := flag.Int("gateway-rounds", 5, "gateway bench: direct, proxied round pairs per workload (figures are medians)")
 	apiFor := flag.Duration("api-for", 20*time.Second, "api bench: load time of each workload (submit, get)")
 	apiConc := flag.Int("api-concurrency", 16, "api bench: concurrent clients")
+	apiSync := flag.Int("api-sync-calls", 30, "api bench: synchronous echo calls (Prefer: wait) through the gateway, one at a time on an idle system (0: none)")
 	workerJobs := flag.Int("worker-jobs", 2000, "worker bench: no-op jobs per run (the issue's 10,000 take about 3 minutes a run on aigw-devmongo)")
 	workerCount := flag.Int("worker-workers", 2, "worker bench: in-process agents")
 	workerSlots := flag.Int("worker-slots", 8, "worker bench: slots per agent")
@@ -85,6 +87,9 @@ func run() error {
 		}
 	}
 	rep := &report.Report{}
+	if uri := os.Getenv("AIGW_MONGO_URI"); uri != "" && (benches["jobstore"] || benches["api"] || benches["worker"] || benches["gateway"] || benches["cycle"]) {
+		benchdb.Sweep(ctx, uri) // what killed runs left
+	}
 	if benches["queue"] {
 		addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
 		if err != nil {
@@ -160,7 +165,7 @@ func run() error {
 		fmt.Println()
 	}
 	if benches["api"] {
-		if err := runAPI(ctx, rep, *apiFor, *apiConc); err != nil {
+		if err := runAPI(ctx, rep, *apiFor, *apiConc, *apiSync); err != nil {
 			return err
 		}
 	}
@@ -276,7 +281,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // runAPI measures the public API through the router function on MongoDB and
 // Redis (issue 4): submits, then GET /v1/jobs/{id}, next to the queue-only
 // ceiling when the queue bench ran in the same invocation.
-func runAPI(ctx context.Context, rep *report.Report, d time.Duration, conc int) error {
+func runAPI(ctx context.Context, rep *report.Report, d time.Duration, conc, syncCalls int) error {
 	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
 	if err != nil {
 		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
@@ -301,8 +306,51 @@ func runAPI(ctx context.Context, rep *report.Report, d time.Duration, conc int) 
 	}
 	fmt.Printf("api: %d submits (%d errors), %d gets (%d errors), %s each, %d clients, %s, Redis %v\n",
 		res.Submit.Requests, res.Submit.Errors, res.Get.Requests, res.Get.Errors, d, conc, server, addrs)
+	if syncCalls > 0 {
+		if err := runAPISync(ctx, rep, syncCalls, server); err != nil {
+			return err
+		}
+	}
 	rep.Table(os.Stdout, "api", []string{"aigw"})
 	fmt.Println()
+	return nil
+}
+
+// runAPISync times echo jobs submitted with Prefer: wait through the gateway
+// to a worker, one at a time on an idle system (issue 12): the whole call and
+// where its time goes, from the job record's timestamps.
+func runAPISync(ctx context.Context, rep *report.Report, calls int, server string) error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := gatewaybench.FindRepoRoot(wd)
+	if err != nil {
+		return err
+	}
+	slog.Info("running", "bench", "api", "workload", "sync echo", "calls", calls)
+	res, err := gatewaybench.RunSync(ctx, gatewaybench.SyncConfig{RepoRoot: root, Calls: calls,
+		MongoURI: os.Getenv("AIGW_MONGO_URI"), RedisAddrs: os.Getenv("AIGW_REDIS_ADDRS"), Progress: os.Stdout})
+	if err != nil {
+		return fmt.Errorf("api bench, sync echo: %w", err)
+	}
+	what := fmt.Sprintf("median of %d calls one at a time, echo runtime %s, %s", res.Calls, res.Runtime, server)
+	rep.Add("api", "aigw", "idle_pickup_p50_ms", ms(res.Pickup), "ms (queued_at → started_at, "+what+")")
+	rep.Add("api", "aigw", "sync_echo_p50_ms", ms(res.Echo), "ms (POST …/jobs with Prefer: wait through the gateway → 200, "+what+")")
+	rep.Add("api", "aigw", "sync_echo_submit_p50_ms", ms(res.Submit), "ms (sent → queued_at: gateway, auth, router, record insert)")
+	rep.Add("api", "aigw", "sync_echo_run_p50_ms", ms(res.Run), "ms (started_at → finished_at: the run and its result recorded)")
+	rep.Add("api", "aigw", "sync_echo_reply_p50_ms", ms(res.Reply), "ms (finished_at → answer read: end event, record read, reply)")
+	for _, t := range []struct {
+		name   string
+		got    time.Duration
+		target float64
+	}{{"idle pick-up p50", res.Pickup, 5}, {"sync echo p50", res.Echo, 30}} {
+		verdict := "meets"
+		if ms(t.got) > t.target {
+			verdict = "misses"
+		}
+		fmt.Printf("%s %.1f ms %s the %.0f ms target\n", t.name, ms(t.got), verdict, t.target)
+	}
 	return nil
 }
 

@@ -41,6 +41,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/bench/internal/loadgen"
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
@@ -336,73 +337,143 @@ func setupEcho(ctx context.Context, cfg Config, dir string) ([]workload, func(),
 	return []workload{{name: "GET / (echo)", key: "echo", direct: directURL + "/", proxied: g.url + "/function/benchecho/"}}, cl.run, nil
 }
 
-// setupRouter: auth and router behind the gateway as make up runs them, a
-// second router process as the direct target, a client, a token, the echo
-// algorithm registered in a pool of this run and one job submitted to it.
-func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(), error) {
-	var cl cleanups
+// stack is the system as make up runs it, on a fresh MongoDB database and a
+// pool of its own: the gateway with the auth and router functions deployed
+// through the OpenFaaS API with their secrets, a client token (jobs:read,
+// jobs:write), and the echo algorithm registered in the pool with an operator
+// token.
+type stack struct {
+	g            *gateway
+	bin          string
+	db, pool     string
+	secrets      string // directory of the secrets' files
+	routerEnv    map[string]string
+	api          string      // the router through the gateway
+	hdr          http.Header // the client's Authorization
+	echo         *algorithm.Definition
+	secretValues map[string]string
+}
+
+// startStack builds the binaries (and extra packages) into dir/bin and starts
+// the stack; cl gets what undoes it.
+func startStack(ctx context.Context, cfg Config, dir string, cl *cleanups, extra ...string) (*stack, error) {
 	if cfg.MongoURI == "" || cfg.RedisAddrs == "" {
-		return nil, cl.run, errors.New("the router target needs AIGW_MONGO_URI and AIGW_REDIS_ADDRS (source scripts/env.sh)")
+		return nil, errors.New("the router target needs AIGW_MONGO_URI and AIGW_REDIS_ADDRS (source scripts/env.sh)")
 	}
-	bin := filepath.Join(dir, "bin")
-	if err := build(ctx, cfg.RepoRoot, bin, "./gateway/cmd/aigw-gateway", "./functions/cmd/auth", "./functions/cmd/router"); err != nil {
-		return nil, cl.run, err
+	st := &stack{bin: filepath.Join(dir, "bin")}
+	if err := build(ctx, cfg.RepoRoot, st.bin, append([]string{"./gateway/cmd/aigw-gateway", "./functions/cmd/auth", "./functions/cmd/router"}, extra...)...); err != nil {
+		return nil, err
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	db := "bench_gw_" + run
-	pool := "benchgw-" + run
-	cl.add(func() { dropDB(cfg.MongoURI, db) })
-	cl.add(func() { forgetPool(cfg.RedisAddrs, pool) })
+	st.db = "bench_gw_" + run
+	st.pool = "benchgw-" + run
+	cl.add(func() { dropDB(cfg.MongoURI, st.db) })
+	cl.add(func() { forgetPool(cfg.RedisAddrs, st.pool) })
 
 	// Secrets, as scripts/up.sh writes them.
-	secrets := filepath.Join(dir, "secrets")
-	if err := os.Mkdir(secrets, 0o700); err != nil {
-		return nil, cl.run, err
+	st.secrets = filepath.Join(dir, "secrets")
+	if err := os.Mkdir(st.secrets, 0o700); err != nil {
+		return nil, err
 	}
-	key, err := exec.CommandContext(ctx, filepath.Join(bin, "auth"), "genkey").Output()
+	key, err := exec.CommandContext(ctx, filepath.Join(st.bin, "auth"), "genkey").Output()
 	if err != nil {
-		return nil, cl.run, fmt.Errorf("auth genkey: %w", err)
+		return nil, fmt.Errorf("auth genkey: %w", err)
 	}
-	secretValues := map[string]string{
+	st.secretValues = map[string]string{
 		"aigw-jwt-signing-key": strings.TrimRight(string(key), "\n"),
 		"aigw-admin-token":     "bench-admin-" + run,
 		"aigw-mongo-uri":       cfg.MongoURI,
 		"aigw-redis-addrs":     cfg.RedisAddrs,
 		"aigw-redis-password":  os.Getenv("AIGW_REDIS_PASSWORD"),
 	}
-	for name, v := range secretValues {
-		if err := os.WriteFile(filepath.Join(secrets, name), []byte(v), 0o600); err != nil {
-			return nil, cl.run, err
+	for name, v := range st.secretValues {
+		if err := os.WriteFile(filepath.Join(st.secrets, name), []byte(v), 0o600); err != nil {
+			return nil, err
 		}
 	}
 
-	g, err := startGateway(ctx, dir, bin, &cl)
+	g, err := startGateway(ctx, dir, st.bin, cl)
 	if err != nil {
-		return nil, cl.run, err
+		return nil, err
 	}
-	for name, v := range secretValues {
+	st.g = g
+	for name, v := range st.secretValues {
 		if status, err := g.sdk.CreateSecret(ctx, types.Secret{Name: name, Value: v}); err != nil || status >= 300 {
-			return nil, cl.run, fmt.Errorf("secret %s: %d %v", name, status, err)
+			return nil, fmt.Errorf("secret %s: %d %v", name, status, err)
 		}
 	}
-	common := map[string]string{"AIGW_LOG_LEVEL": "info", "AIGW_ISSUER": "aigw", "AIGW_AUDIENCE": "aigw-api", "AIGW_MONGO_DB": db}
+	common := map[string]string{"AIGW_LOG_LEVEL": "info", "AIGW_ISSUER": "aigw", "AIGW_AUDIENCE": "aigw-api", "AIGW_MONGO_DB": st.db}
 	authEnv := maps(common, map[string]string{"AIGW_TOKEN_TTL": "1h"})
-	routerEnv := maps(common, map[string]string{
+	st.routerEnv = maps(common, map[string]string{
 		"AIGW_JWKS_URL":       g.url + "/function/auth/.well-known/jwks.json",
 		"AIGW_RATE_LIMIT_RPS": "0", // no rate limit in the bench
 	})
 	if err := g.deploy(ctx, types.FunctionDeployment{Service: "auth", Image: "ghcr.io/aigw/auth:bench",
 		Secrets: []string{"aigw-mongo-uri", "aigw-jwt-signing-key", "aigw-admin-token"}, EnvVars: authEnv}); err != nil {
-		return nil, cl.run, err
+		return nil, err
 	}
 	if err := g.deploy(ctx, types.FunctionDeployment{Service: "router", Image: "ghcr.io/aigw/router:bench",
-		Secrets: []string{"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"}, EnvVars: routerEnv}); err != nil {
-		return nil, cl.run, err
+		Secrets: []string{"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"}, EnvVars: st.routerEnv}); err != nil {
+		return nil, err
 	}
 	if err := g.waitReady(ctx, "auth", "/.well-known/jwks.json"); err != nil {
-		return nil, cl.run, err
+		return nil, err
 	}
 	if err := g.waitReady(ctx, "router", "/_/health"); err != nil {
+		return nil, err
+	}
+
+	// A client with every client scope, and its token.
+	cc := exec.CommandContext(ctx, filepath.Join(st.bin, "auth"), "create-client", "-name", "bench", "-tenant", "bench",
+		"-scopes", "jobs:read,jobs:write")
+	cc.Env = append(os.Environ(), "AIGW_MONGO_URI="+cfg.MongoURI, "AIGW_MONGO_DB="+st.db)
+	var stderr bytes.Buffer
+	cc.Stderr = &stderr
+	outb, err := cc.Output()
+	if err != nil {
+		return nil, fmt.Errorf("auth create-client: %w\n%s", err, stderr.Bytes())
+	}
+	creds := map[string]string{}
+	for _, line := range strings.Split(string(outb), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			creds[k] = v
+		}
+	}
+	token, err := getToken(ctx, g.url, creds["AIGW_CLIENT_ID"], creds["AIGW_CLIENT_SECRET"])
+	if err != nil {
+		return nil, err
+	}
+	st.hdr = http.Header{"Authorization": {"Bearer " + token}}
+
+	// The echo algorithm in this run's pool.
+	st.echo, err = algorithm.LoadFile(filepath.Join(cfg.RepoRoot, "algorithms", "echo", algorithm.DefinitionFile))
+	if err != nil {
+		return nil, err
+	}
+	st.echo.Pool = st.pool
+	st.api = g.url + "/function/router"
+	// Registering is an operator action: an operator token from the admin token.
+	var op struct {
+		AccessToken string `json:"access_token"`
+	}
+	if _, err := call(ctx, http.MethodPost, g.url+"/function/auth/admin/token", http.Header{"Authorization": {"Bearer " + st.secretValues["aigw-admin-token"]}},
+		nil, &op, http.StatusOK); err != nil {
+		return nil, fmt.Errorf("operator token: %w", err)
+	}
+	opHdr := http.Header{"Authorization": {"Bearer " + op.AccessToken}}
+	if _, err := call(ctx, http.MethodPut, st.api+"/v1/algorithms/echo", opHdr, st.echo, nil, http.StatusCreated, http.StatusOK); err != nil {
+		return nil, fmt.Errorf("registering echo: %w", err)
+	}
+	return st, nil
+}
+
+// setupRouter: the stack (see startStack), a second router process as the
+// direct target, and one job submitted to the echo algorithm, which no worker
+// serves.
+func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(), error) {
+	var cl cleanups
+	st, err := startStack(ctx, cfg, dir, &cl)
+	if err != nil {
 		return nil, cl.run, err
 	}
 
@@ -413,16 +484,16 @@ func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(
 	if err != nil {
 		return nil, cl.run, err
 	}
-	direct := exec.Command(filepath.Join(bin, "router"))
+	direct := exec.Command(filepath.Join(st.bin, "router"))
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ", "LANG", "USER"} {
 		if v, ok := os.LookupEnv(k); ok {
 			direct.Env = append(direct.Env, k+"="+v)
 		}
 	}
-	for k, v := range routerEnv {
+	for k, v := range st.routerEnv {
 		direct.Env = append(direct.Env, k+"="+v)
 	}
-	direct.Env = append(direct.Env, "AIGW_SECRETS_DIR="+secrets, "AIGW_FUNCTION_NAME=router", "PORT="+strconv.Itoa(port))
+	direct.Env = append(direct.Env, "AIGW_SECRETS_DIR="+st.secrets, "AIGW_FUNCTION_NAME=router", "PORT="+strconv.Itoa(port))
 	logf, err := os.Create(filepath.Join(dir, "direct-router.log"))
 	if err != nil {
 		return nil, cl.run, err
@@ -438,48 +509,9 @@ func setupRouter(ctx context.Context, cfg Config, dir string) ([]workload, func(
 		return nil, cl.run, fmt.Errorf("direct router: %w\n%s", err, b)
 	}
 
-	// A client with every client scope, and its token.
-	cc := exec.CommandContext(ctx, filepath.Join(bin, "auth"), "create-client", "-name", "bench", "-tenant", "bench",
-		"-scopes", "jobs:read,jobs:write")
-	cc.Env = append(os.Environ(), "AIGW_MONGO_URI="+cfg.MongoURI, "AIGW_MONGO_DB="+db)
-	var stderr bytes.Buffer
-	cc.Stderr = &stderr
-	outb, err := cc.Output()
-	if err != nil {
-		return nil, cl.run, fmt.Errorf("auth create-client: %w\n%s", err, stderr.Bytes())
-	}
-	creds := map[string]string{}
-	for _, line := range strings.Split(string(outb), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
-			creds[k] = v
-		}
-	}
-	token, err := getToken(ctx, g.url, creds["AIGW_CLIENT_ID"], creds["AIGW_CLIENT_SECRET"])
-	if err != nil {
-		return nil, cl.run, err
-	}
-	hdr := http.Header{"Authorization": {"Bearer " + token}}
-
-	// The echo algorithm in this run's pool (no worker serves it: the job stays
-	// queued, so GET /v1/jobs/{id} also asks Redis for its queue position).
-	def, err := algorithm.LoadFile(filepath.Join(cfg.RepoRoot, "algorithms", "echo", algorithm.DefinitionFile))
-	if err != nil {
-		return nil, cl.run, err
-	}
-	def.Pool = pool
-	api := g.url + "/function/router"
-	// Registering is an operator action: an operator token from the admin token.
-	var op struct {
-		AccessToken string `json:"access_token"`
-	}
-	if _, err := call(ctx, http.MethodPost, g.url+"/function/auth/admin/token", http.Header{"Authorization": {"Bearer " + secretValues["aigw-admin-token"]}},
-		nil, &op, http.StatusOK); err != nil {
-		return nil, cl.run, fmt.Errorf("operator token: %w", err)
-	}
-	opHdr := http.Header{"Authorization": {"Bearer " + op.AccessToken}}
-	if _, err := call(ctx, http.MethodPut, api+"/v1/algorithms/echo", opHdr, def, nil, http.StatusCreated, http.StatusOK); err != nil {
-		return nil, cl.run, fmt.Errorf("registering echo: %w", err)
-	}
+	// One job of echo (no worker serves it: the job stays queued, so GET
+	// /v1/jobs/{id} also asks Redis for its queue position).
+	hdr, api := st.hdr, st.api
 	var job struct {
 		ID string `json:"id"`
 	}
@@ -596,7 +628,7 @@ func forgetPool(addrs, pool string) {
 		return
 	}
 	defer func() { _ = rdb.Close() }()
-	_ = queue.New(rdb, queue.Config{}).Purge(ctx, pool)
+	_ = queue.New(rdb, queue.ConfigFromEnv(envconf.New(os.LookupEnv))).Purge(ctx, pool)
 	_ = registry.New(rdb).RemovePool(ctx, pool)
 }
 

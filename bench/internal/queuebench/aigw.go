@@ -3,11 +3,13 @@ package queuebench
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -30,7 +32,12 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	defer prodRdb.Close()
 	trips := &roundTrips{}
 	prodRdb.AddHook(trips)
-	qc := queue.Config{BlockSlice: 200 * time.Millisecond, Linger: cfg.Linger, EnqueuePipelines: cfg.EnqueuePipelines}
+	env := envconf.New(os.LookupEnv)
+	qc := queue.ConfigFromEnv(env) // the shard count every process of a deployment shares
+	if err := env.Err(); err != nil {
+		return res, err
+	}
+	qc.BlockSlice, qc.Linger, qc.EnqueuePipelines = 200*time.Millisecond, cfg.Linger, cfg.EnqueuePipelines
 	producerQ := queue.New(prodRdb, qc)
 	consumerQ := queue.New(srv.rdb, qc)
 

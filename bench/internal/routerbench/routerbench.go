@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/aigw/aigw/functions/router"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
@@ -61,7 +63,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer func() { _ = rdb.Close() }()
-	q := queue.New(rdb, queue.Config{})
+	env := envconf.New(os.LookupEnv)
+	qc := queue.ConfigFromEnv(env) // the router's own, as its function reads it
+	if err := env.Err(); err != nil {
+		return Result{}, err
+	}
+	q := queue.New(rdb, qc)
 	defer func() { _ = q.Purge(context.WithoutCancel(ctx), run) }()
 
 	key, jwks, err := newKey()
