@@ -11,6 +11,7 @@ import (
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/envconf"
 	"github.com/aigw/aigw/internal/fnserve"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
 )
@@ -30,6 +31,11 @@ type Config struct {
 	WebhookAllowedNets []netip.Prefix
 	// ReaperGrace is added to a job's execution timeout before it counts as lost (AIGW_REAPER_GRACE, default 30s).
 	ReaperGrace time.Duration
+	// Retention: AIGW_RETENTION (default 720h; 0 keeps finished jobs' data for
+	// ever) and AIGW_RETENTION_TENANTS (tenant=duration pairs).
+	Retention Retention
+	// S3 is the object store whose artifacts the purge deletes (AIGW_S3_*).
+	S3 objstore.Config
 	// ReconcileAge is how long a queued job may be missing from its stream before it
 	// is enqueued again (AIGW_RECONCILE_AGE, default 5s).
 	ReconcileAge time.Duration
@@ -75,5 +81,8 @@ func Read(r *envconf.Reader) Config {
 	c.WebhookMaxAge = r.Duration("AIGW_WEBHOOK_MAX_AGE", 24*time.Hour, envconf.Positive, 0)
 	c.ReaperGrace = r.Duration("AIGW_REAPER_GRACE", 30*time.Second, 0, 0)
 	c.ReconcileAge = r.Duration("AIGW_RECONCILE_AGE", 5*time.Second, 0, 0)
+	c.Retention.Default = r.Duration("AIGW_RETENTION", 30*24*time.Hour, 0, 0)
+	c.Retention.Tenants = envconf.Parse(r, "AIGW_RETENTION_TENANTS", nil, ParseRetentions)
+	c.S3 = objstore.ReadConfig(r)
 	return c
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
@@ -19,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/mongoconn"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/redisconn"
@@ -47,7 +49,11 @@ type Deps struct {
 	LockKey string
 	// Queue configures the job queue; it must match the router's and workers' (shards).
 	Queue queue.Config
-	Log   *slog.Logger
+	// Retention is how long finished jobs keep their data (zero: for ever);
+	// Objects, when set, is the object store their artifacts are purged from.
+	Retention Retention
+	Objects   *objstore.Store
+	Log       *slog.Logger
 }
 
 // Service is the orchestrator function.
@@ -117,9 +123,11 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		reaper: &Reaper{Scan: jobs, Jobs: jobs, Events: ev,
 			Workers: workers, Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log, cursors: &cursors{}},
 		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log, cursors: &cursors{}},
-		pipelines:  s.engine,
-		log:        d.Log,
-		metrics:    s.metrics,
+		purger: &Purger{Jobs: jobs, Objects: d.Objects, GridFS: d.DB.GridFSBucket(options.GridFSBucket().SetName("artifacts")),
+			Retention: d.Retention, Now: time.Now, Log: d.Log},
+		pipelines: s.engine,
+		log:       d.Log,
+		metrics:   s.metrics,
 	}
 	return s, nil
 }
@@ -219,11 +227,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 		_ = rdb.Close()
 		_ = mc.Disconnect(context.Background())
 	}
+	var objects *objstore.Store
+	if cfg.S3.Enabled() {
+		if objects, err = objstore.New(cfg.S3); err != nil {
+			closeConns()
+			return nil, nil, err
+		}
+	}
 	svc, err = New(ctx, Deps{
 		DB: mc.Database(cfg.MongoDB), Redis: rdb, Verifier: v, AdminToken: cfg.AdminToken,
 		Webhook: webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge,
 			Guard: egress.NewGuard(cfg.WebhookAllowedNets)},
 		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Queue: cfg.Queue, Log: log,
+		Retention: cfg.Retention, Objects: objects,
 	})
 	if err != nil {
 		closeConns()

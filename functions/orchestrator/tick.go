@@ -24,6 +24,7 @@ type Summary struct {
 	Reaper     ReapResult             `json:"reaper"`
 	Reconciler ReconcileResult        `json:"reconciler"`
 	Pipelines  pipeline.AdvanceResult `json:"pipelines"`
+	Retention  PurgeResult            `json:"retention"`
 	// Errors maps a part that failed to its error; the other parts still ran.
 	Errors     map[string]string `json:"errors,omitempty"`
 	DurationMS int64             `json:"duration_ms"`
@@ -38,6 +39,7 @@ type Ticker struct {
 	deliverer  *webhook.Deliverer
 	reaper     *Reaper
 	reconciler *Reconciler
+	purger     *Purger
 	pipelines  *pipeline.Engine
 	log        *slog.Logger
 	// metrics, when set, records each tick and is refreshed after it.
@@ -107,6 +109,8 @@ func (t *Ticker) tick(ctx context.Context) (Summary, error) {
 	part("reconciler", err)
 	s.Pipelines, err = t.pipelines.AdvanceAll(ctx, 100)
 	part("pipelines", err)
+	s.Retention, err = t.purger.Purge(ctx)
+	part("retention", err)
 	// Webhooks last, so that the changes above are delivered in this tick.
 	s.Drain, err = t.deliverer.Drain(ctx, t.jobs)
 	part("webhook_drain", err)

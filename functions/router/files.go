@@ -2,11 +2,14 @@ package router
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"path"
 	"slices"
 	"time"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/web"
 )
 
 // Files is the object store as the API uses it (objstore.Store).
@@ -39,4 +42,19 @@ func (a *api) present(ctx context.Context, j *job.Job) *job.Job {
 		art.URL, art.URLExpiresAt = u, &exp
 	}
 	return &out
+}
+
+// writeGone answers a purged job: 410 with its id and when it was purged
+// (its retention ran out; see the orchestrator's Purger).
+func writeGone(w http.ResponseWriter, j *job.Job) {
+	type apiError struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	at := j.PurgedAt.UTC()
+	web.WriteJSON(w, http.StatusGone, struct {
+		Error    apiError  `json:"error"`
+		ID       string    `json:"id"`
+		PurgedAt time.Time `json:"purged_at"`
+	}{apiError{"gone", fmt.Sprintf("job %s was purged at %s: its retention ran out", j.ID, at.Format(time.RFC3339))}, j.ID, at})
 }

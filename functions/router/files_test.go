@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -93,5 +94,48 @@ func TestArtifactsHavePresignedURLs(t *testing.T) {
 	rec, err := e.jobs.GetByID(e.ctx, j.ID)
 	if err != nil || rec.Artifacts[0].URL != "" || rec.Artifacts[0].Key != key {
 		t.Fatalf("record %+v %v", rec.Artifacts, err)
+	}
+}
+
+// A purged job answers 410 Gone with its id and when it was purged; the list
+// still shows it, with purged_at and without its data.
+func TestPurgedJobIsGone(t *testing.T) {
+	t.Parallel()
+	e := setup(t, testConfig())
+	e.register(t)
+	j := e.submit(t, `{"input":{"message":"hi"}}`)
+	w := e.worker(t)
+	d := w.take(t, 5*time.Second)
+	if d == nil {
+		t.Fatal("nothing to take")
+	}
+	running := w.start(t, d)
+	if _, err := w.life.Succeed(e.ctx, running, lifecycle.Result{Output: []byte(`{"message":"hi"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	if ok, err := e.jobs.Purge(e.ctx, j.ID, at); err != nil || !ok {
+		t.Fatalf("purge: %v %v", ok, err)
+	}
+	r := e.want(t, e.do(t, "GET", "/v1/jobs/"+j.ID, e.token, ""), http.StatusGone)
+	var gone struct {
+		Error    struct{ Code, Message string } `json:"error"`
+		ID       string                         `json:"id"`
+		PurgedAt time.Time                      `json:"purged_at"`
+	}
+	r.decode(t, &gone)
+	if gone.Error.Code != "gone" || gone.ID != j.ID || !gone.PurgedAt.Equal(at) || !strings.Contains(gone.Error.Message, j.ID) {
+		t.Fatalf("410 body %s", r.body)
+	}
+	var list struct {
+		Jobs []struct {
+			ID       string          `json:"id"`
+			PurgedAt *time.Time      `json:"purged_at"`
+			Output   json.RawMessage `json:"output"`
+		} `json:"jobs"`
+	}
+	e.want(t, e.do(t, "GET", "/v1/jobs", e.token, ""), http.StatusOK).decode(t, &list)
+	if len(list.Jobs) != 1 || list.Jobs[0].PurgedAt == nil || list.Jobs[0].Output != nil {
+		t.Fatalf("list %+v", list)
 	}
 }

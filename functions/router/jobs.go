@@ -119,6 +119,10 @@ func (a *api) getJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if j.PurgedAt != nil {
+		writeGone(w, j)
+		return nil
+	}
 	web.WriteJSON(w, http.StatusOK, jobView{Job: a.present(r.Context(), j), QueuePosition: a.queuePosition(r.Context(), j)})
 	return nil
 }

@@ -83,6 +83,9 @@ type Job struct {
 	NotBefore *time.Time `json:"not_before,omitempty" bson:"not_before,omitempty"`
 	// ExpiresAt is when a still-queued job becomes expired.
 	ExpiresAt *time.Time `json:"expires_at,omitempty" bson:"expires_at,omitempty"`
+	// PurgedAt is when its retention ran out and its input, output, log and
+	// artifacts were deleted (the record stays, so the API answers 410).
+	PurgedAt *time.Time `json:"purged_at,omitempty" bson:"purged_at,omitempty"`
 
 	// Worker names the worker running (or that last ran) the job.
 	Worker         string   `json:"worker,omitempty" bson:"worker,omitempty"`

@@ -336,3 +336,7 @@ func (s *Store) RemoveBucket(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ArtifactPrefix is where a job's artifacts live (every attempt's):
+// artifacts/<job>/<attempt>/<name>. Deleting it removes them all.
+func ArtifactPrefix(jobID string) string { return "artifacts/" + jobID + "/" }

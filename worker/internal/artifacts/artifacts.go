@@ -38,7 +38,7 @@ const Bucket = "artifacts"
 
 // KeyPrefix is where a job's artifacts live in the object store; deleting
 // it removes every attempt's files (retention).
-func KeyPrefix(jobID string) string { return "artifacts/" + jobID + "/" }
+func KeyPrefix(jobID string) string { return objstore.ArtifactPrefix(jobID) }
 
 // Key is the object key of one artifact.
 func Key(jobID string, attempt int, name string) string {

@@ -1,0 +1,118 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/objstore"
+)
+
+// Retention is how long finished jobs keep their input, output, log and
+// artifacts: Default for every tenant (0: for ever) but those in Tenants.
+type Retention struct {
+	Default time.Duration
+	Tenants map[string]time.Duration
+}
+
+// ParseRetentions reads tenant=duration pairs (comma- or space-separated;
+// 0 keeps a tenant's jobs for ever).
+func ParseRetentions(v string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, f := range strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ' ' }) {
+		t, ds, ok := strings.Cut(f, "=")
+		d, err := time.ParseDuration(ds)
+		if !ok || t == "" || err != nil || d < 0 {
+			return nil, fmt.Errorf("%q: want tenant=duration, such as acme=720h", f)
+		}
+		out[t] = d
+	}
+	return out, nil
+}
+
+// PurgeResult is what one purge did.
+type PurgeResult struct {
+	Purged  int `json:"purged"`
+	Objects int `json:"objects"`
+}
+
+// Purger deletes what finished jobs leave behind once their retention has
+// run out: the objects under the job's artifact prefix in the object store,
+// its GridFS artifacts, then its input, output, log and artifact list in the
+// record, which keeps its state and gets purged_at (the API answers 410).
+// Files go first, so a purge cut short is finished by the next tick and
+// nothing is left behind.
+type Purger struct {
+	Jobs      *jobstore.Store
+	Objects   *objstore.Store     // nil: no object store
+	GridFS    *mongo.GridFSBucket // artifacts of deployments without a store
+	Retention Retention
+	Batch     int // jobs per tenant group and tick (default 200)
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Purge runs one pass.
+func (p *Purger) Purge(ctx context.Context) (PurgeResult, error) {
+	var res PurgeResult
+	now := p.Now()
+	batch := p.Batch
+	if batch <= 0 {
+		batch = 200
+	}
+	var filters []jobstore.PurgeFilter
+	for _, t := range slices.Sorted(maps.Keys(p.Retention.Tenants)) {
+		if d := p.Retention.Tenants[t]; d > 0 {
+			filters = append(filters, jobstore.PurgeFilter{Tenant: t, Before: now.Add(-d)})
+		}
+	}
+	if p.Retention.Default > 0 {
+		filters = append(filters, jobstore.PurgeFilter{Except: slices.Sorted(maps.Keys(p.Retention.Tenants)), Before: now.Add(-p.Retention.Default)})
+	}
+	for _, f := range filters {
+		jobs, err := p.Jobs.ListPurgeable(ctx, f, batch)
+		if err != nil {
+			return res, err
+		}
+		for _, j := range jobs {
+			if p.Objects != nil {
+				n, err := p.Objects.DeletePrefix(ctx, objstore.ArtifactPrefix(j.ID))
+				res.Objects += n
+				if err != nil {
+					return res, fmt.Errorf("purge job %s: %w", j.ID, err)
+				}
+			}
+			for _, a := range j.Artifacts {
+				if a.FileID == "" || p.GridFS == nil {
+					continue
+				}
+				id, err := bson.ObjectIDFromHex(a.FileID)
+				if err != nil {
+					continue
+				}
+				if err := p.GridFS.Delete(ctx, id); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
+					return res, fmt.Errorf("purge job %s: artifact %s: %w", j.ID, a.Name, err)
+				}
+				res.Objects++
+			}
+			ok, err := p.Jobs.Purge(ctx, j.ID, now)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Purged++
+				p.Log.InfoContext(ctx, "job purged", "job_id", j.ID, "tenant", j.Tenant, "finished_at", j.FinishedAt)
+			}
+		}
+	}
+	return res, nil
+}

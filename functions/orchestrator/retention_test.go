@@ -1,0 +1,122 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/lifecycle"
+	"github.com/aigw/aigw/internal/objstore"
+	"github.com/aigw/aigw/internal/objstore/objstoretest"
+	"github.com/aigw/aigw/internal/testenv"
+	"github.com/aigw/aigw/internal/testlog"
+)
+
+// Finished jobs past their tenant's retention lose their artifacts (every
+// object under their prefix: nothing is left in the store) and their input,
+// output and log; the record keeps its state and gets purged_at. Jobs within
+// their retention, of a tenant kept for ever, or still running, stay.
+func TestPurgeAfterRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.MongoDB(t)
+	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := objstoretest.Store(t)
+	life := lifecycle.New(jobs, events.New(testenv.Redis(t), events.Config{}), testlog.New(t), lifecycle.Backoff{})
+	pool := testenv.UniqueName(t, 40)
+
+	finish := func(tenant string) *job.Job {
+		t.Helper()
+		j, _, err := jobs.Create(ctx, job.Job{Tenant: tenant, Algorithm: "a", Version: "1.0.0", Pool: pool, Input: []byte(`{"x":1}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := life.Start(ctx, j, "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var arts []job.Artifact
+		for _, name := range []string{"a.txt", "sub/b.bin"} {
+			key := objstore.ArtifactPrefix(j.ID) + "1/" + name
+			if _, err := obj.Put(ctx, key, bytes.NewReader([]byte(name)), int64(len(name))); err != nil {
+				t.Fatal(err)
+			}
+			arts = append(arts, job.Artifact{Name: name, Key: key, Size: int64(len(name))})
+		}
+		done, err := life.Succeed(ctx, out.Job, lifecycle.Result{Output: []byte(`{"y":2}`), Artifacts: arts, Log: "log"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done.Job
+	}
+	short := finish("short")  // 1h retention
+	plain := finish("plain")  // the default, 720h
+	forever := finish("keep") // 0: for ever
+	running, _, _ := jobs.Create(ctx, job.Job{Tenant: "short", Algorithm: "a", Version: "1.0.0", Pool: pool})
+
+	p := &Purger{Jobs: jobs, Objects: obj, GridFS: db.GridFSBucket(options.GridFSBucket().SetName("artifacts")),
+		Retention: Retention{Default: 720 * time.Hour, Tenants: map[string]time.Duration{"short": time.Hour, "keep": 0}},
+		Now:       func() time.Time { return time.Now().Add(2 * time.Hour) }, Log: testlog.New(t)}
+	res, err := p.Purge(ctx)
+	if err != nil || res.Purged != 1 || res.Objects != 2 {
+		t.Fatalf("purge at +2h: %+v %v; want the short tenant's job and its 2 objects", res, err)
+	}
+	left, err := obj.List(ctx, objstore.ArtifactPrefix(short.ID))
+	if err != nil || len(left) != 0 {
+		t.Fatalf("objects left of a purged job: %v %v", left, err)
+	}
+	got, err := jobs.GetByID(ctx, short.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PurgedAt == nil || got.State != job.Succeeded || got.Output != nil || got.Input != nil || got.Log != "" || got.Artifacts != nil {
+		t.Fatalf("purged record %+v", got)
+	}
+	for _, j := range []*job.Job{plain, forever} {
+		if got, _ := jobs.GetByID(ctx, j.ID); got.PurgedAt != nil || len(got.Artifacts) != 2 {
+			t.Fatalf("job of %s purged too early: %+v", j.Tenant, got)
+		}
+	}
+
+	// A month on: the default's jobs go, the kept tenant's and the running one stay.
+	p.Now = func() time.Time { return time.Now().Add(31 * 24 * time.Hour) }
+	if res, err := p.Purge(ctx); err != nil || res.Purged != 1 || res.Objects != 2 {
+		t.Fatalf("purge at +31d: %+v %v", res, err)
+	}
+	if got, _ := jobs.GetByID(ctx, plain.ID); got.PurgedAt == nil {
+		t.Fatal("the default tenant's job was kept past 720h")
+	}
+	for _, id := range []string{forever.ID, running.ID} {
+		if got, _ := jobs.GetByID(ctx, id); got.PurgedAt != nil {
+			t.Fatalf("job %s (%s, %s) purged", id, got.Tenant, got.State)
+		}
+	}
+	if left, _ := obj.List(ctx, objstore.ArtifactPrefix(forever.ID)); len(left) != 2 {
+		t.Fatalf("the kept tenant's objects: %v", left)
+	}
+	// Nothing more to do: a purge is idempotent.
+	if res, err := p.Purge(ctx); err != nil || res.Purged != 0 {
+		t.Fatalf("second purge: %+v %v", res, err)
+	}
+}
+
+func TestParseRetentions(t *testing.T) {
+	m, err := ParseRetentions("trial=24h, acme=0")
+	if err != nil || m["trial"] != 24*time.Hour || m["acme"] != 0 || len(m) != 2 {
+		t.Fatalf("%v %v", m, err)
+	}
+	for _, bad := range []string{"trial", "=1h", "x=-1h", "x=soon"} {
+		if _, err := ParseRetentions(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
