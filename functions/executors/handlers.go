@@ -324,16 +324,17 @@ func (s *Service) handleFinish(w http.ResponseWriter, r *http.Request, x *execut
 
 // record writes the outcome of held attempt h, as the agent's record does.
 func (s *Service) record(ctx context.Context, x *executor, h *hold, f executorapi.Finish) (lifecycle.Outcome, error) {
+	u := lifecycle.Meter(h.j, 1, s.gpuNeed(x, h.def), time.Now())
 	switch f.Outcome {
 	case executorapi.OutcomeSucceeded:
-		return s.lc.Succeed(ctx, h.j, lifecycle.Result{Output: f.Output, Artifacts: h.arts, Log: f.Log, ColdStartMS: f.ColdStartMS})
+		return s.lc.Succeed(ctx, h.j, lifecycle.Result{Output: f.Output, Artifacts: h.arts, Log: f.Log, ColdStartMS: f.ColdStartMS, Usage: u})
 	case executorapi.OutcomeCanceled:
-		return s.lc.Cancel(ctx, h.j, f.Log)
+		return s.lc.Cancel(ctx, h.j, f.Log, u)
 	case executorapi.OutcomeHandedBack:
-		return s.lc.HandBack(ctx, h.j, x.node)
+		return s.lc.HandBack(ctx, h.j, x.node, u)
 	}
 	e := &job.Error{Code: f.Error.Code, Message: f.Error.Message}
 	s.log.Info("attempt failed", "job_id", h.j.ID, "attempt", h.j.Attempt, "node", x.node, "code", e.Code, "err", e.Message)
 	return s.lc.Fail(ctx, h.j, lifecycle.Failure{Error: e, Retryable: f.Error.Retryable, Artifacts: h.arts, Log: f.Log,
-		ColdStartMS: f.ColdStartMS})
+		ColdStartMS: f.ColdStartMS, Usage: u})
 }

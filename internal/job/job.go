@@ -104,6 +104,9 @@ type Job struct {
 	// (runtime serve) to start and finish its set-up; absent when it found
 	// one ready.
 	ColdStartMS int64 `json:"cold_start_ms,omitempty" bson:"cold_start_ms,omitempty"`
+	// Usage is what the job's attempts held, summed over them: GPU-seconds
+	// and CPU-seconds (see Usage). Absent until an attempt ends.
+	Usage *Usage `json:"usage,omitempty" bson:"usage,omitempty"`
 	// Outbox holds state changes whose webhook is still to be handed to the
 	// orchestrator's delivery outbox. The store appends to it in the same
 	// atomic update as the transition, so no notification is lost to a crash.
@@ -124,6 +127,17 @@ type Artifact struct {
 	URL          string     `json:"url,omitempty" bson:"-"`
 	URLExpiresAt *time.Time `json:"url_expires_at,omitempty" bson:"-"`
 }
+
+// Usage is metered compute: GPUSeconds is GPUs held × wall time, CPUSeconds
+// is worker slots held × wall time (a run holds one slot; a gang one per
+// member), from the attempt's start to its end as recorded.
+type Usage struct {
+	GPUSeconds float64 `json:"gpu_seconds" bson:"gpu_seconds"`
+	CPUSeconds float64 `json:"cpu_seconds" bson:"cpu_seconds"`
+}
+
+// Zero reports whether u meters nothing.
+func (u Usage) Zero() bool { return u.GPUSeconds == 0 && u.CPUSeconds == 0 }
 
 // Notification is a state change that the job's webhook wants to hear about.
 type Notification struct {

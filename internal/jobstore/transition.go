@@ -40,6 +40,9 @@ type Change struct {
 	// ColdStartMS is stored with them when > 0: the attempt waited that long
 	// for a warm process to start.
 	ColdStartMS int64
+	// Usage, on a move out of running, is what the attempt held (GPU- and
+	// CPU-seconds); it is added to the record's usage in the same update.
+	Usage job.Usage
 	// Notify appends the change to the job's webhook outbox in the same update
 	// (set it from Job.Notifies(To)).
 	Notify bool
@@ -144,6 +147,10 @@ func (s *Store) update(c Change) bson.D {
 		} else {
 			unset = append(unset, bson.E{Key: "not_before", Value: ""})
 		}
+	}
+	if c.From == job.Running && !c.Usage.Zero() {
+		inc = append(inc, bson.E{Key: "usage.gpu_seconds", Value: c.Usage.GPUSeconds},
+			bson.E{Key: "usage.cpu_seconds", Value: c.Usage.CPUSeconds})
 	}
 	update := bson.D{{Key: "$set", Value: set}}
 	if len(unset) > 0 {

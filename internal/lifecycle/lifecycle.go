@@ -112,6 +112,8 @@ type Result struct {
 	// ColdStartMS is how long the attempt waited for a warm process to start
 	// (0: it found one ready, or its runtime keeps none).
 	ColdStartMS int64
+	// Usage is what the attempt held (see Meter); added to the record's.
+	Usage job.Usage
 }
 
 // Failure is why an attempt failed, and what it left behind.
@@ -122,6 +124,22 @@ type Failure struct {
 	Log       string
 	// ColdStartMS: see Result.
 	ColdStartMS int64
+	// Usage: see Result.
+	Usage job.Usage
+}
+
+// Meter is the usage of running attempt j that ends at end, holding slots
+// worker slots and gpus GPUs since the record's started_at (nothing when the
+// record has no start).
+func Meter(j *job.Job, slots, gpus int, end time.Time) job.Usage {
+	if j == nil || j.StartedAt == nil {
+		return job.Usage{}
+	}
+	wall := end.Sub(*j.StartedAt).Seconds()
+	if wall <= 0 {
+		return job.Usage{}
+	}
+	return job.Usage{GPUSeconds: float64(gpus) * wall, CPUSeconds: float64(slots) * wall}
 }
 
 // Timeout is the effective execution timeout of an attempt of j: the job's
@@ -177,7 +195,7 @@ func (l *Lifecycle) FailAtStart(ctx context.Context, j *job.Job, e *job.Error) (
 // stream, and only once the record says succeeded.
 func (l *Lifecycle) Succeed(ctx context.Context, j *job.Job, r Result) (Outcome, error) {
 	out, err := l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Succeeded, Attempt: j.Attempt,
-		Output: r.Output, Artifacts: r.Artifacts, Log: r.Log, ColdStartMS: r.ColdStartMS}, Ack, false)
+		Output: r.Output, Artifacts: r.Artifacts, Log: r.Log, ColdStartMS: r.ColdStartMS, Usage: r.Usage}, Ack, false)
 	if err != nil {
 		return out, err
 	}
@@ -199,7 +217,7 @@ func (l *Lifecycle) Fail(ctx context.Context, j *job.Job, f Failure) (Outcome, e
 	if f.Retryable && j.Attempt <= j.MaxRetries {
 		nb := l.now().Add(l.backoff.Delay(j.Attempt))
 		out, err := l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt,
-			Error: f.Error, NotBefore: nb}, Requeue, true)
+			Error: f.Error, NotBefore: nb, Usage: f.Usage}, Requeue, true)
 		if err == nil {
 			out.Queue.At = nb
 		}
@@ -210,7 +228,7 @@ func (l *Lifecycle) Fail(ctx context.Context, j *job.Job, f Failure) (Outcome, e
 		then = DeadLetter
 	}
 	out, err := l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Failed, Attempt: j.Attempt,
-		Error: f.Error, Artifacts: f.Artifacts, Log: f.Log, ColdStartMS: f.ColdStartMS}, then, true)
+		Error: f.Error, Artifacts: f.Artifacts, Log: f.Log, ColdStartMS: f.ColdStartMS, Usage: f.Usage}, then, true)
 	if err == nil && then == DeadLetter {
 		out.Queue.Reason = f.Error.Code + ": " + f.Error.Message
 	}
@@ -219,15 +237,16 @@ func (l *Lifecycle) Fail(ctx context.Context, j *job.Job, f Failure) (Outcome, e
 
 // HandBack returns a running attempt of a worker shutting down to the queue
 // (running → queued, due now). It counts as an attempt, as a lost one does,
-// but never fails the job by itself.
-func (l *Lifecycle) HandBack(ctx context.Context, j *job.Job, worker string) (Outcome, error) {
-	return l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt,
+// but never fails the job by itself. u is what the attempt held until then.
+func (l *Lifecycle) HandBack(ctx context.Context, j *job.Job, worker string, u job.Usage) (Outcome, error) {
+	return l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt, Usage: u,
 		Error: &job.Error{Code: job.CodeShutdown, Message: fmt.Sprintf("worker %s shut down during the run", worker)}}, Requeue, true)
 }
 
 // TakeOver counts a running attempt whose worker stopped renewing its lease
 // as lost and queues the next (running → queued); the caller holds the queue
-// entry and goes on to Start the job (Keep).
+// entry and goes on to Start the job (Keep). A lost attempt's usage is not
+// metered: no one measured it.
 func (l *Lifecycle) TakeOver(ctx context.Context, j *job.Job) (Outcome, error) {
 	return l.apply(ctx, j, jobstore.Change{From: job.Running, To: job.Queued, Attempt: j.Attempt,
 		Error: &job.Error{Code: job.CodeLost, Message: fmt.Sprintf("worker %s stopped renewing its lease", j.Worker)}}, Keep, true)
@@ -241,8 +260,9 @@ func (l *Lifecycle) Reap(ctx context.Context, j *job.Job, timeout time.Duration)
 }
 
 // Cancel ends a queued job canceled by its owner, or a running one whose
-// worker stopped the run on a cancel request (log: the run's log tail).
-func (l *Lifecycle) Cancel(ctx context.Context, j *job.Job, log string) (Outcome, error) {
+// worker stopped the run on a cancel request (log: the run's log tail; u:
+// what the run held, zero for a queued job).
+func (l *Lifecycle) Cancel(ctx context.Context, j *job.Job, log string, u job.Usage) (Outcome, error) {
 	msg := "canceled by the client before it started"
 	switch j.State {
 	case job.Queued:
@@ -252,7 +272,7 @@ func (l *Lifecycle) Cancel(ctx context.Context, j *job.Job, log string) (Outcome
 		return refused(j, job.Running)
 	}
 	return l.apply(ctx, j, jobstore.Change{From: j.State, To: job.Canceled, Attempt: j.Attempt,
-		Error: &job.Error{Code: job.CodeCanceled, Message: msg}, Log: log}, Ack, true)
+		Error: &job.Error{Code: job.CodeCanceled, Message: msg}, Log: log, Usage: u}, Ack, true)
 }
 
 // Expire ends a queued job whose time to live passed (queued → expired).

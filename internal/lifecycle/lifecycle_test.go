@@ -117,13 +117,15 @@ func ops() []op {
 		{name: "fail not retryable", maxRetries: 1, run: func(e *env, j *job.Job) (lifecycle.Outcome, error) {
 			return e.lc.Fail(e.ctx, j, lifecycle.Failure{Error: &job.Error{Code: job.CodeBadOutput, Message: "not JSON"}})
 		}, from: []job.State{job.Running}, to: job.Failed, verb: lifecycle.Ack, announce: true},
-		{name: "hand back", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) { return e.lc.HandBack(e.ctx, j, "node-1") },
+		{name: "hand back", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) {
+			return e.lc.HandBack(e.ctx, j, "node-1", job.Usage{})
+		},
 			from: []job.State{job.Running}, to: job.Queued, verb: lifecycle.Requeue, announce: true},
 		{name: "take over", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) { return e.lc.TakeOver(e.ctx, j) },
 			from: []job.State{job.Running}, to: job.Queued, verb: lifecycle.Keep, announce: true},
 		{name: "reap", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) { return e.lc.Reap(e.ctx, j, time.Minute) },
 			from: []job.State{job.Running}, to: job.Failed, verb: lifecycle.Ack, announce: true},
-		{name: "cancel", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) { return e.lc.Cancel(e.ctx, j, "tail") },
+		{name: "cancel", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) { return e.lc.Cancel(e.ctx, j, "tail", job.Usage{}) },
 			from: []job.State{job.Queued, job.Running}, to: job.Canceled, verb: lifecycle.Ack, announce: true},
 		{name: "expire", run: func(e *env, j *job.Job) (lifecycle.Outcome, error) { return e.lc.Expire(e.ctx, j) },
 			from: []job.State{job.Queued}, to: job.Expired, verb: lifecycle.Ack, announce: true},
@@ -302,5 +304,52 @@ func TestColdStartRecorded(t *testing.T) {
 	out, err = e.lc.Retry(e.ctx, out.Job, time.Hour)
 	if err != nil || out.Job.ColdStartMS != 0 {
 		t.Fatalf("retried record %+v %v", out.Job, err)
+	}
+}
+
+// Every attempt's usage is added to the record's: a retried attempt, a
+// handed-back one and the last one sum up; a manual retry keeps the sum.
+func TestUsageSummedOverAttempts(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	j := e.inState(t, job.Running, 1)
+	out, err := e.lc.Fail(e.ctx, j, lifecycle.Failure{Error: &job.Error{Code: job.CodeRuntime, Message: "x"}, Retryable: true,
+		Usage: job.Usage{GPUSeconds: 2, CPUSeconds: 1}})
+	if err != nil || out.Job.State != job.Queued || out.Job.Usage == nil || *out.Job.Usage != (job.Usage{GPUSeconds: 2, CPUSeconds: 1}) {
+		t.Fatalf("retried record %+v %v", out.Job, err)
+	}
+	r, err := e.store.Transition(e.ctx, j.ID, jobstore.Change{From: job.Queued, To: job.Running, Attempt: out.Job.Attempt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = e.lc.HandBack(e.ctx, r, "node-1", job.Usage{GPUSeconds: 0.5, CPUSeconds: 0.25})
+	if err != nil || *out.Job.Usage != (job.Usage{GPUSeconds: 2.5, CPUSeconds: 1.25}) {
+		t.Fatalf("handed-back record %+v %v", out.Job, err)
+	}
+	r, err = e.store.Transition(e.ctx, j.ID, jobstore.Change{From: job.Queued, To: job.Running, Attempt: out.Job.Attempt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller meters from the record's start.
+	u := lifecycle.Meter(r, 1, 2, r.StartedAt.Add(1500*time.Millisecond))
+	if u != (job.Usage{GPUSeconds: 3, CPUSeconds: 1.5}) {
+		t.Fatalf("Meter = %+v", u)
+	}
+	out, err = e.lc.Succeed(e.ctx, r, lifecycle.Result{Output: json.RawMessage(`{}`), Usage: u})
+	if err != nil || *out.Job.Usage != (job.Usage{GPUSeconds: 5.5, CPUSeconds: 2.75}) {
+		t.Fatalf("succeeded record %+v %v", out.Job, err)
+	}
+	got, err := e.store.GetByID(e.ctx, j.ID)
+	if err != nil || *got.Usage != (job.Usage{GPUSeconds: 5.5, CPUSeconds: 2.75}) {
+		t.Fatalf("stored record %+v %v", got, err)
+	}
+	// Nothing measured (a queued cancel, an attempt with no start): no usage.
+	c := e.inState(t, job.Queued, 0)
+	out, err = e.lc.Cancel(e.ctx, c, "", job.Usage{})
+	if err != nil || out.Job.Usage != nil {
+		t.Fatalf("canceled record %+v %v", out.Job, err)
+	}
+	if u := lifecycle.Meter(c, 1, 1, time.Now()); !u.Zero() {
+		t.Fatalf("Meter of a queued job = %+v", u)
 	}
 }

@@ -341,7 +341,7 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, erro
 			}
 			return j, nil
 		case job.Queued:
-			out, err := s.life.Cancel(ctx, j, "")
+			out, err := s.life.Cancel(ctx, j, "", job.Usage{})
 			if errors.Is(err, jobstore.ErrConflict) && out.Job != nil {
 				j = out.Job // a worker took it meanwhile (or it expired): decide again
 				continue

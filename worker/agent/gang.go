@@ -63,7 +63,7 @@ func (a *Agent) lead(ctx context.Context, d queue.Delivery, j *job.Job, def *alg
 	mine, failed, failedRank := a.watchGang(ctx, j, def, r.Size, own, stopRank0)
 	a.abortGang(context.WithoutCancel(ctx), j.ID)
 	res, cause := gangOutcome(ctx, mine, failed, failedRank)
-	a.finish(ctx, d, j, res, cause)
+	a.finish(ctx, d, j, res, cause, holding{slots: r.Size, gpus: r.Size * len(gpus)})
 }
 
 // rankOutcome is how the leader's own rank ended.

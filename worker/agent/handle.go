@@ -44,7 +44,7 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 		return
 	}
 	res, cause := a.attempt(ctx, d, j, def, gpus, nil, dp, true)
-	a.finish(ctx, d, j, res, cause)
+	a.finish(ctx, d, j, res, cause, holding{slots: 1, gpus: len(gpus)})
 }
 
 // readQueued reads the record of d's job and reports it when it is queued,
@@ -175,7 +175,7 @@ func (a *Agent) handleClaimed(ctx context.Context, d queue.Delivery, dp *dispatc
 	a.setGauges()
 	dp.claimed, dp.running = true, j
 	res, cause := a.attempt(ctx, d, j, def, gpus, nil, dp, true)
-	a.finish(ctx, d, j, res, cause)
+	a.finish(ctx, d, j, res, cause, holding{slots: 1, gpus: len(gpus)})
 	return true
 }
 
@@ -314,8 +314,8 @@ func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *
 // finish records an attempt's outcome as one transition out of running, then
 // acknowledges, requeues or dead-letters the delivery as the lifecycle says.
 // A run whose lease was lost writes nothing: the job belongs to another
-// worker now.
-func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runner.Result, cause error) {
+// worker now. h is what the attempt held, metered into the record.
+func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runner.Result, cause error, h holding) {
 	defer res.RemoveDir()
 	if cause == nil {
 		// Before the outcome's time budget: storing files may take long, and
@@ -325,7 +325,7 @@ func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res ru
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	out, label, err := a.record(wctx, j, res, cause)
+	out, label, err := a.record(wctx, j, res, cause, lifecycle.Meter(j, h.slots, h.gpus, time.Now()))
 	if err != nil {
 		a.conflict(wctx, d, out, err)
 		return
@@ -334,29 +334,33 @@ func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res ru
 	a.settle(wctx, d, out.Queue)
 }
 
+// holding is what an attempt holds on its workers: slots (one a run, one a
+// gang member) and GPUs.
+type holding struct{ slots, gpus int }
+
 // record writes the outcome of running attempt j; label is its JobsFinished
-// label.
-func (a *Agent) record(ctx context.Context, j *job.Job, res runner.Result, cause error) (lifecycle.Outcome, string, error) {
+// label; u is what the attempt held.
+func (a *Agent) record(ctx context.Context, j *job.Job, res runner.Result, cause error, u job.Usage) (lifecycle.Outcome, string, error) {
 	switch {
 	case errors.Is(cause, errLost):
 		a.log.Warn("lease lost: result dropped", "job_id", j.ID, "attempt", j.Attempt)
 		return lifecycle.Outcome{Job: j}, "lost", nil
 	case errors.Is(cause, errCanceled):
-		out, err := a.lc.Cancel(ctx, j, res.Log)
+		out, err := a.lc.Cancel(ctx, j, res.Log, u)
 		return out, "canceled", err
 	case errors.Is(cause, errShutdown):
-		out, err := a.lc.HandBack(ctx, j, a.cfg.Node)
+		out, err := a.lc.HandBack(ctx, j, a.cfg.Node, u)
 		return out, "handed_back", err
 	}
 	if res.Err == nil {
 		out, err := a.lc.Succeed(ctx, j, lifecycle.Result{Output: res.Output, Artifacts: res.Artifacts, Log: res.Log,
-			ColdStartMS: coldStartMS(res.ColdStart)})
+			ColdStartMS: coldStartMS(res.ColdStart), Usage: u})
 		return out, "succeeded", err
 	}
 	e := &job.Error{Code: res.Err.Code, Message: res.Err.Message}
 	a.log.Info("attempt failed", "job_id", j.ID, "attempt", j.Attempt, "code", e.Code, "err", e.Message)
 	out, err := a.lc.Fail(ctx, j, lifecycle.Failure{Error: e, Retryable: res.Err.Retryable, Artifacts: res.Artifacts, Log: res.Log,
-		ColdStartMS: coldStartMS(res.ColdStart)})
+		ColdStartMS: coldStartMS(res.ColdStart), Usage: u})
 	if out.Queue.Verb == lifecycle.Requeue {
 		return out, "retried", err
 	}
