@@ -105,6 +105,9 @@ func New(ctx context.Context, db *mongo.Database, o Options) (*Store, error) {
 		// The orchestrator's scans, a pool at a time (scan.go).
 		{Keys: bson.D{{Key: "pool", Value: 1}, {Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("pool_state_id")},
 		{Keys: bson.D{{Key: "pool", Value: 1}, {Key: "state", Value: 1}, {Key: "expires_at", Value: 1}}, Options: options.Index().SetName("pool_state_expires_at")},
+		// Usage (usage.go): the jobs that finished in a range, a tenant's or all.
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "finished_at", Value: 1}}, Options: options.Index().SetName("tenant_finished_at")},
+		{Keys: bson.D{{Key: "finished_at", Value: 1}}, Options: options.Index().SetName("finished_at")},
 		// The webhook outbox (PendingNotifications): only jobs with a
 		// notification in it have a date under outbox.at.
 		{Keys: bson.D{{Key: "outbox.at", Value: 1}}, Options: options.Index().SetName("outbox_at")},
