@@ -252,10 +252,18 @@ func TestGPUAssignment(t *testing.T) {
 	if idx := strings.Split(out.Cuda, ","); len(idx) != 2 || out.Cuda != out.Nvidia || idx[0] == idx[1] {
 		t.Fatalf("CUDA_VISIBLE_DEVICES %q NVIDIA_VISIBLE_DEVICES %q", out.Cuda, out.Nvidia)
 	}
+	// Metered: 2 GPUs and 1 slot for the attempt's wall time (started_at to finished_at, give or take the write).
+	if u, wall := j.Usage, j.FinishedAt.Sub(*j.StartedAt).Seconds(); u == nil || u.CPUSeconds <= 0 ||
+		u.GPUSeconds != 2*u.CPUSeconds || u.CPUSeconds > wall+0.5 || u.CPUSeconds < wall-0.5 {
+		t.Fatalf("usage %+v, wall %.3fs", u, wall)
+	}
 	id = b.submit("env0", `{}`, nil)
 	j = b.waitState(id, 15*time.Second, job.Succeeded)
 	if err := json.Unmarshal(j.Output, &out); err != nil || out.Cuda != "" {
 		t.Fatalf("no GPUs: CUDA_VISIBLE_DEVICES %q", out.Cuda)
+	}
+	if j.Usage == nil || j.Usage.GPUSeconds != 0 || j.Usage.CPUSeconds <= 0 {
+		t.Fatalf("no GPUs: usage %+v", j.Usage)
 	}
 	ws, err := b.reg.Workers(context.Background(), b.pool)
 	if err != nil || len(ws) != 1 || len(ws[0].GPUs) != 4 || ws[0].GPUs[3].UUID != gpus[3].UUID {
