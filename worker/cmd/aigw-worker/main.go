@@ -5,6 +5,8 @@
 //	aigw-worker version      print the version
 //	aigw-worker register [dir]  store the definitions under dir (default
 //	                         $AIGW_ALGORITHMS_DIR) in MongoDB
+//	aigw-worker --join URL --token T  serve the token's pool through the
+//	                         executor API at URL (no Redis or MongoDB)
 package main
 
 import (
@@ -57,8 +59,10 @@ func main() {
 		fmt.Println(version)
 	case len(os.Args) > 1 && os.Args[1] == "register":
 		err = register(ctx, os.Args[2:], log)
+	case isJoin(os.Args[1:]):
+		err = join(ctx, os.Args[1:], log, os.Stderr)
 	case len(os.Args) > 1:
-		err = fmt.Errorf("unknown command %q (want version, register [dir], or none to run the worker)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (want version, register [dir], --join URL --token T, or none to run the worker)", os.Args[1])
 	default:
 		err = daemon(ctx, log)
 	}
