@@ -18,12 +18,15 @@ import (
 
 	"github.com/aigw/aigw/bench/internal/benchdb"
 	"github.com/aigw/aigw/bench/internal/cyclebench"
+	"github.com/aigw/aigw/bench/internal/databench"
 	"github.com/aigw/aigw/bench/internal/gatewaybench"
 	"github.com/aigw/aigw/bench/internal/queuebench"
 	"github.com/aigw/aigw/bench/internal/report"
 	"github.com/aigw/aigw/bench/internal/routerbench"
 	"github.com/aigw/aigw/bench/internal/storebench"
 	"github.com/aigw/aigw/bench/internal/workerbench"
+	"github.com/aigw/aigw/internal/envconf"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/redisconn"
 )
 
@@ -62,6 +65,9 @@ func run() error {
 	workerSystems := flag.String("worker-systems", "aigw,asynq", "worker bench: systems to run, comma-separated")
 	cycleJobs := flag.String("cycle-jobs", "10000,100000", "cycle bench: stored job counts to time an idle orchestrator tick at, comma-separated, ascending")
 	cycleTicks := flag.Int("cycle-ticks", 5, "cycle bench: ticks per job count (figures are medians)")
+	dataBytes := flag.Int64("data-bytes", 128<<20, "data bench: size of the artifact uploaded and downloaded")
+	dataRounds := flag.Int("data-rounds", 3, "data bench: rounds (figures are medians)")
+	dataAsset := flag.Int64("data-asset-bytes", 64<<20, "data bench: size of the asset dispatched cold and cached")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -80,7 +86,7 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "queue", "jobstore", "api", "worker", "gateway", "cycle":
+		case "queue", "jobstore", "api", "worker", "gateway", "cycle", "data":
 			benches[b] = true
 		default:
 			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, api, worker, gateway, cycle)", b)
@@ -134,6 +140,9 @@ func run() error {
 			if res.RoundTripsPerEnqueue > 0 {
 				rep.Add("queue", res.System, "enqueue_round_trips", res.RoundTripsPerEnqueue, "round trips")
 			}
+			if res.IdlePickupP50 > 0 {
+				rep.Add("queue", res.System, "idle_pickup_p50_ms", ms(res.IdlePickupP50), "ms (enqueue → taken, one consumer taking as a worker does, idle pool)")
+			}
 		}
 		fmt.Println()
 		rep.Table(os.Stdout, "queue", []string{"aigw", "asynq", "asynq-tuned"})
@@ -185,10 +194,43 @@ func run() error {
 			return err
 		}
 	}
+	if benches["data"] {
+		if err := runData(ctx, rep, *dataBytes, *dataRounds, *dataAsset); err != nil {
+			return err
+		}
+	}
 	if err := rep.Merge(*out); err != nil {
 		return err
 	}
 	fmt.Println("figures written to", *out)
+	return nil
+}
+
+// runData measures the data plane (issue 14) against the object store of
+// scripts/env.sh (AIGW_S3_*): artifact upload and download MB/s through aigw
+// beside a plain S3 client in the same run, and an asset's dispatch cost
+// cold and cached.
+func runData(ctx context.Context, rep *report.Report, size int64, rounds int, asset int64) error {
+	cfg := objstore.ReadConfig(envconf.New(os.LookupEnv))
+	if !cfg.Enabled() {
+		return fmt.Errorf("AIGW_S3_ENDPOINT is not set (run `make up`, or source scripts/env.sh)")
+	}
+	slog.Info("running", "bench", "data", "bytes", size, "rounds", rounds)
+	r, err := databench.Run(ctx, databench.Config{Store: cfg, FileBytes: size, Rounds: rounds, AssetSize: asset})
+	if err != nil {
+		return fmt.Errorf("data bench: %w", err)
+	}
+	rep.Add("data", "aigw", "artifact_upload_mb_per_s", r.UploadAigwMBps, "MB/s (worker artifact store: streamed once, SHA-256 on the way)")
+	rep.Add("data", "plain-s3", "artifact_upload_mb_per_s", r.UploadPlainMBps, "MB/s (aws-sdk-go-v2 PutObject, defaults)")
+	rep.Add("data", "aigw", "artifact_download_mb_per_s", r.DownloadAigwMBps, "MB/s (presigned URL of the job view)")
+	rep.Add("data", "plain-s3", "artifact_download_mb_per_s", r.DownloadPlainMBps, "MB/s (aws-sdk-go-v2 GetObject)")
+	rep.Add("data", "aigw", "upload_pct_of_plain", 100*r.UploadAigwMBps/r.UploadPlainMBps, "% (target >= 80)")
+	rep.Add("data", "aigw", "download_pct_of_plain", 100*r.DownloadAigwMBps/r.DownloadPlainMBps, "% (target >= 80)")
+	rep.Add("data", "aigw", "asset_cold_ms", r.AssetColdMS, fmt.Sprintf("ms (a %d MB asset downloaded on loopback and checked)", asset/1e6))
+	rep.Add("data", "aigw", "asset_cached_us", r.AssetCachedMS*1e3, "µs (the same asset, cached)")
+	fmt.Printf("data: %d MB artifact, %d rounds (medians), store %s\n", size/1e6, rounds, cfg.Endpoint)
+	rep.Table(os.Stdout, "data", []string{"aigw", "plain-s3"})
+	fmt.Println()
 	return nil
 }
 

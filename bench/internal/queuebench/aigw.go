@@ -152,7 +152,12 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	cwg.Wait()
 	res.PacedP50, res.PacedP99, res.PacedSamples = lat.quantile(0.50), lat.quantile(0.99), lat.count()
 
-	// 3. Memory per queued job.
+	// 3. Pick-up on an idle pool.
+	if res.IdlePickupP50, err = idlePickup(ctx, consumerQ, producerQ, cfg.RunPrefix+"-idle"); err != nil {
+		return res, err
+	}
+
+	// 4. Memory per queued job.
 	pool = cfg.RunPrefix + "-mem"
 	defer purge(consumerQ, pool)
 	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
@@ -177,6 +182,63 @@ func RunAigw(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.BytesPerJob = float64(after-before) / float64(cfg.MemoryJobs)
 	return res, nil
+}
+
+// idlePickup measures the pick-up of a job on an idle pool: one consumer
+// takes as a worker does (up to 2 jobs, blocking 250 ms at a time, homed on
+// the shard its name hashes to), and 30 jobs are enqueued one at a time, 50 ms
+// after the last was taken, each on the shard its id hashes to. It returns
+// the median time from the enqueue call to the take returning the job.
+func idlePickup(ctx context.Context, consumerQ, producerQ *queue.Queue, pool string) (time.Duration, error) {
+	const jobs, gap = 30, 50 * time.Millisecond
+	if err := consumerQ.EnsureGroups(ctx, pool); err != nil {
+		return 0, err
+	}
+	defer purge(consumerQ, pool)
+	c, err := consumerQ.Consumer(pool, "bench-idle", queue.ConsumerOptions{Home: -1})
+	if err != nil {
+		return 0, err
+	}
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	taken := make(chan time.Time, jobs)
+	failed := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for cctx.Err() == nil {
+			ds, err := c.Take(cctx, 2, 250*time.Millisecond)
+			if err != nil {
+				if cctx.Err() == nil {
+					failed <- err
+				}
+				return
+			}
+			if len(ds) > 0 {
+				taken <- time.Now()
+				_ = c.Ack(cctx, ds...)
+			}
+		}
+	})
+	defer wg.Wait()
+	defer stop()
+	time.Sleep(300 * time.Millisecond) // the consumer settles into its blocking reads
+	lat := &latencies{}
+	for range jobs {
+		time.Sleep(gap)
+		start := time.Now()
+		if _, err := producerQ.Enqueue(ctx, queue.Message{JobID: job.NewID(), Pool: pool}); err != nil {
+			return 0, err
+		}
+		select {
+		case t := <-taken:
+			lat.add(t.Sub(start))
+		case err := <-failed:
+			return 0, err
+		case <-time.After(10 * time.Second):
+			return 0, fmt.Errorf("aigw idle pick-up: a job not taken after 10s")
+		}
+	}
+	return lat.quantile(0.5), nil
 }
 
 // purge deletes a benchmark pool's keys, with a context of its own: it runs on the

@@ -39,6 +39,10 @@ type Result struct {
 	CmdsPerJob           float64
 	BytesPerJob          float64
 	RoundTripsPerEnqueue float64 // 0 when not measured
+	// IdlePickupP50 is the median time from an enqueue call to a consumer that
+	// takes as a worker does, alone on an idle pool, having the job (0 when
+	// not measured).
+	IdlePickupP50 time.Duration
 }
 
 // latencies is a concurrent sample collector.
