@@ -36,6 +36,7 @@ type Jobs interface {
 	GetByID(ctx context.Context, id string) (*job.Job, error)
 	List(ctx context.Context, f jobstore.Filter) (jobstore.Page, error)
 	ActiveCounts(ctx context.Context, tenant string) (map[string]jobstore.PoolCount, error)
+	Usage(ctx context.Context, q jobstore.UsageQuery) ([]jobstore.UsageRow, error)
 }
 
 // JobService submits, cancels and retries jobs (submit.Service).
@@ -189,6 +190,7 @@ func New(d Deps) http.Handler {
 		r.With(read).Method(http.MethodGet, "/jobs/{id}/deliveries", a.handle(a.jobDeliveries))
 		r.With(write).Method(http.MethodPost, "/jobs/{id}/deliveries/{delivery}/redeliver", a.handle(a.redeliverWebhook))
 		r.With(read).Method(http.MethodGet, "/pools", a.handle(a.listPools))
+		r.With(read).Method(http.MethodGet, "/usage", a.handle(a.getUsage))
 		r.With(admin).Method(http.MethodGet, "/admin/pools/{pool}/dead-letters", a.handle(a.listDeadLetters))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/redrive", a.handle(a.redriveAll))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/{id}/redrive", a.handle(a.redriveDeadLetter))

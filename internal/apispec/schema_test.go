@@ -5,6 +5,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/webhook"
@@ -22,6 +23,8 @@ func TestSchemasMatchTheGoTypes(t *testing.T) {
 		"JobError":            {job.Error{}, nil},
 		"Webhook":             {job.Webhook{}, nil},
 		"Artifact":            {job.Artifact{}, nil},
+		"Usage":               {job.Usage{}, nil},
+		"UsageRow":            {jobstore.UsageRow{}, nil},
 		"AlgorithmDefinition": {algorithm.Definition{}, nil},
 		"Runtime":             {algorithm.Runtime{}, nil},
 		"Resources":           {algorithm.Resources{}, nil},

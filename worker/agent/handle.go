@@ -325,10 +325,15 @@ func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res ru
 	// The outcome is written even when ctx was stopped (it carries the cause).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	out, label, err := a.record(wctx, j, res, cause, lifecycle.Meter(j, h.slots, h.gpus, time.Now()))
+	u := lifecycle.Meter(j, h.slots, h.gpus, time.Now())
+	out, label, err := a.record(wctx, j, res, cause, u)
 	if err != nil {
 		a.conflict(wctx, d, out, err)
 		return
+	}
+	if label != "lost" {
+		a.d.Metrics.UsageGPUSeconds.WithLabelValues(j.Tenant, j.Pool).Add(u.GPUSeconds)
+		a.d.Metrics.UsageCPUSeconds.WithLabelValues(j.Tenant, j.Pool).Add(u.CPUSeconds)
 	}
 	a.finished(j.ID, label)
 	a.settle(wctx, d, out.Queue)

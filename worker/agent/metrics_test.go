@@ -71,6 +71,8 @@ func TestMetricsAndHealthOfARealAgent(t *testing.T) {
 		"aigw_worker_queue_wait_seconds_count 1",
 		"aigw_worker_slots_busy 0",
 		"aigw_worker_gpus_busy 0",
+		`aigw_usage_cpu_seconds_total{pool="` + b.pool + `",tenant="t1"} `,
+		`aigw_usage_gpu_seconds_total{pool="` + b.pool + `",tenant="t1"} 0`,
 	}
 	var missing []string
 	var body string

@@ -29,6 +29,10 @@ type Metrics struct {
 	ColdStart    prometheus.Histogram
 	SetupSeconds *prometheus.HistogramVec
 	SetupFailed  *prometheus.CounterVec
+	// Metered usage of the attempts this worker recorded (labels tenant,
+	// pool): GPUs × wall time and slots × wall time, as in the job records.
+	UsageGPUSeconds *prometheus.CounterVec
+	UsageCPUSeconds *prometheus.CounterVec
 }
 
 // New returns the worker's metrics, registered on a new registry (with the Go
@@ -69,8 +73,15 @@ func New() *Metrics {
 		SetupFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aigw_worker_setup_failures_total", Help: "Warm processes that did not get ready (set-up timeout, exit, garbage).",
 		}, []string{"algorithm"}),
+		UsageGPUSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_usage_gpu_seconds_total", Help: "GPU-seconds (GPUs held × wall time) of the attempts recorded, by tenant and pool.",
+		}, []string{"tenant", "pool"}),
+		UsageCPUSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_usage_cpu_seconds_total", Help: "CPU-seconds (worker slots held × wall time) of the attempts recorded, by tenant and pool.",
+		}, []string{"tenant", "pool"}),
 	}
-	m.Registry.MustRegister(m.JobsStarted, m.JobsFinished, m.RunSeconds, m.QueueWait, m.GPUsBusy, m.SlotsBusy,
+	m.Registry.MustRegister(m.UsageGPUSeconds, m.UsageCPUSeconds,
+		m.JobsStarted, m.JobsFinished, m.RunSeconds, m.QueueWait, m.GPUsBusy, m.SlotsBusy,
 		m.WarmHits, m.ColdStarts, m.ColdStart, m.SetupSeconds, m.SetupFailed,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
