@@ -226,6 +226,9 @@ func TestConsole(t *testing.T) {
 
 	// Not signed in: any page goes to sign-in.
 	p.open("#/jobs", "#signin-form")
+	if eval[bool](p, `!document.getElementById("top").hidden || document.getElementById("top").offsetHeight > 0`) {
+		t.Error("the navigation shows before sign-in")
+	}
 	p.shot("signin")
 	p.run("wrong secret", 15*time.Second,
 		chromedp.SendKeys(chromedp.CSS("#client_id"), clientID), chromedp.SendKeys(chromedp.CSS("#client_secret"), "nope"),
@@ -247,6 +250,7 @@ func TestConsole(t *testing.T) {
 	p.open("#/algorithms", `#algorithms-table tr[data-algorithm="echo"]`)
 	p.shot("algorithms")
 	p.open("#/algorithms/echo", "#run-form #input-message")
+	p.shot("algorithm")
 	if typ := attr(t, p, "#input-sleep_ms", "type"); typ != "number" {
 		t.Errorf("sleep_ms (an integer) is an input of type %q, want number", typ)
 	}
