@@ -142,40 +142,38 @@ func joinedEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// startJoined runs `aigw-worker --join` inside ns.
-func startJoined(t *testing.T, ns *netns, name, token string) <-chan struct{} {
+// startJoined provisions executor name of pool inside ns: a credential
+// (admin) and an `aigw-worker --join` process started by the Local
+// provider under `ip netns exec`. It returns the executor and a channel
+// closed when its process exits.
+func startJoined(t *testing.T, admin *executorapi.Client, ns *netns, pool, name string) (executorapi.Executor, <-chan struct{}) {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	logDir := t.TempDir()
+	local := &executorapi.Local{Bin: filepath.Join(binDir, "aigw-worker"), URL: "http://" + ns.proxy + "/function/executors",
+		Env: joinedEnv("AIGW_SLOTS=1", "AIGW_NODE_NAME="+name, "AIGW_BIN_DIR="+binDir,
+			"AIGW_ALGORITHMS_DIR="+filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off", "AIGW_SHUTDOWN_GRACE=2s"),
+		Wrap: []string{"ip", "netns", "exec", ns.name},
+		Logs: func(name string) (*os.File, error) { return os.Create(filepath.Join(logDir, name+".log")) }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := executorapi.Provision(ctx, admin, local, pool, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.name, filepath.Join(binDir, "aigw-worker"),
-		"--join", "http://"+ns.proxy+"/function/executors", "--token", token)
-	cmd.Env = joinedEnv("AIGW_SLOTS=1", "AIGW_NODE_NAME="+name, "AIGW_BIN_DIR="+binDir,
-		"AIGW_ALGORITHMS_DIR="+filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off", "AIGW_SHUTDOWN_GRACE=2s")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	done := local.Done(e)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = local.Stop(ctx, e)
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
+			b, _ := os.ReadFile(filepath.Join(logDir, name+".log"))
 			if len(b) > 6000 {
 				b = b[len(b)-6000:]
 			}
-			t.Logf("--- %s log (tail) ---\n%s", name, b)
+			t.Logf("--- executor %s log (tail) ---\n%s", name, b)
 		}
 	})
-	return done
+	return e, done
 }
 
 // registerIn registers the reference algorithm dir in pool with an operator token.
@@ -248,14 +246,6 @@ func TestExecutorsJoinFromNetworkNamespaces(t *testing.T) {
 	api := s.gateway + "/function/executors"
 	admin := executorapi.NewClient(api, s.admin, nil)
 	testwait.Eventually(t, 20*time.Second, func() bool { return get(api+"/_/health") == http.StatusOK }, "the executors function")
-	a, err := admin.Create(ctx, edge, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := admin.Create(ctx, edge, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw := strings.TrimPrefix(s.gateway, "http://")
 	nsA, nsB := newNetns(t, 1, gw), newNetns(t, 2, gw)
 	for _, addr := range append(testenv.RedisAddrs(t), "127.0.0.1:27018", gw) {
@@ -267,7 +257,7 @@ func TestExecutorsJoinFromNetworkNamespaces(t *testing.T) {
 		t.Fatalf("the namespace does not reach the gateway's address %s", nsA.proxy)
 	}
 
-	startJoined(t, nsA, "edge-a", a.Token)
+	a, _ := startJoined(t, admin, nsA, edge, "a")
 	// Warm (serve) and exec runs on the joined worker.
 	j1 := s.submitTo("echo", map[string]any{"message": "from afar"})
 	j2 := s.submitTo("echo-exec", map[string]any{"message": "exec afar"})
@@ -281,7 +271,7 @@ func TestExecutorsJoinFromNetworkNamespaces(t *testing.T) {
 	// A partition mid-run.
 	j3 := s.submitTo("echo", map[string]any{"message": "partitioned", "sleep_ms": 6000})
 	testwait.Eventually(t, 30*time.Second, func() bool { return s.jobOf(j3.ID).State == "running" }, "job %s running on a", j3.ID)
-	stoppedB := startJoined(t, nsB, "edge-b", b.Token)
+	b, stoppedB := startJoined(t, admin, nsB, edge, "b")
 	nsA.partition(t)
 	done := s.waitState(j3.ID, "succeeded", 60*time.Second)
 	got := s.jobOf(j3.ID)
@@ -290,7 +280,7 @@ func TestExecutorsJoinFromNetworkNamespaces(t *testing.T) {
 	}
 	nsA.heal(t)
 	late := executorapi.NewClient(api, a.Token, nil)
-	_, err = late.Finish(ctx, j3.ID, executorapi.Finish{Attempt: 1, Outcome: executorapi.OutcomeSucceeded, Output: json.RawMessage(`{"message":"late"}`)})
+	_, err := late.Finish(ctx, j3.ID, executorapi.Finish{Attempt: 1, Outcome: executorapi.OutcomeSucceeded, Output: json.RawMessage(`{"message":"late"}`)})
 	if executorapi.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("late finish: %v, want 409", err)
 	}
