@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,6 +210,13 @@ func TestPoolsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.reg.Remove(e.ctx, e.pool, "gpu-1") })
+	// A remote executor (the executors function writes its entry) beside the agent.
+	err = e.reg.Heartbeat(e.ctx, registry.Worker{Node: "laptop-1.ex1", Pool: e.pool, Kind: registry.KindExecutor, Version: "1.2.3",
+		Slots: 1, SlotsBusy: 1, Running: []string{"secret-job-2"}, Addr: "203.0.113.7:51000"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.reg.Remove(e.ctx, e.pool, "laptop-1.ex1") })
 	r := e.want(t, e.do(t, "GET", "/v1/pools", e.token, ""), http.StatusOK)
 	var out struct{ Pools []poolView }
 	r.decode(t, &out)
@@ -221,9 +229,14 @@ func TestPoolsAPI(t *testing.T) {
 	if p == nil {
 		t.Fatalf("pool %s missing: %s", e.pool, r.body)
 	}
-	if len(p.Workers) != 1 || p.Workers[0].Node != "gpu-1" || p.Workers[0].Version != "1.2.3" || len(p.Workers[0].GPUs) != 2 ||
-		p.Workers[0].GPUs[0].Name != "H100" || p.GPUs != (counts{Total: 2, Free: 1, Busy: 1}) || p.Slots != (counts{Total: 2, Free: 1, Busy: 1}) {
+	slices.SortFunc(p.Workers, func(a, b workerView) int { return strings.Compare(a.Node, b.Node) })
+	if len(p.Workers) != 2 || p.Workers[0].Node != "gpu-1" || p.Workers[0].Version != "1.2.3" || len(p.Workers[0].GPUs) != 2 ||
+		p.Workers[0].Kind != "agent" || p.Workers[0].JobsHeld != 1 || p.Workers[0].Addr != "" ||
+		p.Workers[0].GPUs[0].Name != "H100" || p.GPUs != (counts{Total: 2, Free: 1, Busy: 1}) || p.Slots != (counts{Total: 3, Free: 1, Busy: 2}) {
 		t.Fatalf("pool %+v", p)
+	}
+	if x := p.Workers[1]; x.Node != "laptop-1.ex1" || x.Kind != "executor" || x.Addr != "203.0.113.7:51000" || x.JobsHeld != 1 || x.HeartbeatAt.IsZero() {
+		t.Fatalf("executor %+v", x)
 	}
 	if p.Queue.Depth != 1 || p.Queue.Ready[job.Low] != 1 || p.Queue.Ready[job.High] != 0 {
 		t.Fatalf("queue %+v", p.Queue)

@@ -27,10 +27,16 @@ type counts struct {
 	Busy  int `json:"busy"`
 }
 
-// workerView is a worker as operators see it in the pools list: no job ids,
-// addresses or labels.
+// workerView is a worker as operators see it in the pools list: no job ids
+// or labels; an agent's address neither (it is the gang's MASTER_ADDR), a
+// remote executor's is the address its last call came from.
 type workerView struct {
-	Node        string    `json:"node"`
+	Node string `json:"node"`
+	// Kind is "agent" (a worker agent) or "executor" (joined through the
+	// executor API).
+	Kind        string    `json:"kind"`
+	Addr        string    `json:"addr,omitempty"`
+	JobsHeld    int       `json:"jobs_held"`
 	Version     string    `json:"version"`
 	Slots       int       `json:"slots"`
 	SlotsBusy   int       `json:"slots_busy"`
@@ -143,8 +149,11 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 }
 
 func workerOf(wk registry.Worker) workerView {
-	v := workerView{Node: wk.Node, Version: wk.Version, Slots: wk.Slots, SlotsBusy: wk.SlotsBusy,
+	v := workerView{Node: wk.Node, Kind: "agent", JobsHeld: len(wk.Running), Version: wk.Version, Slots: wk.Slots, SlotsBusy: wk.SlotsBusy,
 		GPUs: make([]gpuView, len(wk.GPUs)), Draining: wk.Draining, StartedAt: wk.StartedAt, HeartbeatAt: wk.HeartbeatAt}
+	if wk.Kind == registry.KindExecutor {
+		v.Kind, v.Addr = registry.KindExecutor, wk.Addr
+	}
 	for i, g := range wk.GPUs {
 		v.GPUs[i] = gpuView{Index: g.Index, Name: g.Name, MemoryTotalMB: g.MemoryTotalMB, MemoryUsedMB: g.MemoryUsedMB,
 			UtilizationPct: g.UtilizationPct, Busy: g.Busy}
