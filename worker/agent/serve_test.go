@@ -2,9 +2,13 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +28,7 @@ import (
 	"github.com/aigw/aigw/internal/testenv"
 	"github.com/aigw/aigw/internal/testlog"
 	"github.com/aigw/aigw/internal/testwait"
+	"github.com/aigw/aigw/worker/internal/assetcache"
 )
 
 // serveAlgo registers a serve algorithm running testdata/servetest of the
@@ -64,6 +69,7 @@ type servedOut struct {
 	PID     int    `json:"pid"`
 	Jobs    int    `json:"jobs"`
 	GPUs    string `json:"gpus"`
+	Asset   string `json:"asset"`
 }
 
 func served(t *testing.T, j *job.Job) servedOut {
@@ -394,4 +400,32 @@ func TestServeMinWarm(t *testing.T) {
 	// A worker that stops stops its warm processes.
 	stop()
 	gone(t, b.starts()[0])
+}
+
+// A serve algorithm with an asset: its process starts with the asset's
+// cached path (AIGW_ASSET_WEIGHTS) and serves the next job warm.
+func TestServeWithAnAsset(t *testing.T) {
+	t.Parallel()
+	content := "weights v2"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(content)) }))
+	t.Cleanup(srv.Close)
+	sum := sha256.Sum256([]byte(content))
+	cache, err := assetcache.New(t.TempDir(), 1<<20, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t)
+	b.serveAlgo("warmasset", nil, 0, func(d *algorithm.Definition) {
+		d.Assets = []algorithm.Asset{{Name: "weights", URL: srv.URL + "/w.bin", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}}
+	})
+	startWorker(t, b, b.config("w1", 1), cache, nil)
+	first := b.waitState(b.submit("warmasset", `{}`, nil), 20*time.Second, job.Succeeded)
+	second := b.waitState(b.submit("warmasset", `{}`, nil), 20*time.Second, job.Succeeded)
+	one, two := served(t, first), served(t, second)
+	if one.Asset != cache.Path(hex.EncodeToString(sum[:])) || first.ColdStartMS == 0 {
+		t.Fatalf("first job: %+v cold_start_ms %d", one, first.ColdStartMS)
+	}
+	if two.PID != one.PID || two.Asset != one.Asset || second.ColdStartMS != 0 {
+		t.Fatalf("second job: %+v cold_start_ms %d, want pid %d warm", two, second.ColdStartMS, one.PID)
+	}
 }

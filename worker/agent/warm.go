@@ -36,8 +36,16 @@ func (a *Agent) serveEvents() runner.ServeEvents {
 // for other runtimes). When there is none it settles the delivery itself
 // and reports false. j is the job's record when the caller has read it.
 func (a *Agent) warmProcess(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition, gpus []int) (*runner.Lease, bool) {
-	if def.Runtime.Type != algorithm.Serve || runner.Refused(def) != nil {
+	switch {
+	case def.Runtime.Type != algorithm.Serve:
+		return nil, true
+	case runner.Refused(def) != nil:
 		return nil, true // a refused program fails the attempt, as an exec one does
+	case len(def.Assets) > 0:
+		// Its processes start with the assets' paths, known once the attempt
+		// holds them: the runtime acquires the process then (a cold start
+		// waits with the job running).
+		return nil, true
 	}
 	l, err := a.runner.Acquire(ctx, def, gpus, nil)
 	if err == nil {

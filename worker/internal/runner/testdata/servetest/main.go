@@ -152,6 +152,7 @@ func run(m msg, in input, pid, jobs int, lines chan msg) bool {
 		return true
 	}
 	send(map[string]any{"type": "done", "id": m.ID, "output": map[string]any{"message": in.Message, "pid": pid, "jobs": jobs,
-		"gpus": os.Getenv("CUDA_VISIBLE_DEVICES"), "algorithm": os.Getenv("AIGW_ALGORITHM")}})
+		"gpus": os.Getenv("CUDA_VISIBLE_DEVICES"), "algorithm": os.Getenv("AIGW_ALGORITHM"),
+		"asset": os.Getenv("AIGW_ASSET_WEIGHTS")}})
 	return true
 }
