@@ -113,3 +113,37 @@ func (s *Store) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
 	})
 	return out, nil
 }
+
+// UsagePoint is the GPU-seconds of one job that finished at At.
+type UsagePoint struct {
+	At         time.Time
+	GPUSeconds float64
+}
+
+// GPUUsageSince returns the GPU-seconds of tenant's jobs in pool that
+// finished at or after since, oldest first (jobs with none are left out), at
+// most limit of them (through the tenant_finished_at index).
+func (s *Store) GPUUsageSince(ctx context.Context, tenant, pool string, since time.Time, limit int) ([]UsagePoint, error) {
+	cur, err := s.jobs.Find(ctx, bson.D{
+		{Key: "tenant", Value: tenant},
+		{Key: "finished_at", Value: bson.D{{Key: "$gte", Value: since.UTC()}}},
+		{Key: "pool", Value: pool},
+		{Key: "usage.gpu_seconds", Value: bson.D{{Key: "$gt", Value: 0}}},
+	}, options.Find().SetSort(bson.D{{Key: "finished_at", Value: 1}}).SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "finished_at", Value: 1}, {Key: "usage", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("read GPU usage: %w", mongoconn.WrapUnavailable(err))
+	}
+	var recs []struct {
+		FinishedAt time.Time `bson:"finished_at"`
+		Usage      job.Usage `bson:"usage"`
+	}
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, fmt.Errorf("read GPU usage: %w", mongoconn.WrapUnavailable(err))
+	}
+	out := make([]UsagePoint, len(recs))
+	for i, r := range recs {
+		out[i] = UsagePoint{At: r.FinishedAt, GPUSeconds: r.Usage.GPUSeconds}
+	}
+	return out, nil
+}

@@ -13,6 +13,7 @@
 //	                    GangOutput
 //	{job:<id>}          JobEvents, JobCancel                       events and gap read in one MULTI
 //	{rl:<key>}          RateLimit                                  one bucket per script
+//	{quota:<pool>/<t>}  QuotaRunning                               one set per script
 //	{<tag>}             AsyncQueue                                 the gateway's async stream and its bookkeeping
 //	{<name>}            TickLease                                  one lease per orchestrator cycle
 //	(none)              Pools                                      a single set, read alone
@@ -113,6 +114,15 @@ func JobCancel(jobID string) string { return tagged("job:"+jobID) + "cancel" }
 // expires once it would be full again). Its own tag {rl:<key>}, so the buckets
 // of different tenants spread over the cluster. Owner: internal/ratelimit.
 func RateLimit(key string) string { return prefix + "{rl:" + key + "}" }
+
+// QuotaRunning is the sorted set of tenant's jobs running in pool that
+// count against its MaxRunning quota: job id → unix ms until which the run
+// may hold its place (its deadline; released at its end), the key expiring
+// with its last member. Its own tag {quota:<pool>/<tenant>}. Owner:
+// internal/quota.
+func QuotaRunning(tenant, pool string) string {
+	return prefix + "{quota:" + pool + "/" + tenant + "}:running"
+}
 
 // AsyncKeys are the keys of one gateway's async invocation queue, all on the
 // tag {<tag>} (default "gateway-async"). Owner: gateway/internal/async.

@@ -38,6 +38,7 @@ func TestKeyStringsAreFixed(t *testing.T) {
 		{JobEvents("01JABC"), "aigw:{job:01JABC}:events"},
 		{JobCancel("01JABC"), "aigw:{job:01JABC}:cancel"},
 		{RateLimit("tenant-a"), "aigw:{rl:tenant-a}"},
+		{QuotaRunning("acme", "gpu-a100"), "aigw:{quota:gpu-a100/acme}:running"},
 		{a.Calls, "aigw:{gateway-async}:calls"},
 		{a.Attempts, "aigw:{gateway-async}:attempts"},
 		{a.DonePrefix, "aigw:{gateway-async}:done:"},
@@ -74,6 +75,7 @@ func TestKeysOfOneScriptShareOneHashTag(t *testing.T) {
 		GangReservations("gpu-a100"), GangOutput("gpu-a100", "j1")}
 	groups["job:j1"] = []string{JobEvents("j1"), JobCancel("j1")}
 	groups["rl:t"] = []string{RateLimit("t")}
+	groups["quota:p/t"] = []string{QuotaRunning("t", "p")}
 	a := AsyncQueue("gateway-async")
 	groups["gateway-async"] = []string{a.Calls, a.Attempts, AsyncDone("gateway-async", "c1")}
 	groups["orchestrator"] = []string{OrchestratorTick}
