@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"net/http"
+
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/aigw/aigw/internal/objstore"
+
 	"github.com/aigw/aigw/worker/internal/artifacts"
+	"github.com/aigw/aigw/worker/internal/assetcache"
 	"github.com/aigw/aigw/worker/internal/config"
 )
 
@@ -19,4 +24,18 @@ type (
 // NewArtifactStore returns an artifact store on db; limit caps one run's files.
 func NewArtifactStore(db *mongo.Database, limit int64) *ArtifactStore {
 	return artifacts.New(db, limit)
+}
+
+// NewObjectArtifactStore returns an artifact store in the S3-compatible
+// object store; limit caps one run's files.
+func NewObjectArtifactStore(obj *objstore.Store, limit int64) *ArtifactStore {
+	return artifacts.NewObjects(obj, limit)
+}
+
+// AssetCache is the worker's cache of algorithm assets (see assetcache.Cache).
+type AssetCache = assetcache.Cache
+
+// NewAssetCache opens an asset cache in dir with a byte budget.
+func NewAssetCache(dir string, budget int64, client *http.Client) (*AssetCache, error) {
+	return assetcache.New(dir, budget, client)
 }
