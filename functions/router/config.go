@@ -43,6 +43,10 @@ type Config struct {
 	// from its secret aigw-s3-* first); without an endpoint, artifacts have
 	// no URL.
 	S3 objstore.Config
+	// QuotaCacheTTL is how long the router keeps a tenant's quotas and its
+	// GPU use within a quota's window before reading them again
+	// (AIGW_QUOTA_CACHE_TTL, default 5s).
+	QuotaCacheTTL time.Duration
 	// Options: AIGW_MAX_WAIT (60s), AIGW_BODY_LIMIT (bytes, 1048576),
 	// AIGW_SSE_HEARTBEAT (15s), AIGW_PUBLIC_URL, AIGW_ARTIFACT_URL_TTL (15m).
 	Options
@@ -93,6 +97,7 @@ func Read(r *envconf.Reader) Config {
 	c.UploadLimits = envconf.Parse(r, "AIGW_UPLOAD_LIMITS", nil, parseUploadLimits)
 	c.UploadURLTTL = r.Duration("AIGW_UPLOAD_URL_TTL", time.Hour, time.Second, 7*24*time.Hour)
 	rps := r.Float("AIGW_RATE_LIMIT_RPS", DefaultRPS, 0, 1e6)
+	c.QuotaCacheTTL = r.Duration("AIGW_QUOTA_CACHE_TTL", 5*time.Second, time.Millisecond, time.Hour)
 	c.RateLimit = ratelimit.Limit{Rate: rps, Burst: r.Int("AIGW_RATE_LIMIT_BURST", max(1, int(2*rps)), 1, 0)}
 	return c
 }

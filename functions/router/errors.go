@@ -11,6 +11,7 @@ import (
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/web"
@@ -30,6 +31,7 @@ func apiError(err error) error {
 	var we *web.Error
 	var ie *submit.InputError
 	var conflict *jobstore.ConflictError
+	var over *quota.OverError
 	switch {
 	case err == nil || errors.As(err, &we):
 		return err
@@ -54,6 +56,10 @@ func apiError(err error) error {
 	case errors.As(err, &conflict):
 		return &web.Error{Status: http.StatusConflict, Code: "conflict",
 			Message: fmt.Sprintf("job %s is %s", conflict.ID, conflict.Actual), Err: err}
+	case errors.As(err, &over):
+		e := web.RateLimited(over.RetryAfter, "%s", over.Error())
+		e.Code, e.Err = "quota_exceeded", err
+		return e
 	case redisconn.IsUnavailable(err):
 		return web.Unavailable(web.RetryAfter, err)
 	}

@@ -146,6 +146,8 @@ type Deps struct {
 	// Files, when not nil, is the object store: artifacts get presigned
 	// download URLs, and uploads presigned upload URLs.
 	Files Files
+	// Quotas stores tenants' quotas (the operator's quota routes).
+	Quotas Quotas
 	// Uploads records uploads (POST /v1/uploads).
 	Uploads Uploads
 	// Ready checks the backing servers for GET /_/health.
@@ -191,6 +193,8 @@ func New(d Deps) http.Handler {
 		r.With(write).Method(http.MethodPost, "/jobs/{id}/deliveries/{delivery}/redeliver", a.handle(a.redeliverWebhook))
 		r.With(read).Method(http.MethodGet, "/pools", a.handle(a.listPools))
 		r.With(read).Method(http.MethodGet, "/usage", a.handle(a.getUsage))
+		r.With(admin).Method(http.MethodGet, "/admin/tenants/{tenant}/quotas", a.handle(a.getQuotas))
+		r.With(admin).Method(http.MethodPut, "/admin/tenants/{tenant}/quotas", a.handle(a.putQuotas))
 		r.With(admin).Method(http.MethodGet, "/admin/pools/{pool}/dead-letters", a.handle(a.listDeadLetters))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/redrive", a.handle(a.redriveAll))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/{id}/redrive", a.handle(a.redriveDeadLetter))

@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/ratelimit"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
@@ -66,12 +67,21 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 	q := queue.New(rdb, cfg.Queue)
 	ev := events.New(rdb, events.Config{})
 	ups := uploads.New(db)
+	ictx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	quotas, err := quota.NewStore(ictx, db)
+	if err != nil {
+		return Deps{}, err
+	}
+	qcache := quota.NewCache(quotas, cfg.QuotaCacheTTL)
 	d := Deps{
 		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q, DeadLetters: q,
 		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
 		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
 			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets),
-			Files:    &inputfiles.Resolver{Uploads: ups, URLs: egress.NewGuard(cfg.WebhookAllowedNets)}}),
+			Files:    &inputfiles.Resolver{Uploads: ups, URLs: egress.NewGuard(cfg.WebhookAllowedNets)},
+			Admit:    quota.NewAdmission(qcache, jobs, cfg.QuotaCacheTTL).Admit}),
+		Quotas:  quotas,
 		Uploads: ups,
 		Ready:   func(ctx context.Context) error { return ping(ctx, db, rdb) },
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/pipeline"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/webhook"
 )
@@ -25,6 +26,8 @@ func TestSchemasMatchTheGoTypes(t *testing.T) {
 		"Artifact":            {job.Artifact{}, nil},
 		"Usage":               {job.Usage{}, nil},
 		"UsageRow":            {jobstore.UsageRow{}, nil},
+		"Quota":               {quota.Quota{}, nil},
+		"TenantQuotas":        {quota.Tenant{}, nil},
 		"AlgorithmDefinition": {algorithm.Definition{}, nil},
 		"Runtime":             {algorithm.Runtime{}, nil},
 		"Resources":           {algorithm.Resources{}, nil},

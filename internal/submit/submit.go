@@ -127,6 +127,10 @@ type Config struct {
 	// tenant's own uploads, https URLs of public addresses); nil leaves them
 	// as they are.
 	Files *inputfiles.Resolver
+	// Admit, when set, may refuse a valid submit of tenant to pool before it
+	// is recorded (quota.Admission: GPU-seconds quotas); its error is
+	// returned as is.
+	Admit func(ctx context.Context, tenant, pool string) error
 }
 
 // Service submits, cancels and retries jobs. It is safe for concurrent use and
@@ -207,6 +211,11 @@ func (s *Service) Submit(ctx context.Context, req Request) (*job.Job, bool, erro
 			return nil, false, err
 		}
 		j.Input = in
+	}
+	if s.cfg.Admit != nil {
+		if err := s.cfg.Admit(ctx, req.Tenant, j.Pool); err != nil {
+			return nil, false, err
+		}
 	}
 	if req.IdempotencyKey != "" {
 		if j.IdempotencyFingerprint, err = fingerprint(req); err != nil {
