@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/executorapi"
 	"github.com/aigw/aigw/internal/job"
@@ -37,6 +38,13 @@ type bundle struct {
 	pool   string // algorithm "echo-<pool>" runs here
 	other  string // algorithm "echo-<other>" runs here
 	lease  time.Duration
+	hc     *http.Client
+}
+
+// client is a client of the API with token whose exchanges are checked
+// against the OpenAPI document.
+func (b *bundle) client(token string) *executorapi.Client {
+	return executorapi.NewClient(b.url, token, b.hc)
 }
 
 func setup(t *testing.T) *bundle {
@@ -75,10 +83,15 @@ func setup(t *testing.T) *bundle {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); b.svc.Run(runCtx) }()
-	srv := httptest.NewServer(b.svc.Handler())
+	// Served as the gateway serves it, under /function/executors: every
+	// exchange of the tests is checked against the OpenAPI document.
+	mux := http.NewServeMux()
+	mux.Handle(apispec.FunctionPrefix("executors")+"/", http.StripPrefix(apispec.FunctionPrefix("executors"), b.svc.Handler()))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); stop(); <-done })
-	b.url = srv.URL
-	b.admin = executorapi.NewClient(srv.URL, adminToken, nil)
+	b.url = srv.URL + apispec.FunctionPrefix("executors")
+	b.hc = &http.Client{Transport: apispec.Transport(t, nil)}
+	b.admin = b.client(adminToken)
 	return b
 }
 
@@ -92,7 +105,7 @@ func (b *bundle) executor(t *testing.T, pool, name string) (*executorapi.Client,
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := executorapi.NewClient(b.url, cr.Token, nil)
+	c := b.client(cr.Token)
 	if _, err := c.Register(b.ctx, executorapi.Register{Version: "test", Slots: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +152,7 @@ func wantStatus(t *testing.T, err error, status int) {
 func TestAdminCreatesAndRevokesCredentials(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, err := executorapi.NewClient(b.url, "wrong", nil).Create(b.ctx, b.pool, "laptop-1")
+	_, err := b.client("wrong").Create(b.ctx, b.pool, "laptop-1")
 	wantStatus(t, err, http.StatusUnauthorized)
 	_, err = b.admin.Create(b.ctx, "Bad Pool", "laptop-1")
 	wantStatus(t, err, http.StatusUnprocessableEntity)
@@ -154,7 +167,7 @@ func TestAdminCreatesAndRevokesCredentials(t *testing.T) {
 		t.Fatalf("stored %+v, %v", stored, err)
 	}
 	// A token of another id, or a forged secret, is refused.
-	_, err = executorapi.NewClient(b.url, cr.Token+"x", nil).Register(b.ctx, executorapi.Register{})
+	_, err = b.client(cr.Token+"x").Register(b.ctx, executorapi.Register{})
 	wantStatus(t, err, http.StatusUnauthorized)
 
 	ws, err := b.reg.Workers(b.ctx, b.pool)

@@ -1,6 +1,6 @@
 // Package apispec holds aigw's OpenAPI 3.1 document (openapi.json, embedded):
-// the public API of the router, auth and orchestrator functions as a client
-// reaches them through the gateway. The router serves it at
+// the public API of the router, auth, orchestrator and executors functions
+// as a client reaches them through the gateway. The router serves it at
 // GET /v1/openapi.json (Handler).
 //
 // Each path item names its function in its servers entry

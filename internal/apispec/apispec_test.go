@@ -26,7 +26,7 @@ func TestDocumentIsValidOpenAPI31(t *testing.T) {
 	for _, r := range routes {
 		fns[r.Function]++
 	}
-	if fns["router"] == 0 || fns["auth"] == 0 || fns["orchestrator"] == 0 || len(fns) != 3 {
+	if fns["router"] == 0 || fns["auth"] == 0 || fns["orchestrator"] == 0 || fns["executors"] == 0 || len(fns) != 4 {
 		t.Fatalf("routes by function %v", fns)
 	}
 	ids := map[string]bool{}
