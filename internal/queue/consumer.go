@@ -229,7 +229,7 @@ func (c *Consumer) await(ctx context.Context, acks []Delivery, limit int, block 
 		if block > 0 {
 			wait = min(max(time.Until(deadline), time.Millisecond), c.q.cfg.BlockSlice)
 		}
-		got, err := c.readHome(ctx, acks, limit, wait)
+		got, woken, err := c.readHome(ctx, acks, limit, wait)
 		acks = nil
 		if err != nil {
 			return nil, err
@@ -240,17 +240,22 @@ func (c *Consumer) await(ctx context.Context, acks []Delivery, limit int, block 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// Nothing came: look at every shard; a consumer that goes on waiting
-		// registers as idle, so that producers wake it for jobs on any shard.
-		var idle time.Duration
-		if block > 0 {
-			idle = 2*c.q.cfg.BlockSlice + 100*time.Millisecond
-		}
-		if got, err = c.takeByPriority(ctx, limit, idle); err != nil {
-			return nil, err
-		}
-		if len(got) > 0 {
-			return c.finish(ctx, got, limit, nil)
+		// The read timed out (or a take that does not wait found nothing):
+		// look at every shard; a consumer that goes on waiting registers as
+		// idle, so that producers wake it for jobs on any shard. A wake-up that
+		// found its job taken by another consumer only goes back to waiting:
+		// a look after each would keep an idle pool registered, and waking.
+		if !woken || block <= 0 {
+			var idle time.Duration
+			if block > 0 {
+				idle = 2*c.q.cfg.BlockSlice + 100*time.Millisecond
+			}
+			if got, err = c.takeByPriority(ctx, limit, idle); err != nil {
+				return nil, err
+			}
+			if len(got) > 0 {
+				return c.finish(ctx, got, limit, nil)
+			}
 		}
 		if block <= 0 || !time.Now().Before(deadline) {
 			c.short = true
@@ -388,18 +393,18 @@ func (c *Consumer) clearHints(ctx context.Context, seen []string) error {
 }
 
 // readHome reads the home shard, waiting up to wait (negative: not at all), and
-// takes from the shards a wake-up named; while the hint says high jobs may wait
-// elsewhere and it took a normal or low job, it takes those high jobs too.
-// Deliveries beyond limit go to the buffer (see finish).
-func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) ([]Delivery, error) {
-	got, woken, err := c.readHomeShard(ctx, acks, limit, wait)
+// takes from the shards a wake-up named (woken: there was one); while the hint
+// says high jobs may wait elsewhere and it took a normal or low job, it takes
+// those high jobs too. Deliveries beyond limit go to the buffer (see finish).
+func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wait time.Duration) (got []Delivery, woken bool, err error) {
+	got, shards, err := c.readHomeShard(ctx, acks, limit, wait)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(got) > 0 {
 		c.next = c.home
 	}
-	for _, s := range woken {
+	for _, s := range shards {
 		if len(got) >= limit {
 			break
 		}
@@ -407,7 +412,7 @@ func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wai
 		got = append(got, more...)
 		if err != nil {
 			c.buf = append(c.buf, got...)
-			return nil, err
+			return nil, false, err
 		}
 		if len(more) > 0 {
 			c.next = s
@@ -418,10 +423,10 @@ func (c *Consumer) readHome(ctx context.Context, acks []Delivery, limit int, wai
 		got = append(got, highs...)
 		if err != nil {
 			c.buf = append(c.buf, got...)
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return got, nil
+	return got, len(shards) > 0, nil
 }
 
 // readHomeShard acknowledges acks of the home shard (promoting due delayed jobs)

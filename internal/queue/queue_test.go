@@ -410,6 +410,61 @@ func TestIdleConsumerIsWokenForAnotherShard(t *testing.T) {
 	}
 }
 
+// TestWakeUpForATakenJobGoesBackToWaiting: when the consumer blocked on a
+// job's shard takes it, the idle consumer a producer woke elsewhere finds
+// nothing and blocks again, without a look at every shard (which would
+// register it as idle again, and so keep an idle pool waking consumers).
+func TestWakeUpForATakenJobGoesBackToWaiting(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Shards: 2, BlockSlice: 2 * time.Second})
+	cs := make([]*Consumer, 2)
+	for i := range cs {
+		c, err := b.q.Consumer(b.pool, "c"+strconv.Itoa(i), ConsumerOptions{Home: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Take(b.ctx, 1, time.Millisecond); err != nil { // registers as idle
+			t.Fatal(err)
+		}
+		cs[i] = c
+	}
+	// The job goes to shard 0, and the producer wakes c1 (idle, homed
+	// elsewhere); c0 takes the job before c1 gets to it.
+	id := b.idOnShard(0)
+	b.enqueue(t, Message{JobID: id})
+	if ds, err := cs[0].Take(b.ctx, 1, 0); err != nil || len(ds) != 1 || ds[0].JobID != id {
+		t.Fatalf("c0 took %v %v, want %s", ds, err, id)
+	}
+	scans := cs[1].scans
+	ctx1, cancel1 := context.WithCancel(b.ctx)
+	defer cancel1()
+	type result struct {
+		ds  []Delivery
+		err error
+	}
+	woken := make(chan result, 1)
+	go func() {
+		ds, err := cs[1].Take(ctx1, 1, time.Minute)
+		woken <- result{ds, err}
+	}()
+	// c1 reads the wake-up, finds shard 0 empty, and acknowledges the entry
+	// with its next call on its home shard: its next blocking read, or the
+	// look at every shard this test forbids (which counts before it acks).
+	wake := b.q.keys(b.pool, 1).wake
+	testwait.Eventually(t, 10*time.Second, func() bool {
+		info, err := b.rdb.XInfoStream(b.ctx, wake).Result()
+		return err == nil && info.EntriesAdded == 1 && info.Length == 0
+	}, "c1 woken and done with the wake-up")
+	cancel1()
+	r := testwait.Receive(t, woken, 30*time.Second, "c1's take")
+	if len(r.ds) != 0 {
+		t.Fatalf("c1 took %v", r.ds)
+	}
+	if n := cs[1].scans - scans; n != 0 {
+		t.Fatalf("the woken consumer looked at every shard %d times after finding nothing, want 0", n)
+	}
+}
+
 func TestEmptyTakeReturnsAfterBlock(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Shards: 2, BlockSlice: 50 * time.Millisecond})
