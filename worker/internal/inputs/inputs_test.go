@@ -8,8 +8,8 @@ import (
 
 func TestNameIsSafe(t *testing.T) {
 	for ref, want := range map[inputfiles.Ref]string{
-		{Upload: "01JB0000000000000000000000"}:                 "01JB0000000000000000000000",
-		{URL: "https://example.com/models/m.bin?x=1"}:        "m.bin",
+		{Upload: "01JB0000000000000000000000"}:                "01JB0000000000000000000000",
+		{URL: "https://example.com/models/m.bin?x=1"}:         "m.bin",
 		{URL: "https://example.com/a%2F..%2F..%2Fetc/passwd"}: "passwd",
 		{URL: "https://example.com/"}:                         "file",
 		{URL: "https://example.com/..."}:                      "...",
