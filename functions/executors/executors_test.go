@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +50,10 @@ func (b *bundle) client(token string) *executorapi.Client {
 	return executorapi.NewClient(b.url, token, b.hc)
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) *bundle { return setupWith(t, Deps{}) }
+
+// setupWith is setup with d's MaxBlocking.
+func setupWith(t *testing.T, d Deps) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -76,7 +82,7 @@ func setup(t *testing.T) *bundle {
 	}
 	b.sub = submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: b.events, Log: log})
 	b.svc, err = New(ctx, Deps{DB: db, Redis: rdb, Jobs: jobs, AdminToken: adminToken, Lease: b.lease,
-		Poll: 3 * time.Second, OutputLimit: 1024, Log: log})
+		Poll: 3 * time.Second, OutputLimit: 1024, MaxBlocking: d.MaxBlocking, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,5 +401,57 @@ func TestGangsAreRefusedOnExecutorPools(t *testing.T) {
 	r := b.record(t, j.ID)
 	if r.State != job.Failed || r.Error.Code != job.CodeUnschedulable || !strings.Contains(r.Error.Message, "gang") {
 		t.Fatalf("record %+v", r)
+	}
+}
+
+// TestManyLongPollsAreBounded: more open claims than MaxBlocking all answer
+// (none waits for a Redis connection and fails), a job submitted while they
+// wait goes to exactly one of them, and what they hold is measured.
+func TestManyLongPollsAreBounded(t *testing.T) {
+	t.Parallel()
+	const n = 60
+	b := setupWith(t, Deps{MaxBlocking: 4})
+	clients := make([]*executorapi.Client, n)
+	for i := range clients {
+		clients[i], _ = b.executor(t, b.pool, "poll-"+strconv.Itoa(i))
+	}
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	claimed, failed := 0, 0
+	for _, c := range clients {
+		wg.Go(func() {
+			js, err := c.Claim(b.ctx, executorapi.ClaimRequest{WaitMS: 2500})
+			for _, j := range js { // finished at once: its lease never runs out
+				if _, err := c.Finish(b.ctx, j.ID, executorapi.Finish{Attempt: j.Attempt, Outcome: executorapi.OutcomeSucceeded,
+					Output: json.RawMessage(`{}`)}); err != nil {
+					t.Errorf("finish: %v", err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				t.Errorf("claim: %v", err)
+			}
+			claimed += len(js)
+		})
+	}
+	var during int
+	testwait.Eventually(t, 5*time.Second, func() bool {
+		during = runtime.NumGoroutine()
+		return during-before >= n
+	}, "the polls open")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	j := b.submit(t, b.pool, `{"n":1}`, submit.Policy{})
+	wg.Wait()
+	t.Logf("%d open long polls (MaxBlocking 4): %d goroutines in the test process (client and server), heap %d KiB",
+		n, during-before, ms.HeapAlloc>>10)
+	if failed != 0 || claimed != 1 {
+		t.Fatalf("%d claims failed, %d jobs claimed, want 0 and 1", failed, claimed)
+	}
+	if r := b.record(t, j.ID); r.State != job.Succeeded || r.Attempt != 1 {
+		t.Fatalf("record %s attempt %d", r.State, r.Attempt)
 	}
 }

@@ -107,7 +107,19 @@ func (s *Service) handleClaim(w http.ResponseWriter, r *http.Request, x *executo
 	jobs := []executorapi.Job{}
 	for {
 		block := min(time.Until(deadline), time.Second)
+		blocking := false
+		if block > 0 {
+			select {
+			case s.blockers <- struct{}{}:
+				blocking = true
+			default:
+				block = 0 // MaxBlocking polls wait on Redis already: look, then sleep
+			}
+		}
 		ds, err := x.taker.Take(ctx, limit-len(jobs), max(block, 0))
+		if blocking {
+			<-s.blockers
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -123,6 +135,12 @@ func (s *Service) handleClaim(w http.ResponseWriter, r *http.Request, x *executo
 		}
 		if len(jobs) > 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
 			break
+		}
+		if !blocking && len(ds) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(time.Until(deadline), 500*time.Millisecond)):
+			}
 		}
 	}
 	if len(jobs) > 0 {

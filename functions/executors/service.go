@@ -44,7 +44,12 @@ type Deps struct {
 	OutputLimit   int64
 	ArtifactLimit int64
 	Backoff       lifecycle.Backoff
-	Log           *slog.Logger
+	// MaxBlocking bounds the claims waiting on Redis at once (default 32):
+	// a blocking take holds a Redis connection for up to a second, so the
+	// other long polls look without blocking, every half second, and a
+	// thousand open polls hold goroutines, not connections.
+	MaxBlocking int
+	Log         *slog.Logger
 }
 
 // Service is the executors function.
@@ -60,6 +65,8 @@ type Service struct {
 	registry   *registry.Registry
 	lc         *lifecycle.Lifecycle
 	log        *slog.Logger
+
+	blockers chan struct{} // one token per claim blocking on Redis
 
 	mu    sync.Mutex
 	execs map[string]*executor // by credential id
@@ -85,6 +92,9 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if d.ArtifactLimit <= 0 {
 		d.ArtifactLimit = 100 << 20
 	}
+	if d.MaxBlocking <= 0 {
+		d.MaxBlocking = 32
+	}
 	if d.Backoff.Base <= 0 {
 		d.Backoff = lifecycle.Backoff{Base: time.Second, Max: 5 * time.Minute}
 	}
@@ -100,8 +110,9 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		d: d, db: d.DB, rdb: d.Redis, creds: NewCredentials(d.DB), jobs: jobs,
 		algorithms: algorithm.NewStore(d.DB), queue: queue.New(d.Redis, d.Queue), events: ev,
 		registry: registry.New(d.Redis), log: d.Log,
-		lc:    lifecycle.New(jobs, ev, d.Log, d.Backoff),
-		execs: map[string]*executor{},
+		lc:       lifecycle.New(jobs, ev, d.Log, d.Backoff),
+		execs:    map[string]*executor{},
+		blockers: make(chan struct{}, d.MaxBlocking),
 	}
 	return s, nil
 }
