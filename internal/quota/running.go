@@ -72,3 +72,10 @@ func (r *Running) Count(ctx context.Context, tenant, pool string) (int64, error)
 	}
 	return n, nil
 }
+
+// Gate is what a worker asks before it starts a job: the MaxRunning quotas
+// of its pool (cached) and a place among the tenant's running jobs.
+type Gate struct {
+	*Cache
+	*Running
+}

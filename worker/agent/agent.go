@@ -53,7 +53,10 @@ type Deps struct {
 	// Assets, when set, is the cache of the algorithms' assets.
 	Assets  *assetcache.Cache
 	Metrics *metrics.Metrics
-	Log     *slog.Logger
+	// Quotas, when set, holds a tenant's jobs beyond its max_running quota
+	// in the pool in the queue.
+	Quotas QuotaGate
+	Log    *slog.Logger
 	// OnStart, if set, is called when a run's process has started, with the
 	// time its delivery came out of the queue (benchmarks measure dispatch).
 	OnStart func(jobID string, taken, started time.Time)

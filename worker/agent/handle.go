@@ -19,7 +19,10 @@ import (
 // runs it and records the outcome. ctx is stopped (with a cause) on a cancel
 // request, a lost lease or the end of the shutdown grace.
 func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
-	if a.handleClaimed(ctx, d, dp) {
+	// A pool with max_running quotas reads each record first (the claim
+	// path does not know the tenant before it starts the job).
+	limits := a.quotaLimits(ctx)
+	if len(limits) == 0 && a.handleClaimed(ctx, d, dp) {
 		return
 	}
 	j, ok := a.readQueued(ctx, d, dp)
@@ -31,6 +34,11 @@ func (a *Agent) handle(ctx context.Context, d queue.Delivery, dp *dispatch) {
 		return
 	}
 	defer a.freeGPUs(gpus)
+	release, ok := a.admit(ctx, d, j, def, limits)
+	if !ok {
+		return
+	}
+	defer release()
 	a.setGauges()
 	if j.GangSize > 1 {
 		a.lead(ctx, d, j, def, gpus, dp)

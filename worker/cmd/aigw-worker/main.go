@@ -32,6 +32,7 @@ import (
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/worker/agent"
@@ -134,6 +135,10 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	quotas, err := quota.NewStore(ctx, db)
+	if err != nil {
+		return err
+	}
 	m := metrics.New()
 	defs := algorithm.NewCache(algorithm.NewStore(db), 2*time.Second)
 	arts, obj, err := artifactStore(ctx, cfg, db, log)
@@ -155,6 +160,7 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 		Redis: rdb, Queue: queue.New(rdb, cfg.Queue), Jobs: jobs,
 		Algorithms: defs, Events: events.New(rdb, events.Config{}),
 		Registry: registry.New(rdb), Artifacts: arts, Inputs: fetcher, Assets: cache, Metrics: m, Log: log,
+		Quotas: &quota.Gate{Cache: quota.NewCache(quotas, 5*time.Second), Running: quota.NewRunning(rdb)},
 	}, gpus, version)
 	if err != nil {
 		return err
