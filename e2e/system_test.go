@@ -195,6 +195,12 @@ func up(t *testing.T, env ...string) *system {
 		"aigw-mongo-uri":       mongoURI,
 		"aigw-redis-addrs":     redisAddrs,
 		"aigw-redis-password":  "",
+		// No object store in this system: artifacts go to GridFS.
+		"aigw-s3-endpoint":        "",
+		"aigw-s3-public-endpoint": "",
+		"aigw-s3-bucket":          "",
+		"aigw-s3-access-key":      "",
+		"aigw-s3-secret-key":      "",
 	} {
 		if err := os.WriteFile(filepath.Join(s.secrets, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)

@@ -88,6 +88,11 @@ cmd_up() {
 	printf '%s' "$AIGW_MONGO_URI" >"$SECRETS/aigw-mongo-uri"
 	printf '%s' "$AIGW_REDIS_ADDRS" >"$SECRETS/aigw-redis-addrs"
 	printf '%s' "${AIGW_REDIS_PASSWORD:-}" >"$SECRETS/aigw-redis-password"
+	printf '%s' "$AIGW_S3_ENDPOINT" >"$SECRETS/aigw-s3-endpoint"
+	printf '%s' "${AIGW_S3_PUBLIC_ENDPOINT:-}" >"$SECRETS/aigw-s3-public-endpoint"
+	printf '%s' "$AIGW_S3_BUCKET" >"$SECRETS/aigw-s3-bucket"
+	printf '%s' "${AIGW_S3_ACCESS_KEY:-}" >"$SECRETS/aigw-s3-access-key"
+	printf '%s' "${AIGW_S3_SECRET_KEY:-}" >"$SECRETS/aigw-s3-secret-key"
 
 	start gateway "$STATE/gateway.log" env AIGW_GATEWAY_ADDR="127.0.0.1:$PORT" \
 		AIGW_GATEWAY_BIN_DIR="$BIN" AIGW_GATEWAY_STATE_DIR="$STATE/gateway" \
@@ -100,7 +105,7 @@ cmd_up() {
 	OPENFAAS_URL="$GATEWAY" AIGW_GATEWAY_USER="$user" AIGW_GATEWAY_PASSWORD="$pass" \
 		AIGW_VERSION="${AIGW_VERSION:-latest}" AIGW_GATEWAY_URL="$GATEWAY" \
 		"$BIN/aigw-stack" deploy -f "$ROOT/stack.yml" -secrets-dir "$SECRETS" \
-		-env "AIGW_WEBHOOK_ALLOWED_NETS=${AIGW_WEBHOOK_ALLOWED_NETS:-127.0.0.0/8},AIGW_S3_ENDPOINT=$AIGW_S3_ENDPOINT,AIGW_S3_BUCKET=$AIGW_S3_BUCKET,AIGW_S3_REGION=$AIGW_S3_REGION,AIGW_S3_ACCESS_KEY=${AIGW_S3_ACCESS_KEY:-},AIGW_S3_SECRET_KEY=${AIGW_S3_SECRET_KEY:-}"
+		-env "AIGW_WEBHOOK_ALLOWED_NETS=${AIGW_WEBHOOK_ALLOWED_NETS:-127.0.0.0/8},AIGW_S3_REGION=$AIGW_S3_REGION"
 	log "stack.yml deployed to $GATEWAY"
 
 	AIGW_MONGO_URI="$AIGW_MONGO_URI" "$BIN/aigw-worker" register "$ROOT/algorithms"

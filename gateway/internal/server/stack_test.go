@@ -53,8 +53,8 @@ func TestStackYML(t *testing.T) {
 	}
 	wantSecrets := map[string][]string{
 		"auth":         {"aigw-mongo-uri", "aigw-jwt-signing-key", "aigw-admin-token"},
-		"router":       {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri"},
-		"orchestrator": {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token"},
+		"router":       {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-s3-endpoint", "aigw-s3-public-endpoint", "aigw-s3-bucket", "aigw-s3-access-key", "aigw-s3-secret-key"},
+		"orchestrator": {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token", "aigw-s3-endpoint", "aigw-s3-public-endpoint", "aigw-s3-bucket", "aigw-s3-access-key", "aigw-s3-secret-key"},
 		"executors":    {"aigw-redis-addrs", "aigw-redis-password", "aigw-mongo-uri", "aigw-admin-token"},
 		"console":      nil, // it holds no secret: every action goes through the public API
 	}
