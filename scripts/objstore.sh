@@ -71,12 +71,14 @@ running() {
 	echo "$pid"
 }
 
-# answers: an S3 server on ADDR answers an unsigned request (with 403 or 400,
-# which is what an S3 API says to an anonymous caller).
+# answers: an HTTP server on ADDR answers an unsigned request (an S3 API says
+# 403 to an anonymous caller). Plain bash, so that no curl is needed.
 answers() {
-	local code
-	code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$ADDR/" 2>/dev/null) || return 1
-	[[ "$code" =~ ^[1-5][0-9][0-9]$ ]] && [[ "$code" != 000 ]]
+	timeout 2 bash -c '
+		exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+		printf "GET / HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3
+		IFS= read -r line <&3 && [[ "$line" == HTTP/1.[01]\ [1-5]* ]]
+	' _ "$ADDR" 2>/dev/null
 }
 
 cmd_stop() {
@@ -102,7 +104,6 @@ cmd_stop() {
 
 cmd_start() {
 	local pid deadline t0
-	command -v curl >/dev/null || die "curl is needed to check the server"
 	build
 	# The bucket is a directory of the posix backend.
 	mkdir -p "$DATA/$AIGW_S3_BUCKET"
