@@ -232,6 +232,10 @@ func TestClaimRunAndFinish(t *testing.T) {
 	if r.State != job.Succeeded || string(r.Output) != `{"text":"hi"}` || r.Log != "done" || r.Attempt != 1 {
 		t.Fatalf("record %+v", r)
 	}
+	// Metered: one slot, no GPU (the definition asks none), from the claim to the finish.
+	if u := r.Usage; u == nil || u.GPUSeconds != 0 || u.CPUSeconds <= 0 || u.CPUSeconds > r.FinishedAt.Sub(*r.StartedAt).Seconds()+0.5 {
+		t.Fatalf("usage %+v (ran %s)", u, r.FinishedAt.Sub(*r.StartedAt))
+	}
 	evs, err := b.events.Read(b.ctx, j.ID, "", 100, 0)
 	if err != nil {
 		t.Fatal(err)
