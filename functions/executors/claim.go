@@ -22,7 +22,10 @@ import (
 // algorithm; a gang, which executors refuse; more GPUs than any node has),
 // else handed back for an agent or another executor.
 func (s *Service) claim(ctx context.Context, x *executor, d queue.Delivery) (executorapi.Job, bool) {
-	if name, version, ok := job.ParseDispatchHint(d.Payload); ok {
+	// A pool with max_running quotas reads each record first (the claim
+	// path does not know the tenant before it starts the job).
+	limits := s.quotaLimits(ctx, x)
+	if name, version, ok := job.ParseDispatchHint(d.Payload); ok && len(limits) == 0 {
 		def, err := s.algorithms.Get(ctx, name, version)
 		if err == nil && s.gpuNeed(x, def) <= s.gpusOf(x) {
 			j, claimed, err := s.lc.Claim(ctx, d.Payload, d.JobID, x.node)
@@ -43,8 +46,12 @@ func (s *Service) claim(ctx context.Context, x *executor, d queue.Delivery) (exe
 	if !ok {
 		return executorapi.Job{}, false
 	}
+	if !s.admit(ctx, x, d, j, def, limits) {
+		return executorapi.Job{}, false
+	}
 	out, err := s.lc.Start(ctx, j, x.node)
 	if err != nil {
+		s.release(ctx, x.cred.Pool, j)
 		s.conflict(ctx, x, d, out, err)
 		return executorapi.Job{}, false
 	}

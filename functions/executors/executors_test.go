@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/testenv"
@@ -42,6 +43,7 @@ type bundle struct {
 	other  string // algorithm "echo-<other>" runs here
 	lease  time.Duration
 	hc     *http.Client
+	quotas *quota.Store
 }
 
 // client is a client of the API with token whose exchanges are checked
@@ -82,7 +84,11 @@ func setupWith(t *testing.T, d Deps) *bundle {
 	}
 	b.sub = submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: b.events, Log: log})
 	b.svc, err = New(ctx, Deps{DB: db, Redis: rdb, Jobs: jobs, AdminToken: adminToken, Lease: b.lease,
-		Poll: 3 * time.Second, OutputLimit: 1024, MaxBlocking: d.MaxBlocking, Log: log})
+		Poll: 3 * time.Second, OutputLimit: 1024, MaxBlocking: d.MaxBlocking, QuotaCacheTTL: d.QuotaCacheTTL, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.quotas, err = quota.NewStore(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,5 +463,31 @@ func TestManyLongPollsAreBounded(t *testing.T) {
 	}
 	if r := b.record(t, j.ID); r.State != job.Succeeded || r.Attempt != 1 {
 		t.Fatalf("record %s attempt %d", r.State, r.Attempt)
+	}
+}
+
+// TestMaxRunningQuota: with max_running 1, an executor gets a tenant's second
+// job only once the first has finished, on its first attempt (holding it back
+// uses none).
+func TestMaxRunningQuota(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, Deps{QuotaCacheTTL: time.Nanosecond})
+	if _, err := b.quotas.Put(b.ctx, quota.Tenant{Tenant: "acme", Pools: []quota.Quota{{Pool: b.pool, MaxRunning: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := b.executor(t, b.pool, "edge-1")
+	j1 := b.submit(t, b.pool, `{"text":"1"}`, submit.Policy{})
+	j2 := b.submit(t, b.pool, `{"text":"2"}`, submit.Policy{})
+	first := b.claim(t, c, "")
+	js, err := c.Claim(b.ctx, executorapi.ClaimRequest{Max: 1, WaitMS: 1500})
+	if err != nil || len(js) != 0 {
+		t.Fatalf("a second job of acme while one runs: %+v %v", js, err)
+	}
+	if _, err := c.Finish(b.ctx, first.ID, executorapi.Finish{Attempt: 1, Outcome: executorapi.OutcomeSucceeded, Output: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	second := b.claim(t, c, "")
+	if first.ID == second.ID || (first.ID != j1.ID && first.ID != j2.ID) || (second.ID != j1.ID && second.ID != j2.ID) || second.Attempt != 1 {
+		t.Fatalf("claimed %s then %s (attempt %d); submitted %s, %s", first.ID, second.ID, second.Attempt, j1.ID, j2.ID)
 	}
 }

@@ -106,7 +106,9 @@ func (s *Service) handleClaim(w http.ResponseWriter, r *http.Request, x *executo
 	deadline := time.Now().Add(wait)
 	jobs := []executorapi.Job{}
 	for {
-		block := min(time.Until(deadline), time.Second)
+		// Block slices of 250 ms, as the agent takes: a job the queue's wake-up
+		// does not bring to this consumer is found at the next slice's look.
+		block := min(time.Until(deadline), 250*time.Millisecond)
 		blocking := false
 		if block > 0 {
 			select {
@@ -326,6 +328,7 @@ func (s *Service) handleFinish(w http.ResponseWriter, r *http.Request, x *execut
 		return s.notHeld(ctx, x, id)
 	}
 	out, err := s.record(ctx, x, h, req)
+	s.release(ctx, x.cred.Pool, h.j)
 	if err != nil {
 		s.settle(ctx, x, h.d, out.Queue)
 		state := "unknown"

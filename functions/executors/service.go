@@ -23,6 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/web"
@@ -49,7 +50,10 @@ type Deps struct {
 	// other long polls look without blocking, every half second, and a
 	// thousand open polls hold goroutines, not connections.
 	MaxBlocking int
-	Log         *slog.Logger
+	// QuotaCacheTTL is how long the tenants' max_running quotas of a pool
+	// are kept before they are read again (default 5s).
+	QuotaCacheTTL time.Duration
+	Log           *slog.Logger
 }
 
 // Service is the executors function.
@@ -64,6 +68,7 @@ type Service struct {
 	events     *events.Stream
 	registry   *registry.Registry
 	lc         *lifecycle.Lifecycle
+	quotas     *quota.Gate
 	log        *slog.Logger
 
 	blockers chan struct{} // one token per claim blocking on Redis
@@ -105,9 +110,14 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 			return nil, err
 		}
 	}
+	quotas, err := quota.NewStore(ctx, d.DB)
+	if err != nil {
+		return nil, err
+	}
 	ev := events.New(d.Redis, events.Config{})
 	s := &Service{
-		d: d, db: d.DB, rdb: d.Redis, creds: NewCredentials(d.DB), jobs: jobs,
+		quotas: &quota.Gate{Cache: quota.NewCache(quotas, d.QuotaCacheTTL), Running: quota.NewRunning(d.Redis)},
+		d:      d, db: d.DB, rdb: d.Redis, creds: NewCredentials(d.DB), jobs: jobs,
 		algorithms: algorithm.NewStore(d.DB), queue: queue.New(d.Redis, d.Queue), events: ev,
 		registry: registry.New(d.Redis), log: d.Log,
 		lc:       lifecycle.New(jobs, ev, d.Log, d.Backoff),

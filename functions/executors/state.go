@@ -220,6 +220,7 @@ func (s *Service) sweep(ctx context.Context) {
 func (s *Service) handBack(ctx context.Context, x *executor, h *hold, why string) {
 	ctx = context.WithoutCancel(ctx)
 	log := s.log.With("job_id", h.j.ID, "pool", x.cred.Pool, "node", x.node, "attempt", h.j.Attempt)
+	s.release(ctx, x.cred.Pool, h.j)
 	out, err := s.lc.TakeOver(ctx, h.j)
 	if err != nil {
 		log.Info("hand-back found the job changed", "err", err)
