@@ -116,7 +116,7 @@ func Main(ctx context.Context, version string, args []string, getenv func(string
 	r := envconf.FromGetenv(getenv)
 	a := &app{env: ReadEnv(r), stdin: stdin, stdout: stdout, stderr: stderr, tty: isTerminal(stderr)}
 	if err := r.Err(); err != nil {
-		fmt.Fprintln(stderr, "aigw:", err)
+		fmt.Fprintf(stderr, "aigw: %v\n", err)
 		return ExitUsage
 	}
 	root := a.root(version)
@@ -126,7 +126,7 @@ func Main(ctx context.Context, version string, args []string, getenv func(string
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintln(stderr, "aigw:", err)
+		fmt.Fprintf(stderr, "aigw: %v\n", err)
 		if ExitCode(err) == ExitUsage && cobraUsage(err) {
 			fmt.Fprintln(stderr, "Run 'aigw --help' for usage.")
 		}
