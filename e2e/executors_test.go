@@ -226,7 +226,9 @@ func (s *system) submitTo(algo string, input map[string]any) execJob {
 // `aigw-worker --join`, warm (serve) and exec runtimes alike; a partition
 // mid-run hands the job to the other executor once the lease runs out, the
 // job ends once, and the cut-off executor's late result is refused (409);
-// claiming another pool is 403; a revoked credential stops its worker.
+// claiming another pool is 403; a revoked credential stops its worker;
+// another executor's finish of a held job is a 409 and an output over the
+// limit a 413 (the holder still ends the job).
 func TestExecutorsJoinFromNetworkNamespaces(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
@@ -316,4 +318,29 @@ func TestExecutorsJoinFromNetworkNamespaces(t *testing.T) {
 			return false
 		}
 	}, "the revoked executor's worker to stop")
+
+	// A job held by a's worker: another executor's finish is a 409; an
+	// output over the limit is a 413 and leaves the hold, so a's worker
+	// still ends the job.
+	j5 := s.submitTo("echo", map[string]any{"message": "held", "sleep_ms": 3000})
+	testwait.Eventually(t, 30*time.Second, func() bool {
+		j := s.jobOf(j5.ID)
+		return j.State == "running" && strings.HasPrefix(j.Worker, "a.")
+	}, "job %s running on a", j5.ID)
+	c, err := admin.Create(ctx, edge, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = executorapi.NewClient(api, c.Token, nil).Finish(ctx, j5.ID, executorapi.Finish{Attempt: 1, Outcome: executorapi.OutcomeSucceeded, Output: json.RawMessage(`{}`)})
+	if executorapi.StatusOf(err) != http.StatusConflict {
+		t.Fatalf("another executor's finish: %v, want 409", err)
+	}
+	big := json.RawMessage(`{"message":"` + strings.Repeat("x", 1536<<10) + `"}`)
+	_, err = late.Finish(ctx, j5.ID, executorapi.Finish{Attempt: 1, Outcome: executorapi.OutcomeSucceeded, Output: big})
+	if executorapi.StatusOf(err) != http.StatusRequestEntityTooLarge {
+		t.Fatalf("an output over the limit: %v, want 413", err)
+	}
+	if got := s.waitState(j5.ID, "succeeded", 30*time.Second); got.Attempt != 1 || !strings.Contains(string(got.Output), "held") {
+		t.Fatalf("job %+v", got)
+	}
 }
