@@ -170,7 +170,7 @@ type shardKeys struct {
 	dead    string
 	hint    string // the pool's high-waiting hint, one copy per shard (see takeScript)
 	wake    string // wake-up stream (see wakeScript)
-	idle    string // the pool's idle consumers, one copy per shard (see enqueueScript)
+	idle    string // the pool's idle consumers' homes, one copy per shard (see enqueueScript)
 }
 
 // takeKeys are the take script's keys.

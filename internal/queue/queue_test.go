@@ -423,13 +423,13 @@ func TestWakeUpForATakenJobGoesBackToWaiting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Take(b.ctx, 1, time.Millisecond); err != nil { // registers as idle
-			t.Fatal(err)
-		}
 		cs[i] = c
 	}
-	// The job goes to shard 0, and the producer wakes c1 (idle, homed
-	// elsewhere); c0 takes the job before c1 gets to it.
+	if _, err := cs[1].Take(b.ctx, 1, time.Millisecond); err != nil { // c1 registers as idle
+		t.Fatal(err)
+	}
+	// The job goes to shard 0, where no idle consumer is homed, so the
+	// producer wakes c1; c0 (busy, not registered) takes the job first.
 	id := b.idOnShard(0)
 	b.enqueue(t, Message{JobID: id})
 	if ds, err := cs[0].Take(b.ctx, 1, 0); err != nil || len(ds) != 1 || ds[0].JobID != id {

@@ -14,34 +14,35 @@ import (
 // The membership hash maps a job id to "<priority>" (in a stream) or "delayed".
 
 // wakeLua is the part of a script that adds an entry to a shard's stream and
-// decides whom to wake (KEYS[4] the shard's copy of the pool's idle consumers,
-// ARGV[5] the shard's number): a random live idle consumer of the pool homed on
-// another shard, for the producer to wake (see wakeScript); -1 when there is
-// none. Idle consumers homed on this shard are left out: one blocked in a read
-// of this shard gets the entry from Redis itself. Busy consumers come back to
-// the shards by themselves, and register nowhere. (When an idle consumer blocks
-// here and another is idle elsewhere, the other is woken too, and finds
-// nothing: an idle pool may spend a take on it.)
+// decides whom to wake (KEYS[4] the shard's copy of the pool's idle homes,
+// ARGV[1] the job id, ARGV[5] the shard's number): nobody when a consumer homed
+// on this shard is idle (blocked in a read of this shard, it gets the entry
+// from Redis itself), else the home shard of an idle consumer elsewhere (one
+// picked by the job id, for the producer to wake, see wakeScript), or -1 when
+// no consumer is idle: busy consumers come back to the shards by themselves,
+// and register nowhere. The copy holds at most one member per shard.
 const wakeLua = `
 local function servertime()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function wake()
-  local idle = redis.call('ZRANDMEMBER', KEYS[4], 4, 'WITHSCORES')
+  local idle = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
   if #idle == 0 then return -1 end
-  local now = servertime()
-  local home, expired = -1, false
+  local now, homes, expired = servertime(), {}, false
   for i = 1, #idle, 2 do
+    local h = tonumber(idle[i])
     if tonumber(idle[i + 1]) < now then
       expired = true
-    elseif home < 0 then
-      local h = tonumber(string.sub(idle[i], 1, string.find(idle[i], '|', 1, true) - 1))
-      if h ~= tonumber(ARGV[5]) then home = h end
+    elseif h == tonumber(ARGV[5]) then
+      return -1
+    else
+      homes[#homes + 1] = h
     end
   end
   if expired then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 1) end
-  return home
+  if #homes == 0 then return -1 end
+  return homes[string.byte(ARGV[1], -1) % #homes + 1]
 end
 `
 
@@ -49,7 +50,7 @@ end
 // says whom to wake (see wakeLua).
 //
 //	KEYS[1] membership hash   KEYS[2] priority stream   KEYS[3] delayed zset
-//	KEYS[4] idle consumers zset
+//	KEYS[4] idle homes zset
 //	ARGV[1] job id   ARGV[2] priority   ARGV[3] payload ("" = none)
 //	ARGV[4] not_before, unix ms (0 = now)   ARGV[5] the shard's number
 //
@@ -98,13 +99,13 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', 256, '*', 's', ARGV[1])
 // each shard has waiting) before it takes a normal or low one here; the consumer
 // clears the hints when a scan finds no high job anywhere.
 //
-// Wake-ups: ARGV[6] > 0 registers the consumer, homed on shard ARGV[7], in
-// this shard's copy of the pool's idle consumers for that many ms (see
-// enqueueScript). Acks of priority index 4 are wake-up entries of KEYS[7] the
+// Wake-ups: ARGV[6] > 0 registers the consumer's home shard ARGV[7] in this
+// shard's copy of the pool's idle homes for that many ms (a later expiry of
+// another consumer of that home is kept; see enqueueScript). Acks of priority index 4 are wake-up entries of KEYS[7] the
 // consumer has read.
 //
 //	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] membership hash
-//	KEYS[6] high-waiting hint   KEYS[7] wake-up stream   KEYS[8] idle consumers zset
+//	KEYS[6] high-waiting hint   KEYS[7] wake-up stream   KEYS[8] idle homes zset
 //	ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] levels: read streams 1..levels
 //	ARGV[5] 0: obey the hint; 1: ignore it and report what is waiting
 //	ARGV[6] idle ms   ARGV[7] home shard
@@ -144,7 +145,7 @@ if nacks > 0 then
   if #jobs > 0 then redis.call('HDEL', KEYS[5], unpack(jobs)) end
 end
 if tonumber(ARGV[6]) > 0 then
-  redis.call('ZADD', KEYS[8], servertime() + tonumber(ARGV[6]), ARGV[7] .. '|' .. ARGV[2])
+  redis.call('ZADD', KEYS[8], 'GT', servertime() + tonumber(ARGV[6]), ARGV[7])
 end
 if redis.call('ZCARD', KEYS[4]) > 0 then
   local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', servertime(), 'LIMIT', 0, 256)

@@ -56,10 +56,10 @@ type QueueKeys struct {
 	// whose blocking read includes this stream. Entries are acknowledged and
 	// deleted by their reader's next take.
 	Wake string
-	// Idle is the pool's idle consumers, one copy per shard (zset, member
-	// "<home shard>|<consumer name>", score: server time in unix ms when the
-	// entry expires), written by a consumer's look at every shard before it
-	// blocks again, read by producers to pick a consumer to wake.
+	// Idle is the home shards of the pool's idle consumers, one copy per shard
+	// (zset, member: the home shard's number, score: server time in unix ms
+	// when the entry expires), written by a consumer's look at every shard
+	// before it blocks again, read by producers to pick a consumer to wake.
 	Idle string
 }
 
