@@ -420,25 +420,29 @@ async function pagePools() {
         h("td", {}, ago(w.heartbeat_at)))))) : h("p", { class: "muted" }, "No live workers."),
       h("h2", {}, "Dead letters"), h("div", { id: "dead-" + p.name }, h("p", { class: "muted" }, "Loading…")));
   }
+  // What the last redrive of a pool did, kept across the page's refreshes
+  // (which redraw the dead letters).
+  const redriven = {};
+  const notice = (pool) => (redriven[pool] ? [h("div", { class: "notice" }, redriven[pool])] : []);
   async function loadDeadLetters(pool, dead) {
     const box = document.getElementById("dead-" + pool);
     if (!box) return;
-    if (!dead) { box.replaceChildren(h("p", { class: "muted" }, "None.")); return; }
+    if (!dead) { box.replaceChildren(...notice(pool), h("p", { class: "muted" }, "None.")); return; }
     const path = "router/v1/admin/pools/" + encodeURIComponent(pool) + "/dead-letters";
     try {
       const d = await api("GET", path + "?limit=50");
       const dl = d.dead_letters || [];
-      if (!dl.length) { box.replaceChildren(h("p", { class: "muted" }, "None.")); return; }
-      box.replaceChildren(
+      if (!dl.length) { box.replaceChildren(...notice(pool), h("p", { class: "muted" }, "None.")); return; }
+      box.replaceChildren(...notice(pool),
         h("button", { type: "button", class: "secondary", onclick: async () => {
-          try { const r = await api("POST", path + "/redrive"); box.prepend(h("div", { class: "notice" }, r.redriven + " redriven.")); loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
+          try { const r = await api("POST", path + "/redrive"); redriven[pool] = r.redriven + " redriven."; loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
         } }, "Redrive all"),
         h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Tenant"), h("th", {}, "Algorithm"), h("th", {}, "Reason"),
           h("th", { class: "num" }, "Deliveries"), h("th", {}, "Dead since"), h("th", {}, ""))),
         h("tbody", {}, dl.map((x) => h("tr", { dataset: { deadLetter: x.id, job: x.job_id } }, h("td", {}, h("a", { href: "#/jobs/" + x.job_id, class: "mono" }, x.job_id)), h("td", {}, x.tenant),
           h("td", {}, x.algorithm), h("td", {}, x.reason), h("td", { class: "num" }, x.deliveries), h("td", {}, ago(x.dead_at)),
           h("td", {}, h("button", { type: "button", class: "secondary redrive", onclick: async () => {
-            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); box.prepend(h("div", { class: "notice" }, "Job " + x.job_id + " queued again.")); loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
+            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); redriven[pool] = "Job " + x.job_id + " queued again."; loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
           } }, "Redrive")))))));
     } catch (e) {
       box.replaceChildren(e.status === 404 ? h("p", { class: "muted" }, "This API has no dead-letter endpoint.") : errorBox(e));
