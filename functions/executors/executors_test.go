@@ -479,7 +479,9 @@ func TestMaxRunningQuota(t *testing.T) {
 	j1 := b.submit(t, b.pool, `{"text":"1"}`, submit.Policy{})
 	j2 := b.submit(t, b.pool, `{"text":"2"}`, submit.Policy{})
 	first := b.claim(t, c, "")
-	js, err := c.Claim(b.ctx, executorapi.ClaimRequest{Max: 1, WaitMS: 1500})
+	// A third of the lease: the first job's hold must outlive this wait,
+	// as no heartbeat is sent meanwhile.
+	js, err := c.Claim(b.ctx, executorapi.ClaimRequest{Max: 1, WaitMS: b.lease.Milliseconds() / 3})
 	if err != nil || len(js) != 0 {
 		t.Fatalf("a second job of acme while one runs: %+v %v", js, err)
 	}
