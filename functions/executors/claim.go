@@ -30,7 +30,7 @@ func (s *Service) claim(ctx context.Context, x *executor, d queue.Delivery) (exe
 		if err == nil && s.gpuNeed(x, def) <= s.gpusOf(x) {
 			j, claimed, err := s.lc.Claim(ctx, d.Payload, d.JobID, x.node)
 			if claimed {
-				return s.started(ctx, x, d, j, def), true
+				return s.started(ctx, x, d, j, def)
 			}
 			if err != nil {
 				s.log.Warn("claim failed; the job comes back when its lease runs out", "job_id", d.JobID, "err", err)
@@ -55,16 +55,20 @@ func (s *Service) claim(ctx context.Context, x *executor, d queue.Delivery) (exe
 		s.conflict(ctx, x, d, out, err)
 		return executorapi.Job{}, false
 	}
-	return s.started(ctx, x, d, out.Job, def), true
+	return s.started(ctx, x, d, out.Job, def)
 }
 
-// started holds running job j and announces it.
-func (s *Service) started(ctx context.Context, x *executor, d queue.Delivery, j *job.Job, def *algorithm.Definition) executorapi.Job {
-	x.add(d, j, def)
+// started holds running job j and announces it. An executor revoked while
+// its claim was in flight holds nothing: the job goes straight back.
+func (s *Service) started(ctx context.Context, x *executor, d queue.Delivery, j *job.Job, def *algorithm.Definition) (executorapi.Job, bool) {
+	if !x.add(d, j, def) {
+		s.handBack(ctx, x, &hold{d: d, j: j, def: def}, "credential revoked during the claim")
+		return executorapi.Job{}, false
+	}
 	s.lc.Announce(ctx, j)
 	s.log.Info("job claimed by executor", "job_id", j.ID, "attempt", j.Attempt, "pool", x.cred.Pool, "node", x.node)
 	return executorapi.Job{ID: j.ID, Attempt: j.Attempt, Algorithm: j.Algorithm, Version: def.Version, Input: j.Input,
-		TimeoutMS: lifecycle.Timeout(j, def).Milliseconds(), Definition: def}
+		TimeoutMS: lifecycle.Timeout(j, def).Milliseconds(), Definition: def}, true
 }
 
 func (s *Service) gpusOf(x *executor) int {

@@ -3,6 +3,7 @@ package executors
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -394,6 +395,33 @@ func TestRevokedCredentialRequeuesItsJobs(t *testing.T) {
 	other, _ := b.executor(t, b.pool, "s")
 	if got := b.claim(t, other, ""); got.ID != j.ID || got.Attempt != 2 {
 		t.Fatalf("claimed %+v", got)
+	}
+}
+
+// TestClaimInFlightAcrossRevocation: a claim long-polling when its
+// credential is revoked answers 401 and holds nothing: a job queued then is
+// claimed by another executor at its first attempt.
+func TestClaimInFlightAcrossRevocation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c, cr := b.executor(t, b.pool, "r")
+	claimed := make(chan error, 1)
+	go func() {
+		js, err := c.Claim(b.ctx, executorapi.ClaimRequest{Max: 1, WaitMS: 4000})
+		if err == nil {
+			err = fmt.Errorf("the revoked executor's claim got %d jobs", len(js))
+		}
+		claimed <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the claim is waiting in the function
+	if err := b.admin.Revoke(b.ctx, cr.ID); err != nil {
+		t.Fatal(err)
+	}
+	j := b.submit(t, b.pool, `{}`, submit.Policy{})
+	wantStatus(t, <-claimed, http.StatusUnauthorized)
+	other, _ := b.executor(t, b.pool, "s")
+	if got := b.claim(t, other, ""); got.ID != j.ID || got.Attempt != 1 {
+		t.Fatalf("claimed %+v, want job %s at attempt 1", got, j.ID)
 	}
 }
 

@@ -129,11 +129,19 @@ func (s *Service) handleClaim(w http.ResponseWriter, r *http.Request, x *executo
 			return web.Unavailable(web.RetryAfter, err)
 		}
 		for _, d := range ds {
+			if x.isRevoked() {
+				// Revoked while this claim waited: the entry goes back untouched.
+				s.settle(context.WithoutCancel(ctx), x, d, lifecycle.QueueAction{Verb: lifecycle.Requeue})
+				continue
+			}
 			// A job taken is claimed even if the caller went away meanwhile:
 			// it is then held, unheard of, until its lease runs out.
 			if j, ok := s.claim(context.WithoutCancel(ctx), x, d); ok {
 				jobs = append(jobs, j)
 			}
+		}
+		if x.isRevoked() {
+			return web.Unauthorized("unknown or revoked executor token")
 		}
 		if len(jobs) > 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
 			break

@@ -32,6 +32,7 @@ type executor struct {
 	beat       time.Time // last call of any kind
 	busy       int
 	holds      map[string]*hold // by job id
+	revoked    bool             // forgotten: holds nothing more (a claim in flight hands its jobs back)
 }
 
 // hold is a job an executor runs: its queue entry, its running record and
@@ -83,11 +84,24 @@ func (x *executor) gpus() (n int, cpuFallback bool) {
 	return len(x.reg.GPUs), x.reg.CPUFallback
 }
 
-// add holds j (running on x) from delivery d.
-func (x *executor) add(d queue.Delivery, j *job.Job, def *algorithm.Definition) {
+// add holds j (running on x) from delivery d, unless x's credential was
+// revoked meanwhile (false: the caller hands the job back).
+func (x *executor) add(d queue.Delivery, j *job.Job, def *algorithm.Definition) bool {
 	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.revoked {
+		return false
+	}
 	x.holds[j.ID] = &hold{d: d, j: j, def: def, beat: time.Now()}
-	x.mu.Unlock()
+	return true
+}
+
+// isRevoked reports whether x's credential was revoked while a call of it
+// was in flight.
+func (x *executor) isRevoked() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.revoked
 }
 
 // get returns the hold of job id at attempt (attempt 0: any), or nil.
@@ -247,6 +261,7 @@ func (s *Service) forget(ctx context.Context, id string) {
 		hs = append(hs, h)
 	}
 	x.holds = map[string]*hold{}
+	x.revoked = true
 	x.mu.Unlock()
 	for _, h := range hs {
 		s.handBack(ctx, x, h, "credential revoked")
