@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/aigw/aigw/internal/apispec"
+	"github.com/aigw/aigw/internal/registry"
 )
 
 // internalRoutes are served but are not the public API.
@@ -63,14 +64,15 @@ func TestOpenAPIDocumentServedWithoutToken(t *testing.T) {
 // own views have exactly their JSON fields.
 func TestOpenAPISchemasMatchTheViews(t *testing.T) {
 	for name, v := range map[string]any{
-		"Algorithm":  algorithmView{},
-		"Pool":       poolView{},
-		"TenantPool": tenantPoolView{},
-		"Worker":     workerView{},
-		"WorkerGPU":  gpuView{},
-		"Queue":      queueView{},
-		"Counts":     counts{},
-		"DeadLetter": deadLetterView{},
+		"Algorithm":        algorithmView{},
+		"Pool":             poolView{},
+		"TenantPool":       tenantPoolView{},
+		"Worker":           workerView{},
+		"WorkerGPU":        gpuView{},
+		"WorkerAssetCache": registry.AssetCache{},
+		"Queue":            queueView{},
+		"Counts":           counts{},
+		"DeadLetter":       deadLetterView{},
 	} {
 		apispec.CheckSchema(t, name, v)
 	}

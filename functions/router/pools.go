@@ -44,6 +44,9 @@ type workerView struct {
 	Draining    bool      `json:"draining"`
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// AssetCache is the worker's asset cache (hits, misses, bytes) at its
+	// last heartbeat; absent when it has none.
+	AssetCache *registry.AssetCache `json:"asset_cache,omitempty"`
 }
 
 type gpuView struct {
@@ -150,7 +153,8 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 
 func workerOf(wk registry.Worker) workerView {
 	v := workerView{Node: wk.Node, Kind: "agent", JobsHeld: len(wk.Running), Version: wk.Version, Slots: wk.Slots, SlotsBusy: wk.SlotsBusy,
-		GPUs: make([]gpuView, len(wk.GPUs)), Draining: wk.Draining, StartedAt: wk.StartedAt, HeartbeatAt: wk.HeartbeatAt}
+		GPUs: make([]gpuView, len(wk.GPUs)), Draining: wk.Draining, StartedAt: wk.StartedAt, HeartbeatAt: wk.HeartbeatAt,
+		AssetCache: wk.AssetCache}
 	if wk.Kind == registry.KindExecutor {
 		v.Kind, v.Addr = registry.KindExecutor, wk.Addr
 	}

@@ -12,8 +12,8 @@ import (
 
 // TestPoolsTenantSeesOwnCounts: a tenant's GET /v1/pools shows each pool's
 // capacity and its own queued jobs, never worker names or another tenant's
-// jobs; an operator token (algorithms:admin) still sees workers and the
-// whole queue.
+// jobs; an operator token (algorithms:admin) still sees workers (with their
+// asset caches' hits, misses and bytes) and the whole queue.
 func TestPoolsTenantSeesOwnCounts(t *testing.T) {
 	t.Parallel()
 	e := setup(t, testConfig())
@@ -23,8 +23,10 @@ func TestPoolsTenantSeesOwnCounts(t *testing.T) {
 		e.want(t, e.do(t, "POST", "/v1/algorithms/"+algoName+"/jobs", globex, `{"input":{"message":"hi"}}`), http.StatusAccepted)
 	}
 	e.submit(t, `{"input":{"message":"hi"}}`) // acme: 1
+	cache := registry.AssetCache{Hits: 5, Misses: 2, DownloadedBytes: 3 << 20, Evictions: 1, Bytes: 2 << 20, BudgetBytes: 8 << 20, Files: 1}
 	err := e.reg.Heartbeat(e.ctx, registry.Worker{Node: "node-secret-7", Pool: e.pool, Version: "1.2.3", Slots: 2, SlotsBusy: 1,
-		GPUs: []registry.GPU{{Index: 0, Name: "H100", MemoryTotalMB: 81559, Busy: true}, {Index: 1, Name: "H100", MemoryTotalMB: 81559}}}, time.Minute)
+		GPUs:       []registry.GPU{{Index: 0, Name: "H100", MemoryTotalMB: 81559, Busy: true}, {Index: 1, Name: "H100", MemoryTotalMB: 81559}},
+		AssetCache: &cache}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func TestPoolsTenantSeesOwnCounts(t *testing.T) {
 
 	acme := e.is.Token(t, "acme", auth.ScopeJobsRead)
 	r := e.want(t, e.do(t, "GET", "/v1/pools", acme, ""), http.StatusOK)
-	if strings.Contains(string(r.body), "node-secret-7") || strings.Contains(string(r.body), `"depth"`) {
+	if strings.Contains(string(r.body), "node-secret-7") || strings.Contains(string(r.body), `"depth"`) || strings.Contains(string(r.body), "asset_cache") {
 		t.Fatalf("a tenant sees worker names or the whole queue: %s", r.body)
 	}
 	var out struct{ Pools []tenantPoolView }
@@ -62,7 +64,8 @@ func TestPoolsTenantSeesOwnCounts(t *testing.T) {
 	var full struct{ Pools []poolView }
 	r.decode(t, &full)
 	for _, q := range full.Pools {
-		if q.Name == e.pool && (q.Queue.Depth != 4 || len(q.Workers) != 1 || q.Workers[0].Node != "node-secret-7") {
+		if q.Name == e.pool && (q.Queue.Depth != 4 || len(q.Workers) != 1 || q.Workers[0].Node != "node-secret-7" ||
+			q.Workers[0].AssetCache == nil || *q.Workers[0].AssetCache != cache) {
 			t.Fatalf("operator's pool %+v", q)
 		}
 	}

@@ -59,10 +59,26 @@ type Worker struct {
 	GPUs      []GPU    `json:"gpus,omitempty"`
 	Running   []string `json:"running,omitempty"`
 	// Draining is true once the worker takes no new work (it is shutting down).
-	Draining    bool      `json:"draining,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
-	HeartbeatAt time.Time `json:"heartbeat_at"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	Draining bool `json:"draining,omitempty"`
+	// AssetCache is the worker's asset cache at its last heartbeat; nil
+	// when it has none.
+	AssetCache  *AssetCache `json:"asset_cache,omitempty"`
+	StartedAt   time.Time   `json:"started_at"`
+	HeartbeatAt time.Time   `json:"heartbeat_at"`
+	ExpiresAt   time.Time   `json:"expires_at"`
+}
+
+// AssetCache is a worker's cache of algorithm assets: requests served from
+// it (hits) or that started a download (misses) since the worker started,
+// bytes downloaded and evictions, and what it holds now against its budget.
+type AssetCache struct {
+	Hits            int64 `json:"hits"`
+	Misses          int64 `json:"misses"`
+	DownloadedBytes int64 `json:"downloaded_bytes"`
+	Evictions       int64 `json:"evictions"`
+	Bytes           int64 `json:"bytes"`
+	BudgetBytes     int64 `json:"budget_bytes"`
+	Files           int   `json:"files"`
 }
 
 // GPUsFree counts the GPUs no job holds.

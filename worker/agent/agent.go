@@ -386,7 +386,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	a.mu.Lock()
 	w := registry.Worker{
 		Node: a.cfg.Node, Pool: a.cfg.Pool, Version: a.version, Addr: a.cfg.AdvertiseAddr, Labels: a.cfg.Labels,
-		Slots: a.cfg.Slots, SlotsBusy: a.busy, Draining: a.draining, StartedAt: a.started,
+		Slots: a.cfg.Slots, SlotsBusy: a.busy, Draining: a.draining, StartedAt: a.started, AssetCache: a.d.Assets.Report(),
 	}
 	for i, g := range a.gpus {
 		g.Busy = a.gpuBusy[i]

@@ -15,13 +15,16 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/internal/testwait"
 	"github.com/aigw/aigw/worker/internal/assetcache"
 )
 
 // Two jobs of an algorithm with an asset, at the same time on a worker with
 // two slots: the asset is downloaded once, both runs read the same cached
 // file through AIGW_ASSET_WEIGHTS, a job that waited for the download says
-// so in its events, and a later job is a cache hit.
+// so in its events, and a later job is a cache hit; the worker's registry
+// entry shows the hits, misses and bytes.
 func TestAssetDownloadedOnceAndShared(t *testing.T) {
 	t.Parallel()
 	content := "weights v1"
@@ -87,6 +90,18 @@ func TestAssetDownloadedOnceAndShared(t *testing.T) {
 	if s := cache.Stats(); gets.Load() != 1 || s.Misses != 1 || s.Hits != 2 {
 		t.Fatalf("%d downloads, stats %+v; want 1 download, 1 miss, 2 hits", gets.Load(), s)
 	}
+	// The worker's registry entry (GET /v1/pools) carries the cache's
+	// counters from its next heartbeat on.
+	want := registry.AssetCache{Hits: 2, Misses: 1, DownloadedBytes: int64(len(content)), Bytes: int64(len(content)), BudgetBytes: 1 << 20, Files: 1}
+	var got *registry.AssetCache
+	testwait.Eventually(t, 5*time.Second, func() bool {
+		ws, err := b.reg.Workers(context.Background(), b.pool)
+		if err != nil || len(ws) != 1 {
+			return false
+		}
+		got = ws[0].AssetCache
+		return got != nil && *got == want
+	}, "the registry entry to show the cache %+v", want)
 }
 
 // An asset that is not what its definition says fails the job with

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/registry"
 )
 
 // ErrBudget says an asset does not fit in the cache's byte budget, even
@@ -132,6 +133,17 @@ func (c *Cache) Stats() Stats {
 	defer c.mu.Unlock()
 	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), DownloadedBytes: c.downloaded.Load(),
 		Evictions: c.evicted.Load(), Bytes: c.used, Budget: c.budget, Files: len(c.entries)}
+}
+
+// Report is the cache's state as the worker's registry entry carries it
+// (GET /v1/pools). A nil cache reports nil.
+func (c *Cache) Report() *registry.AssetCache {
+	if c == nil {
+		return nil
+	}
+	s := c.Stats()
+	return &registry.AssetCache{Hits: s.Hits, Misses: s.Misses, DownloadedBytes: s.DownloadedBytes,
+		Evictions: s.Evictions, Bytes: s.Bytes, BudgetBytes: s.Budget, Files: s.Files}
 }
 
 // Path is where an asset's file is (whether or not it is there).
