@@ -19,7 +19,8 @@ type Quotas interface {
 
 // quotasBody is the body of PUT /v1/admin/tenants/{tenant}/quotas.
 type quotasBody struct {
-	Pools []quota.Quota `json:"pools"`
+	Weight *float64      `json:"weight"`
+	Pools  []quota.Quota `json:"pools"`
 }
 
 // getQuotas: GET /v1/admin/tenants/{tenant}/quotas (operator token) → the
@@ -33,8 +34,9 @@ func (a *api) getQuotas(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// putQuotas: PUT /v1/admin/tenants/{tenant}/quotas {"pools": [{pool,
-// max_running?, gpu_seconds?, window?}]} (operator token) replaces the
+// putQuotas: PUT /v1/admin/tenants/{tenant}/quotas {"weight"?, "pools":
+// [{pool, max_running?, gpu_seconds?, window?, weight?}]} (operator token)
+// replaces the
 // tenant's quotas → 200 with them; a bad one is 400 naming its field. A
 // quota lowered below current use stops nothing.
 func (a *api) putQuotas(w http.ResponseWriter, r *http.Request) error {
@@ -42,7 +44,7 @@ func (a *api) putQuotas(w http.ResponseWriter, r *http.Request) error {
 	if err := web.DecodeJSON(w, r, a.BodyLimit, &b); err != nil {
 		return err
 	}
-	t, err := a.Quotas.Put(r.Context(), quota.Tenant{Tenant: chi.URLParam(r, "tenant"), Pools: b.Pools})
+	t, err := a.Quotas.Put(r.Context(), quota.Tenant{Tenant: chi.URLParam(r, "tenant"), Weight: b.Weight, Pools: b.Pools})
 	var fe *quota.FieldError
 	if errors.As(err, &fe) {
 		return web.BadRequest("%s", fe.Error())

@@ -40,6 +40,9 @@ func TestQuotas(t *testing.T) {
 		`{"pools":[{"pool":"a"},{"pool":"a"}]}`:                                  "pools[1].pool",
 		`{"pools":[{"pool":"` + e.pool + `","gpu_seconds":-5,"window":"1h"}]}`:   "pools[0].gpu_seconds",
 		`{"pools":[{"pool":"` + e.pool + `","max_running":"two"}]}`:              "max_running",
+		`{"weight":0,"pools":[]}`:                                                "weight",
+		`{"weight":-2,"pools":[]}`:                                               "weight",
+		`{"pools":[{"pool":"` + e.pool + `","weight":5000}]}`:                    "pools[0].weight",
 	} {
 		r := e.want(t, e.do(t, "PUT", path, op, body), http.StatusBadRequest)
 		if _, msg := r.errorCode(t); !strings.Contains(msg, field) {
@@ -57,6 +60,12 @@ func TestQuotas(t *testing.T) {
 	e.want(t, e.do(t, "GET", path, op, ""), http.StatusOK).decode(t, &got)
 	if len(got.Pools) != 1 || got.Pools[0].GPUSeconds != 5 {
 		t.Fatalf("read back %+v", got)
+	}
+	// Weights: the tenant's, and a pool's own over it.
+	body = `{"weight":3,"pools":[{"pool":"` + e.pool + `","max_running":3,"gpu_seconds":5,"window":"1h","weight":2.5}]}`
+	e.want(t, e.do(t, "PUT", path, op, body), http.StatusOK).decode(t, &got)
+	if got.Weight == nil || *got.Weight != 3 || got.WeightIn(e.pool) != 2.5 || got.WeightIn("other") != 3 {
+		t.Fatalf("weights stored %+v", got)
 	}
 
 	// Under the quota: accepted. Then a job of acme ends having used 6

@@ -35,6 +35,9 @@ type Quota struct {
 	// use within Window (a Go duration such as "24h").
 	GPUSeconds float64 `json:"gpu_seconds,omitempty" bson:"gpu_seconds,omitempty"`
 	Window     string  `json:"window,omitempty" bson:"window,omitempty"`
+	// Weight, when set, is the tenant's fair-share weight in this pool
+	// (overriding Tenant.Weight).
+	Weight *float64 `json:"weight,omitempty" bson:"weight,omitempty"`
 }
 
 // WindowDuration is q's window (0 without one).
@@ -45,7 +48,11 @@ func (q Quota) WindowDuration() time.Duration {
 
 // Tenant is a tenant's quotas, one per pool.
 type Tenant struct {
-	Tenant    string    `json:"tenant" bson:"_id"`
+	Tenant string `json:"tenant" bson:"_id"`
+	// Weight is the tenant's fair-share weight in every pool (nil: 1): when
+	// several tenants have jobs waiting in a pool, its slots are served in
+	// proportion to their weights (see internal/fairq).
+	Weight    *float64  `json:"weight,omitempty" bson:"weight,omitempty"`
 	Pools     []Quota   `json:"pools" bson:"pools"`
 	UpdatedAt time.Time `json:"updated_at,omitzero" bson:"updated_at"`
 }
@@ -60,6 +67,31 @@ func (t *Tenant) Pool(pool string) (Quota, bool) {
 	return Quota{}, false
 }
 
+// Bounds of a fair-share weight.
+const (
+	DefaultWeight = 1.0
+	MaxWeight     = 1000.0
+)
+
+// WeightIn is t's fair-share weight in pool: the pool's own, else the
+// tenant's, else DefaultWeight.
+func (t *Tenant) WeightIn(pool string) float64 {
+	if q, ok := t.Pool(pool); ok && q.Weight != nil {
+		return *q.Weight
+	}
+	if t.Weight != nil {
+		return *t.Weight
+	}
+	return DefaultWeight
+}
+
+func checkWeight(field string, w *float64) error {
+	if w != nil && !(*w > 0 && *w <= MaxWeight) {
+		return &FieldError{field, fmt.Sprintf("%g: want a number over 0 and at most %g (default %g)", *w, MaxWeight, DefaultWeight)}
+	}
+	return nil
+}
+
 // FieldError is a quota that breaks a rule; Field names it as in the JSON
 // body, e.g. pools[0].window.
 type FieldError struct {
@@ -69,8 +101,12 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Validate checks t's quotas: a pool named once each, limits not negative,
-// a window (MinWindow to MaxWindow) exactly when GPUSeconds is set.
+// a window (MinWindow to MaxWindow) exactly when GPUSeconds is set, weights
+// over 0 and at most MaxWeight.
 func (t *Tenant) Validate() error {
+	if err := checkWeight("weight", t.Weight); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, q := range t.Pools {
 		f := fmt.Sprintf("pools[%d].", i)
@@ -87,6 +123,9 @@ func (t *Tenant) Validate() error {
 			return &FieldError{f + "window", "required with gpu_seconds (a duration such as 24h)"}
 		case q.GPUSeconds == 0 && q.Window != "":
 			return &FieldError{f + "window", "only with gpu_seconds"}
+		}
+		if err := checkWeight(f+"weight", q.Weight); err != nil {
+			return err
 		}
 		if q.Window != "" {
 			d, err := time.ParseDuration(q.Window)

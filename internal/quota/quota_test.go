@@ -30,6 +30,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{[]quota.Quota{{Pool: "a", Window: "1h"}}, "pools[0].window"},
 		{[]quota.Quota{{Pool: "a", GPUSeconds: 10, Window: "1s"}}, "pools[0].window"},
 		{[]quota.Quota{{Pool: "a", GPUSeconds: 10, Window: "day"}}, "pools[0].window"},
+		{[]quota.Quota{{Pool: "a", Weight: ptr(0.0)}}, "pools[0].weight"},
+		{[]quota.Quota{{Pool: "a", Weight: ptr(1001.0)}}, "pools[0].weight"},
 	} {
 		tq := quota.Tenant{Tenant: "t", Pools: c.q}
 		var fe *quota.FieldError
@@ -37,9 +39,18 @@ func TestValidateNamesTheField(t *testing.T) {
 			t.Errorf("%+v: %v, want a FieldError on %s", c.q, err, c.field)
 		}
 	}
-	ok := quota.Tenant{Tenant: "t", Pools: []quota.Quota{{Pool: "a", MaxRunning: 2, GPUSeconds: 10, Window: "24h"}, {Pool: "b"}}}
+	for _, w := range []float64{0, -1, 1e6} {
+		var fe *quota.FieldError
+		if err := (&quota.Tenant{Tenant: "t", Weight: ptr(w)}).Validate(); !errors.As(err, &fe) || fe.Field != "weight" {
+			t.Errorf("weight %g: %v, want a FieldError on weight", w, err)
+		}
+	}
+	ok := quota.Tenant{Tenant: "t", Weight: ptr(3.0), Pools: []quota.Quota{{Pool: "a", MaxRunning: 2, GPUSeconds: 10, Window: "24h"}, {Pool: "b", Weight: ptr(0.5)}}}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if ok.WeightIn("a") != 3 || ok.WeightIn("b") != 0.5 || (&quota.Tenant{}).WeightIn("a") != 1 {
+		t.Fatalf("weights: a %g b %g", ok.WeightIn("a"), ok.WeightIn("b"))
 	}
 }
 
@@ -195,3 +206,5 @@ func TestAdmission(t *testing.T) {
 		t.Fatalf("globex has no quota: %v", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
