@@ -14,6 +14,7 @@
 //	{job:<id>}          JobEvents, JobCancel                       events and gap read in one MULTI
 //	{rl:<key>}          RateLimit                                  one bucket per script
 //	{quota:<pool>/<t>}  QuotaRunning                               one set per script
+//	{fair:<pool>}       Fair                                       the fair-share scripts (admit, pick, done)
 //	{<tag>}             AsyncQueue                                 the gateway's async stream and its bookkeeping
 //	{<name>}            TickLease                                  one lease per orchestrator cycle
 //	(none)              Pools                                      a single set, read alone
@@ -122,6 +123,45 @@ func RateLimit(key string) string { return prefix + "{rl:" + key + "}" }
 // internal/quota.
 func QuotaRunning(tenant, pool string) string {
 	return prefix + "{quota:" + pool + "/" + tenant + "}:running"
+}
+
+// FairKeys are the keys of one pool's fair-share state, all on the tag
+// {fair:<pool>}. Owner: internal/fairq (admission from internal/submit and
+// the orchestrator's reconciler, job ends from internal/lifecycle's hook).
+// None has a TTL: entries leave when their job moves to the queue or ends.
+type FairKeys struct {
+	// QueuePrefix precedes a tenant's name in the key of its sub-queue (zset:
+	// job id → priority index·1e12 + sequence, so priority then FIFO).
+	QueuePrefix string
+	// Jobs is the hash of waiting jobs: job id → "tenant|priority|not_before
+	// ms|payload".
+	Jobs string
+	// Active is the zset of tenants with waiting jobs: tenant → virtual time
+	// (slot-seconds served ÷ weight).
+	Active string
+	// VT is the hash of tenants' virtual times while they wait for nothing.
+	VT string
+	// Weights and Limits are hashes tenant → fair-share weight, and tenant →
+	// max_running (0: none), written at each submit and quota change.
+	Weights, Limits string
+	// Out is the zset of jobs fair-share admission put in the pool's queue
+	// that have not ended: job id → unix ms of the move; OutInfo is the hash
+	// job id → "tenant|charged slot-seconds"; OutN the hash tenant → count.
+	Out, OutInfo, OutN string
+	// Moving is the hash of jobs picked from a sub-queue whose enqueue is not
+	// confirmed yet: job id → "unix ms|message" (re-sent by the next pump).
+	Moving string
+	// Stats is the hash of the pool's figures: seq (sub-queue sequence),
+	// clock (virtual time of the last pick), ewma and n (run slot-seconds).
+	Stats string
+}
+
+// Fair returns the fair-share keys of pool, e.g. aigw:{fair:gpu-a100}:jobs.
+func Fair(pool string) FairKeys {
+	p := tagged("fair:" + pool)
+	return FairKeys{QueuePrefix: p + "q:", Jobs: p + "jobs", Active: p + "active", VT: p + "vt",
+		Weights: p + "weights", Limits: p + "limits", Out: p + "out", OutInfo: p + "out:info",
+		OutN: p + "out:n", Moving: p + "moving", Stats: p + "stats"}
 }
 
 // AsyncKeys are the keys of one gateway's async invocation queue, all on the
