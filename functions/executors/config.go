@@ -44,6 +44,11 @@ type Config struct {
 	// AIGW_RETRY_MAX 5m), as for workers.
 	RetryBase, RetryMax time.Duration
 
+	// JWKSURL, Issuer, Audience verify operator tokens on the admin
+	// endpoints: AIGW_JWKS_URL (default: the auth function's, through the
+	// local gateway), AIGW_ISSUER, AIGW_AUDIENCE.
+	JWKSURL, Issuer, Audience string
+
 	MongoDB string // AIGW_MONGO_DB
 	Queue   queue.Config
 	S3      objstore.Config
@@ -67,6 +72,7 @@ func Read(r *envconf.Reader) Config {
 	c := Config{Serve: fnserve.Read(r)}
 	c.MongoURI = r.MongoURI(true)
 	c.MongoDB = r.MongoDB()
+	c.JWKSURL, c.Issuer, c.Audience = r.Verifier()
 	c.RedisAddrs = r.RedisAddrs(true, redisconn.ParseAddrs)
 	c.RedisPassword = r.RedisPassword()
 	c.AdminToken = r.RequiredSecret(envconf.SecretAdminToken, envconf.EnvAdminToken)

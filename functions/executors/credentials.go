@@ -13,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Collection holds the executor credentials.
@@ -83,6 +84,19 @@ func (s *Credentials) Get(ctx context.Context, id string) (Credential, error) {
 		return Credential{}, fmt.Errorf("read executor %s: %w", id, err)
 	}
 	return cr, nil
+}
+
+// List returns up to limit credentials, newest first.
+func (s *Credentials) List(ctx context.Context, limit int) ([]Credential, error) {
+	cur, err := s.c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("list executor credentials: %w", err)
+	}
+	out := []Credential{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("list executor credentials: %w", err)
+	}
+	return out, nil
 }
 
 // Revoke marks credential id revoked (idempotent) and returns it.

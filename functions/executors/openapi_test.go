@@ -46,7 +46,7 @@ func TestOpenAPISchemasMatchTheWireTypes(t *testing.T) {
 		"ExecutorClaim": executorapi.ClaimRequest{}, "ExecutorClaimed": executorapi.Claimed{}, "ExecutorJob": executorapi.Job{},
 		"ExecutorHeartbeat": executorapi.Heartbeat{}, "ExecutorHeartbeatAnswer": executorapi.HeartbeatAnswer{},
 		"ExecutorEvent": executorapi.Event{}, "ExecutorFinish": executorapi.Finish{}, "ExecutorFailure": executorapi.Failure{},
-		"ExecutorFinished": executorapi.Finished{},
+		"ExecutorFinished": executorapi.Finished{}, "ExecutorCredential": Credential{},
 	} {
 		apispec.CheckSchema(t, name, v)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/executorapi"
 	"github.com/aigw/aigw/internal/fnserve"
@@ -34,7 +35,10 @@ type Deps struct {
 	DB         *mongo.Database
 	Redis      redis.UniversalClient
 	AdminToken string
-	Queue      queue.Config
+	// Verifier, when set, lets operator tokens (as well as the admin token)
+	// call the admin endpoints: the console's operator holds one.
+	Verifier *auth.Verifier
+	Queue    queue.Config
 	// Jobs is the job store (nil: New opens one on DB; tests share theirs).
 	Jobs *jobstore.Store
 	// Objects stores artifacts (nil: uploads answer 501).
@@ -141,6 +145,7 @@ func (s *Service) handler() (http.Handler, []string) {
 		patterns = append(patterns, pattern)
 	}
 	register("GET /_/health", fnserve.Health(s.ready))
+	register("GET /admin/executors", s.admin(s.handleList))
 	register("POST /admin/executors", s.admin(s.handleCreate))
 	register("DELETE /admin/executors/{id}", s.admin(s.handleRevoke))
 	register("POST /v1/executor/register", s.executor(s.handleRegister))
@@ -169,11 +174,12 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(got), strings.EqualFold(scheme, "Bearer")
 }
 
-// admin lets a request through only with the admin token.
+// admin lets a request through only with the admin token or, with a
+// Verifier, an operator token.
 func (s *Service) admin(next web.HandlerFunc) http.Handler {
 	return web.Handle(s.log, func(w http.ResponseWriter, r *http.Request) error {
 		got, ok := bearer(r)
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.d.AdminToken)) != 1 {
+		if (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.d.AdminToken)) != 1) && !operator(r.Context(), s.d.Verifier, s.log, r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-admin"`)
 			return web.Unauthorized("send the admin token: Authorization: Bearer <aigw-admin-token>")
 		}
@@ -251,7 +257,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(), 
 		_ = rdb.Close()
 		_ = mc.Disconnect(context.Background())
 	}
-	d := Deps{DB: mc.Database(cfg.MongoDB), Redis: rdb, AdminToken: cfg.AdminToken, Queue: cfg.Queue,
+	v, err := auth.NewVerifier(auth.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	if err != nil {
+		closeConns()
+		return nil, nil, err
+	}
+	d := Deps{DB: mc.Database(cfg.MongoDB), Redis: rdb, AdminToken: cfg.AdminToken, Verifier: v, Queue: cfg.Queue,
 		Lease: cfg.Lease, Poll: cfg.Poll, OutputLimit: cfg.OutputLimit, ArtifactLimit: cfg.ArtifactLimit,
 		Backoff: lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}, Log: log}
 	if cfg.S3.Enabled() {
