@@ -7,6 +7,7 @@ import (
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
+	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/web"
 )
@@ -87,7 +88,9 @@ type tenantJobCounts struct {
 	Running int64 `json:"running"`
 }
 
-// listPools: GET /v1/pools → {"pools": [...]}, every known pool by name. An
+// listPools: GET /v1/pools → {"pools": [...]}, every known pool by name:
+// the registry's and the algorithms' (a pool without workers, jobs or an
+// algorithm naming it is forgotten: see idlePools). An
 // operator token (algorithms:admin) sees the workers and the whole queue; a
 // tenant sees each pool's capacity and its own queued and running jobs.
 func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
@@ -98,7 +101,7 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !admin {
 		return err
 	}
-	names, err := a.Pools.Pools(ctx)
+	names, idle, err := a.poolNames(ctx)
 	if err != nil {
 		return err
 	}
@@ -115,6 +118,20 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		var st queue.PoolStats
+		if admin || len(workers) == 0 {
+			if st, err = a.Queue.Stats(ctx, name); err != nil {
+				return err
+			}
+		}
+		if len(workers) == 0 {
+			if gone, err := idle.forget(ctx, name, st); err != nil || gone {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		var gpus, slots counts
 		for _, wk := range workers {
 			gpus.Total += len(wk.GPUs)
@@ -129,10 +146,6 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) error {
 			mine = append(mine, tenantPoolView{Name: name, Workers: len(workers), GPUs: gpus, Slots: slots,
 				Jobs: tenantJobCounts{Queued: n.Queued, Running: n.Running}})
 			continue
-		}
-		st, err := a.Queue.Stats(ctx, name)
-		if err != nil {
-			return err
 		}
 		p := poolView{Name: name, Workers: make([]workerView, 0, len(workers)), GPUs: gpus, Slots: slots, Queue: queueView{
 			Depth: st.Depth(), Ready: st.Ready, Running: st.Running, Delayed: st.Delayed, Dead: st.Dead,

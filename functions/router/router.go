@@ -66,6 +66,7 @@ type Pools interface {
 	Pools(ctx context.Context) ([]string, error)
 	Workers(ctx context.Context, pool string) ([]registry.Worker, error)
 	AddPool(ctx context.Context, pool string) error
+	ForgetIfEmpty(ctx context.Context, pool string) (bool, error)
 }
 
 // QueueStats reports a pool's queue (queue.Queue).
