@@ -21,6 +21,7 @@ import (
 
 	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/executorapi"
 	"github.com/aigw/aigw/internal/testenv"
 	"github.com/aigw/aigw/internal/testwait"
 )
@@ -415,6 +416,80 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a revoked client's token request: %d, want 401", code)
 	}
 
+	// Remote executors: a credential made on the admin page (its token shown
+	// once) joins the pool through the executor API, shows on the pools page
+	// beside the agents (address, heartbeat, jobs held), and is revoked from
+	// the admin page: its next call is refused.
+	p.run("create an executor", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#new-executor-pool"), s.pool), chromedp.SendKeys(chromedp.CSS("#new-executor-name"), "console-laptop"),
+		chromedp.Click(chromedp.CSS(`#new-executor button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#executor-created-token")))
+	exID, exToken := p.text("#executor-created-id"), p.text("#executor-created-token")
+	exRow := `#executors-table tr[data-executor="` + exID + `"]`
+	p.run("the executor listed", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(exRow+" button.danger")))
+	if row := p.text(exRow); !strings.Contains(row, "console-laptop") || !strings.Contains(row, s.pool) || strings.Contains(row, exToken) {
+		t.Errorf("the executor's row: %q", row)
+	}
+
+	// A tenant's quotas and fair-share weights, set on the admin page and read
+	// back through the API;
+	// a bad value is refused with the API's message naming the field.
+	p.run("load quotas", 15*time.Second, chromedp.SendKeys(chromedp.CSS("#quota-tenant"), "initech"),
+		chromedp.Click(chromedp.CSS(`#quota-lookup button`)), chromedp.WaitVisible(chromedp.CSS("#quota-form")))
+	last := `#quota-table tbody tr:last-child `
+	p.run("a bad quota", 15*time.Second, chromedp.Click(chromedp.CSS("#quota-add")),
+		chromedp.SendKeys(chromedp.CSS(last+`[name="pool"]`), s.pool), chromedp.SendKeys(chromedp.CSS(last+`[name="max_running"]`), "2"),
+		chromedp.SendKeys(chromedp.CSS(last+`[name="gpu_seconds"]`), "3600"), chromedp.SendKeys(chromedp.CSS(last+`[name="window"]`), "5s"),
+		chromedp.Click(chromedp.CSS("#quota-save")), chromedp.WaitVisible(chromedp.CSS("#quota-note .error")))
+	if msg := p.text("#quota-note"); !strings.Contains(msg, "pools[0].window") {
+		t.Errorf("a 5 s window's error: %q, want it to name pools[0].window", msg)
+	}
+	eval[bool](p, `(document.querySelector('#quota-table tbody tr:last-child [name="window"]').value = "", true)`)
+	p.run("save quotas", 15*time.Second, chromedp.SendKeys(chromedp.CSS(last+`[name="window"]`), "24h"),
+		chromedp.SendKeys(chromedp.CSS(last+`[name="weight"]`), "3"), chromedp.SendKeys(chromedp.CSS("#quota-weight"), "2"),
+		chromedp.Click(chromedp.CSS("#quota-save")), chromedp.WaitVisible(chromedp.CSS("#quota-saved")))
+	var quotas struct {
+		Tenant string  `json:"tenant"`
+		Weight float64 `json:"weight"`
+		Pools  []struct {
+			Pool       string  `json:"pool"`
+			MaxRunning int     `json:"max_running"`
+			GPUSeconds float64 `json:"gpu_seconds"`
+			Window     string  `json:"window"`
+			Weight     float64 `json:"weight"`
+		} `json:"pools"`
+	}
+	if code := s.api("GET", "/v1/admin/tenants/initech/quotas", nil, &quotas, "Authorization", "Bearer "+s.operatorToken()); code != http.StatusOK ||
+		len(quotas.Pools) != 1 || quotas.Pools[0].Pool != s.pool || quotas.Pools[0].MaxRunning != 2 || quotas.Pools[0].GPUSeconds != 3600 ||
+		quotas.Pools[0].Window != "24h" || quotas.Pools[0].Weight != 3 || quotas.Weight != 2 {
+		t.Errorf("initech's quotas after the console saved them: %d %+v", code, quotas)
+	}
+	p.shot("admin-quotas")
+
+	ex := executorapi.NewClient(s.gateway+"/function/executors", exToken, nil)
+	reg, err := ex.Register(context.Background(), executorapi.Register{Version: "console-test", Slots: 1})
+	if err != nil {
+		t.Fatalf("the console's executor registers: %v", err)
+	}
+	p.open("#/pools", `section[data-pool="`+s.pool+`"] tr[data-kind="executor"][data-worker="`+reg.Node+`"]`)
+	exWorker := `section[data-pool="` + s.pool + `"] tr[data-kind="executor"][data-worker="` + reg.Node + `"]`
+	if addr, held := p.text(exWorker+" td.addr"), p.text(exWorker+" td.held"); !strings.Contains(addr, "127.0.0.1") || held != "0" {
+		t.Errorf("the executor's row: address %q, jobs held %q", addr, held)
+	}
+	if hb := p.text(exWorker + " td.heartbeat"); !strings.HasSuffix(hb, "s ago") {
+		t.Errorf("the executor's heartbeat: %q", hb)
+	}
+	if n := eval[int](p, `document.querySelectorAll('section[data-pool="`+s.pool+`"] tr[data-kind="agent"]').length`); n < 1 {
+		t.Errorf("the pool's agents beside the executor: %d", n)
+	}
+	p.shot("pools-executors")
+	p.open("#/admin", exRow+" button.danger")
+	eval[bool](p, `(window.confirm = () => true, true)`)
+	p.run("revoke the executor", 15*time.Second, chromedp.Click(chromedp.CSS(exRow+" button.danger")),
+		chromedp.WaitNotPresent(chromedp.CSS(exRow+" button.danger")))
+	if _, err := ex.Register(context.Background(), executorapi.Register{Version: "console-test", Slots: 1}); executorapi.StatusOf(err) != http.StatusUnauthorized {
+		t.Errorf("the revoked executor's next call: %v, want 401", err)
+	}
+
 	// Signing out ends the session.
 	p.run("sign out", 15*time.Second, chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#page-signin")))
 	if cs := p.cookies(); len(cs) != 0 {
@@ -461,4 +536,19 @@ func expiredToken(t *testing.T, s *system) string {
 func consoleTransport(t *testing.T) http.RoundTripper {
 	t.Helper()
 	return apispec.Transport(t, nil)
+}
+
+// operatorToken is an operator's access token (POST /admin/token with the
+// admin token), as the console's operator holds.
+func (s *system) operatorToken() string {
+	s.t.Helper()
+	req, _ := http.NewRequest("POST", s.gateway+"/function/auth/admin/token", nil)
+	req.Header.Set("Authorization", "Bearer "+s.admin)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code := do(s.t, req, &tok); code != http.StatusOK || tok.AccessToken == "" {
+		s.t.Fatalf("operator token: %d", code)
+	}
+	return tok.AccessToken
 }

@@ -17,7 +17,8 @@ type Config struct {
 	Fn fnserve.Config
 	// Upstream is the OpenFaaS gateway that serves the API functions
 	// (AIGW_CONSOLE_UPSTREAM): the console sends the browser's calls to
-	// {Upstream}/function/router, /function/auth and /function/orchestrator.
+	// {Upstream}/function/router, /function/auth, /function/orchestrator and
+	// /function/executors.
 	Upstream string
 	// PublicPath is the path under which browsers reach the console
 	// (AIGW_PUBLIC_URL, e.g. /function/console); empty: the request's

@@ -58,6 +58,7 @@ var upstreams = map[string][]string{
 	"router":       {"/v1/"},
 	"auth":         {"/admin/clients"},
 	"orchestrator": {"/admin/tenants/", "/v1/pipelines"},
+	"executors":    {"/admin/executors"},
 }
 
 // Deps are what the console is built on.

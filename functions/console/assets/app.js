@@ -1,6 +1,6 @@
 // aigw console: one page, routed by the URL's fragment (#/jobs, #/jobs/ID, …).
 // Every call goes to the console's own origin: session/ (sign in and out) and
-// api/{router|auth|orchestrator}/… (the public API, with the session's token
+// api/{router|auth|orchestrator|executors}/… (the public API, with the session's token
 // added by the console). The pages never see a token. Elements are built with
 // textContent only, never innerHTML, so no API value can become markup.
 "use strict";
@@ -372,29 +372,70 @@ async function pageJob(id) {
 
 // ---- pools -----------------------------------------------------------------
 
+// keyed keeps container's children one per item, in the items' order: a
+// child whose item is unchanged (same signature, by default its JSON) stays
+// as it is, a changed one is replaced by make(item), a gone one is removed.
+// Live pages redraw only what changed, so a reader's selection, focus and
+// notices stay.
+function keyed(container, items, keyOf, make, sigOf) {
+  const old = container.keyedRows || new Map();
+  const next = new Map();
+  let prev = null;
+  for (const it of items) {
+    const k = keyOf(it);
+    const sig = sigOf ? sigOf(it) : JSON.stringify(it);
+    let e = old.get(k);
+    if (!e || e.sig !== sig) {
+      const el = make(it);
+      if (e) e.el.replaceWith(el);
+      e = { el, sig };
+    }
+    next.set(k, e);
+    const at = prev ? prev.nextSibling : container.firstChild;
+    if (at !== e.el) container.insertBefore(e.el, at);
+    prev = e.el;
+  }
+  for (const [k, e] of old) if (!next.has(k)) e.el.remove();
+  container.keyedRows = next;
+}
+
+// agoEl is a "… ago" that ticks (see tickAgo) without a redraw.
+function agoEl(t) { return h("span", { dataset: { ago: t || "" }, title: fmtTime(t) }, ago(t)); }
+function tickAgo(root) { for (const el of root.querySelectorAll("[data-ago]")) el.textContent = ago(el.dataset.ago); }
+
 async function pagePools() {
-  const body = h("div");
   const err = h("div");
-  show(h("div", { id: "page-pools" }, h("h1", {}, "Pools"), err, body));
+  const empty = h("p", { class: "muted", hidden: true }, "No pools yet: start a worker.");
+  const tenantBox = h("div");
+  const summaryBody = h("tbody");
+  const summaryTable = h("table", { id: "pools-table", hidden: true }, h("thead", {}, h("tr", {}, h("th", {}, "Pool"), h("th", { class: "num" }, "Workers"),
+    h("th", { class: "num" }, "Slots busy"), h("th", { class: "num" }, "GPUs busy"), h("th", { class: "num" }, "Queued"),
+    h("th", { class: "num" }, "Running"), h("th", { class: "num" }, "Dead"), h("th", { class: "num" }, "Oldest wait"))), summaryBody);
+  const details = h("div");
+  const sections = new Map(); // pool → its operator section's parts
+  const root = h("div", { id: "page-pools" }, h("h1", {}, "Pools"), err, empty, summaryTable, tenantBox, details);
+  show(root);
+
   async function refresh() {
     let d;
     try { d = await api("GET", "router/v1/pools"); err.replaceChildren(); } catch (e) { if (e.status !== 401) err.replaceChildren(errorBox(e)); return; }
     const pools = d.pools || [];
-    if (!pools.length) { body.replaceChildren(h("p", { class: "muted" }, "No pools yet: start a worker.")); return; }
-    if (!session.operator) { body.replaceChildren(...pools.map(tenantPool)); return; }
-    // Every pool in one table; the details of those with workers or jobs.
+    empty.hidden = pools.length > 0;
+    if (!session.operator) { keyed(tenantBox, pools, (p) => p.name, tenantPool); return; }
+    summaryTable.hidden = !pools.length;
+    keyed(summaryBody, pools, (p) => p.name, summaryRow, (p) => JSON.stringify([p.name, (p.workers || []).length, p.slots, p.gpus, p.queue]));
+    // The details of the pools with workers or jobs.
     const active = pools.filter((p) => (p.workers || []).length || p.queue.depth || p.queue.running || p.queue.delayed || p.queue.dead);
-    body.replaceChildren(summary(pools), ...active.map(operatorPool));
-    for (const p of active) loadDeadLetters(p.name, p.queue.dead);
+    keyed(details, active, (p) => p.name, (p) => section(p).el, (p) => p.name);
+    for (const p of active) updateSection(sections.get(p.name), p);
+    for (const name of [...sections.keys()]) if (!active.some((p) => p.name === name)) sections.delete(name);
+    tickAgo(root);
   }
-  function summary(pools) {
-    return h("table", { id: "pools-table" }, h("thead", {}, h("tr", {}, h("th", {}, "Pool"), h("th", { class: "num" }, "Workers"),
-      h("th", { class: "num" }, "Slots busy"), h("th", { class: "num" }, "GPUs busy"), h("th", { class: "num" }, "Queued"),
-      h("th", { class: "num" }, "Running"), h("th", { class: "num" }, "Dead"), h("th", { class: "num" }, "Oldest wait"))),
-    h("tbody", {}, pools.map((p) => h("tr", { dataset: { pool: p.name } }, h("td", {}, p.name), h("td", { class: "num" }, (p.workers || []).length),
+  function summaryRow(p) {
+    return h("tr", { dataset: { pool: p.name } }, h("td", {}, p.name), h("td", { class: "num" }, (p.workers || []).length),
       h("td", { class: "num" }, p.slots.busy + " / " + p.slots.total), h("td", { class: "num" }, p.gpus.busy + " / " + p.gpus.total),
       h("td", { class: "num" }, p.queue.depth), h("td", { class: "num" }, p.queue.running), h("td", { class: "num" }, p.queue.dead),
-      h("td", { class: "num" }, p.queue.oldest_wait_ms ? ms(p.queue.oldest_wait_ms) : "")))));
+      h("td", { class: "num" }, p.queue.oldest_wait_ms ? ms(p.queue.oldest_wait_ms) : ""));
   }
   function counts(c) { return c.busy + " busy / " + c.total + " (" + c.free + " free)"; }
   function tenantPool(p) {
@@ -402,51 +443,88 @@ async function pagePools() {
       h("dl", { class: "grid" }, h("dt", {}, "Workers"), h("dd", {}, p.workers), h("dt", {}, "Slots"), h("dd", {}, counts(p.slots)),
         h("dt", {}, "GPUs"), h("dd", {}, counts(p.gpus)), h("dt", {}, "Your jobs"), h("dd", {}, p.jobs.queued + " queued, " + p.jobs.running + " running")));
   }
-  function operatorPool(p) {
+  // section makes a pool's section once; updateSection changes its parts.
+  function section(p) {
+    const s = {
+      stats: h("dl", { class: "grid" }),
+      workers: h("tbody"),
+      noWorkers: h("p", { class: "muted" }, "No live workers."),
+      notice: h("div", { class: "redrive-notice" }),
+      deadErr: h("div"),
+      deadBody: h("tbody"),
+      noDead: h("p", { class: "muted" }, "None."),
+      dead: -1,
+    };
+    const path = "router/v1/admin/pools/" + encodeURIComponent(p.name) + "/dead-letters";
+    s.path = path;
+    s.redriveAll = h("button", { type: "button", class: "secondary", hidden: true, onclick: async () => {
+      try { const r = await api("POST", path + "/redrive"); s.notice.replaceChildren(h("div", { class: "notice" }, r.redriven + " redriven.")); loadDeadLetters(s); } catch (e) { s.deadErr.replaceChildren(errorBox(e)); }
+    } }, "Redrive all");
+    s.workersTable = h("table", { class: "workers" }, h("thead", {}, h("tr", {}, h("th", {}, "Node"), h("th", {}, "Kind"), h("th", {}, "Address"),
+      h("th", {}, "Version"), h("th", {}, "Slots"), h("th", {}, "GPUs"), h("th", { class: "num" }, "Jobs held"), h("th", {}, "Heartbeat"))), s.workers);
+    s.deadTable = h("table", { hidden: true }, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Tenant"), h("th", {}, "Algorithm"), h("th", {}, "Reason"),
+      h("th", { class: "num" }, "Deliveries"), h("th", {}, "Dead since"), h("th", {}, ""))), s.deadBody);
+    s.el = h("section", { class: "card pool", dataset: { pool: p.name } }, h("h2", {}, p.name), s.stats,
+      h("h2", {}, "Workers and executors"), s.workersTable, s.noWorkers,
+      h("h2", {}, "Dead letters"), h("div", { id: "dead-" + p.name }, s.notice, s.deadErr, s.redriveAll, s.deadTable, s.noDead));
+    sections.set(p.name, s);
+    return s;
+  }
+  function updateSection(s, p) {
     const q = p.queue || {};
     const ready = q.ready || {};
-    return h("section", { class: "card pool", dataset: { pool: p.name } }, h("h2", {}, p.name),
-      h("dl", { class: "grid" },
+    const stats = [counts(p.slots), counts(p.gpus), q, q.oldest_wait_ms];
+    const sig = JSON.stringify(stats);
+    if (s.statsSig !== sig) {
+      s.statsSig = sig;
+      s.stats.replaceChildren(
         h("dt", {}, "Slots"), h("dd", {}, counts(p.slots)), h("dt", {}, "GPUs"), h("dd", {}, counts(p.gpus)),
         h("dt", {}, "Queue"), h("dd", {}, "depth " + q.depth + " — high " + (ready.high || 0) + ", normal " + (ready.normal || 0) + ", low " + (ready.low || 0) +
           "; running " + q.running + ", delayed " + q.delayed + ", dead " + q.dead),
-        h("dt", {}, "Oldest wait"), h("dd", {}, q.oldest_wait_ms ? ms(q.oldest_wait_ms) : "none waiting")),
-      h("h2", {}, "Workers"),
-      (p.workers || []).length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Node"), h("th", {}, "Version"), h("th", {}, "Slots"),
-        h("th", {}, "GPUs"), h("th", {}, "Heartbeat"))), h("tbody", {}, p.workers.map((w) => h("tr", {},
-        h("td", { class: "mono" }, w.node, w.draining ? " (draining)" : ""), h("td", {}, w.version), h("td", {}, w.slots_busy + " / " + w.slots),
-        h("td", {}, (w.gpus || []).length ? w.gpus.map((g) => h("div", {}, "#" + g.index + " " + g.name + " — " + g.memory_used_mb + " / " + g.memory_total_mb + " MiB" +
-          ", " + (g.utilization_pct || 0) + " % utilised" + (g.busy ? ", in use" : ""))) : h("span", { class: "muted" }, "none")),
-        h("td", {}, ago(w.heartbeat_at)))))) : h("p", { class: "muted" }, "No live workers."),
-      h("h2", {}, "Dead letters"), h("div", { id: "dead-" + p.name }, h("p", { class: "muted" }, "Loading…")));
-  }
-  // What the last redrive of a pool did, kept across the page's refreshes
-  // (which redraw the dead letters).
-  const redriven = {};
-  const notice = (pool) => (redriven[pool] ? [h("div", { class: "notice" }, redriven[pool])] : []);
-  async function loadDeadLetters(pool, dead) {
-    const box = document.getElementById("dead-" + pool);
-    if (!box) return;
-    if (!dead) { box.replaceChildren(...notice(pool), h("p", { class: "muted" }, "None.")); return; }
-    const path = "router/v1/admin/pools/" + encodeURIComponent(pool) + "/dead-letters";
-    try {
-      const d = await api("GET", path + "?limit=50");
-      const dl = d.dead_letters || [];
-      if (!dl.length) { box.replaceChildren(...notice(pool), h("p", { class: "muted" }, "None.")); return; }
-      box.replaceChildren(...notice(pool),
-        h("button", { type: "button", class: "secondary", onclick: async () => {
-          try { const r = await api("POST", path + "/redrive"); redriven[pool] = r.redriven + " redriven."; loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
-        } }, "Redrive all"),
-        h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Tenant"), h("th", {}, "Algorithm"), h("th", {}, "Reason"),
-          h("th", { class: "num" }, "Deliveries"), h("th", {}, "Dead since"), h("th", {}, ""))),
-        h("tbody", {}, dl.map((x) => h("tr", { dataset: { deadLetter: x.id, job: x.job_id } }, h("td", {}, h("a", { href: "#/jobs/" + x.job_id, class: "mono" }, x.job_id)), h("td", {}, x.tenant),
-          h("td", {}, x.algorithm), h("td", {}, x.reason), h("td", { class: "num" }, x.deliveries), h("td", {}, ago(x.dead_at)),
-          h("td", {}, h("button", { type: "button", class: "secondary redrive", onclick: async () => {
-            try { await api("POST", path + "/" + encodeURIComponent(x.id) + "/redrive"); redriven[pool] = "Job " + x.job_id + " queued again."; loadDeadLetters(pool, 1); } catch (e) { box.prepend(errorBox(e)); }
-          } }, "Redrive")))))));
-    } catch (e) {
-      box.replaceChildren(e.status === 404 ? h("p", { class: "muted" }, "This API has no dead-letter endpoint.") : errorBox(e));
+        h("dt", {}, "Oldest wait"), h("dd", {}, q.oldest_wait_ms ? ms(q.oldest_wait_ms) : "none waiting"));
     }
+    const ws = p.workers || [];
+    s.workersTable.hidden = !ws.length;
+    s.noWorkers.hidden = ws.length > 0;
+    keyed(s.workers, ws, (w) => w.node, workerRow);
+    // The dead letters: read again when their count changes (a redrive reads them itself).
+    if (q.dead !== s.dead) { s.dead = q.dead; loadDeadLetters(s); }
+  }
+  function workerRow(w) {
+    const kind = w.kind || "agent";
+    return h("tr", { dataset: { worker: w.node, kind } },
+      h("td", { class: "mono" }, w.node, w.draining ? " (draining)" : ""), h("td", {}, h("span", { class: "badge kind-" + kind }, kind)),
+      h("td", { class: "mono addr" }, w.addr || ""), h("td", {}, w.version), h("td", {}, w.slots_busy + " / " + w.slots),
+      h("td", {}, (w.gpus || []).length ? w.gpus.map((g) => h("div", {}, "#" + g.index + " " + g.name + " — " + g.memory_used_mb + " / " + g.memory_total_mb + " MiB" +
+        ", " + (g.utilization_pct || 0) + " % utilised" + (g.busy ? ", in use" : ""))) : h("span", { class: "muted" }, "none")),
+      h("td", { class: "num held" }, w.jobs_held || 0), h("td", { class: "heartbeat" }, agoEl(w.heartbeat_at)));
+  }
+  async function loadDeadLetters(s) {
+    if (!s.dead) { keyed(s.deadBody, [], (x) => x.id, () => null); s.deadTable.hidden = true; s.redriveAll.hidden = true; s.noDead.hidden = false; return; }
+    try {
+      const d = await api("GET", s.path + "?limit=50");
+      const dl = d.dead_letters || [];
+      s.deadErr.replaceChildren();
+      s.deadTable.hidden = !dl.length;
+      s.redriveAll.hidden = !dl.length;
+      s.noDead.hidden = dl.length > 0;
+      keyed(s.deadBody, dl, (x) => x.id, (x) => deadRow(s, x), (x) => JSON.stringify([x.id, x.reason, x.deliveries, x.dead_at]));
+      tickAgo(s.deadBody);
+    } catch (e) {
+      if (e.status === 401) return;
+      s.deadErr.replaceChildren(e.status === 404 ? h("p", { class: "muted" }, "This API has no dead-letter endpoint.") : errorBox(e));
+    }
+  }
+  function deadRow(s, x) {
+    return h("tr", { dataset: { deadLetter: x.id, job: x.job_id } }, h("td", {}, h("a", { href: "#/jobs/" + x.job_id, class: "mono" }, x.job_id)), h("td", {}, x.tenant),
+      h("td", {}, x.algorithm), h("td", {}, x.reason), h("td", { class: "num" }, x.deliveries), h("td", {}, agoEl(x.dead_at)),
+      h("td", {}, h("button", { type: "button", class: "secondary redrive", onclick: async () => {
+        try {
+          await api("POST", s.path + "/" + encodeURIComponent(x.id) + "/redrive");
+          s.notice.replaceChildren(h("div", { class: "notice" }, "Job " + x.job_id + " queued again."));
+          loadDeadLetters(s);
+        } catch (e) { s.deadErr.replaceChildren(errorBox(e)); }
+      } }, "Redrive")));
   }
   await refresh();
   const timer = setInterval(refresh, 5000);
@@ -615,6 +693,7 @@ async function pageAdmin() {
       secrets.replaceChildren(...tenants.map(secretRow), lookup);
     } catch (e) { if (e.status !== 401) err.replaceChildren(errorBox(e)); }
   }
+  const executorsSection = adminExecutors();
   // Any tenant's secret, also of one without clients.
   const other = h("input", { id: "secret-tenant", placeholder: "tenant", size: 16 });
   const lookup = h("form", { class: "row", id: "secret-lookup" }, other, h("button", { type: "submit", class: "secondary" }, "Look up"));
@@ -641,8 +720,123 @@ async function pageAdmin() {
     h("section", { class: "card" }, h("h2", {}, "API clients"), h("table", { id: "clients-table" }, h("thead", {}, h("tr", {},
       h("th", {}, "Client id"), h("th", {}, "Name"), h("th", {}, "Tenant"), h("th", {}, "Scopes"), h("th", {}, "Created"), h("th", {}, ""))), tbody)),
     h("section", { class: "card" }, h("h2", {}, "Tenants' webhook secrets"),
-      h("p", { class: "muted" }, "Receivers verify the webhook-signature header with their tenant's secret (Standard Webhooks). Rotating keeps the old secret valid for a while."), secrets)));
-  await load();
+      h("p", { class: "muted" }, "Receivers verify the webhook-signature header with their tenant's secret (Standard Webhooks). Rotating keeps the old secret valid for a while."), secrets),
+    quotaSection(), executorsSection.el));
+  await Promise.all([load(), executorsSection.load()]);
+}
+
+// adminExecutors: the executor credentials of remote executors (aigw-worker
+// --join): create one for a pool (its token shown once), list, revoke (its
+// next call is refused and the jobs it held are queued again).
+function adminExecutors() {
+  const err = h("div");
+  const created = h("div", { id: "executor-created" });
+  const tbody = h("tbody");
+  const none = h("p", { class: "muted", hidden: true }, "No executor credentials yet.");
+  const pool = h("input", { id: "new-executor-pool", required: true, placeholder: "edge" });
+  const name = h("input", { id: "new-executor-name", required: true, placeholder: "laptop-1" });
+  const form = h("form", { class: "row", id: "new-executor" }, h("label", {}, "Pool", pool), h("label", {}, "Name", name),
+    h("button", { type: "submit" }, "Create"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    created.replaceChildren();
+    try {
+      const c = await api("POST", "executors/admin/executors", { pool: pool.value.trim(), name: name.value.trim() });
+      created.replaceChildren(h("div", { class: "notice" }, h("strong", {}, "Copy the token now: it is not shown again."),
+        h("dl", { class: "grid" }, h("dt", {}, "id"), h("dd", { class: "mono", id: "executor-created-id" }, c.id),
+          h("dt", {}, "token"), h("dd", { class: "mono", id: "executor-created-token" }, c.token)),
+        h("p", { class: "muted" }, "On the executor: aigw-worker --join <the gateway>/function/executors --token <the token>")));
+      name.value = "";
+      load();
+    } catch (e) { created.replaceChildren(errorBox(e)); }
+  });
+  async function load() {
+    try {
+      const d = await api("GET", "executors/admin/executors");
+      const xs = d.executors || [];
+      none.hidden = xs.length > 0;
+      keyed(tbody, xs, (x) => x.id, (x) => h("tr", { dataset: { executor: x.id } }, h("td", { class: "mono" }, x.id), h("td", {}, x.name),
+        h("td", {}, x.pool), h("td", {}, fmtTime(x.created_at)),
+        h("td", {}, x.revoked_at ? h("span", { class: "muted" }, "revoked " + fmtTime(x.revoked_at)) :
+          h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm("Revoke executor " + x.name + "? Its next call is refused and the jobs it holds are queued again.")) return;
+            try { await api("DELETE", "executors/admin/executors/" + encodeURIComponent(x.id)); load(); } catch (e) { err.replaceChildren(errorBox(e)); }
+          } }, "Revoke"))));
+      err.replaceChildren();
+    } catch (e) {
+      if (e.status === 401) return;
+      err.replaceChildren(e.status === 404 ? h("p", { class: "muted" }, "This gateway serves no executors function.") : errorBox(e));
+    }
+  }
+  const el = h("section", { class: "card", id: "executors" }, h("h2", {}, "Remote executors"),
+    h("p", { class: "muted" }, "Machines outside the private network serve a pool with a pool-scoped token; they never hold the Redis or MongoDB credentials. The pools page shows them live."),
+    form, created, err, h("table", { id: "executors-table" }, h("thead", {}, h("tr", {}, h("th", {}, "Id"), h("th", {}, "Name"), h("th", {}, "Pool"),
+      h("th", {}, "Created"), h("th", {}, ""))), tbody), none);
+  return { el, load };
+}
+
+// quotaSection reads and sets one tenant's quotas per pool (GET/PUT
+// /v1/admin/tenants/{tenant}/quotas): concurrent runs, GPU-seconds per
+// window, and fair-share weights (the tenant's, and a pool's own).
+function quotaSection() {
+  const tenant = h("input", { id: "quota-tenant", required: true, placeholder: "acme", size: 16 });
+  const lookup = h("form", { class: "row", id: "quota-lookup" }, h("label", {}, "Tenant", tenant), h("button", { type: "submit", class: "secondary" }, "Load"));
+  const box = h("div", { id: "quota-editor" });
+  const note = h("div", { id: "quota-note" });
+  lookup.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const t = tenant.value.trim();
+    note.replaceChildren();
+    if (!t) return;
+    try { edit(await api("GET", "router/v1/admin/tenants/" + encodeURIComponent(t) + "/quotas")); } catch (e) { box.replaceChildren(); note.replaceChildren(errorBox(e)); }
+  });
+  function num(v, attrs) { return h("input", { type: "number", min: "0", value: v === undefined || v === null ? "" : v, ...attrs }); }
+  function edit(q) {
+    const rows = h("tbody");
+    const weight = num(q.weight, { id: "quota-weight", step: "any", placeholder: "1" });
+    function row(p) {
+      p = p || {};
+      const tr = h("tr", { class: "quota-row", dataset: { pool: p.pool || "" } },
+        h("td", {}, h("input", { class: "pool", name: "pool", value: p.pool || "", placeholder: "gpu", required: true })),
+        h("td", {}, num(p.max_running, { name: "max_running", step: "1", placeholder: "no limit" })),
+        h("td", {}, num(p.gpu_seconds, { name: "gpu_seconds", step: "any", placeholder: "no limit" })),
+        h("td", {}, h("input", { name: "window", value: p.window || "", placeholder: "24h", size: 8 })),
+        h("td", {}, num(p.weight, { name: "weight", step: "any", placeholder: "tenant's" })),
+        h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => tr.remove() }, "Remove")));
+      return tr;
+    }
+    rows.append(...(q.pools || []).map(row));
+    const form = h("form", { id: "quota-form" },
+      h("div", { class: "row" }, h("label", {}, "Fair-share weight in every pool", weight)),
+      h("table", { class: "quotas", id: "quota-table" }, h("thead", {}, h("tr", {}, h("th", {}, "Pool"), h("th", {}, "Max running"),
+        h("th", {}, "GPU-seconds"), h("th", {}, "Window"), h("th", {}, "Weight"), h("th", {}, ""))), rows),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "quota-add", onclick: () => rows.append(row()) }, "Add a pool"),
+        h("button", { type: "submit", id: "quota-save" }, "Save " + q.tenant + "'s quotas")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      note.replaceChildren();
+      // Empty fields are no limit (left out); the API checks every value and names a bad one.
+      const body = { pools: [...rows.querySelectorAll("tr")].map((tr) => {
+        const f = (n) => tr.querySelector('[name="' + n + '"]').value.trim();
+        const p = { pool: f("pool") };
+        if (f("max_running") !== "") p.max_running = Number(f("max_running"));
+        if (f("gpu_seconds") !== "") p.gpu_seconds = Number(f("gpu_seconds"));
+        if (f("window") !== "") p.window = f("window");
+        if (f("weight") !== "") p.weight = Number(f("weight"));
+        return p;
+      }) };
+      if (weight.value.trim() !== "") body.weight = Number(weight.value);
+      try {
+        const saved = await api("PUT", "router/v1/admin/tenants/" + encodeURIComponent(q.tenant) + "/quotas", body);
+        edit(saved);
+        note.replaceChildren(h("div", { class: "notice", id: "quota-saved" }, "Saved " + saved.tenant + "'s quotas."));
+      } catch (e) { note.replaceChildren(errorBox(e)); }
+    });
+    box.replaceChildren(h("h3", {}, "Quotas of ", h("span", { class: "mono", id: "quota-of" }, q.tenant)), form);
+  }
+  return h("section", { class: "card", id: "quotas" }, h("h2", {}, "Tenants' quotas"),
+    h("p", { class: "muted" }, "Per pool: how many of the tenant's jobs run at once (more wait in the queue), and GPU-seconds per window (submits beyond get 429). Empty is no limit. A quota lowered below current use stops nothing; new work waits. Weights share a pool's slots between tenants with work waiting (default 1)."),
+    lookup, box, note);
 }
 
 // ---- routing ---------------------------------------------------------------
