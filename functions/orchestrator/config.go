@@ -34,6 +34,10 @@ type Config struct {
 	// Retention: AIGW_RETENTION (default 720h; 0 keeps finished jobs' data for
 	// ever) and AIGW_RETENTION_TENANTS (tenant=duration pairs).
 	Retention Retention
+	// UploadGrace is how long an upload no job referenced is kept after its
+	// upload URL expired (AIGW_UPLOAD_GRACE, default 24h); referenced ones
+	// are kept for their tenant's retention after the last reference.
+	UploadGrace time.Duration
 	// S3 is the object store whose artifacts the purge deletes (AIGW_S3_*).
 	S3 objstore.Config
 	// ReconcileAge is how long a queued job may be missing from its stream before it
@@ -83,6 +87,7 @@ func Read(r *envconf.Reader) Config {
 	c.ReconcileAge = r.Duration("AIGW_RECONCILE_AGE", 5*time.Second, 0, 0)
 	c.Retention.Default = r.Duration("AIGW_RETENTION", 30*24*time.Hour, 0, 0)
 	c.Retention.Tenants = envconf.Parse(r, "AIGW_RETENTION_TENANTS", nil, ParseRetentions)
+	c.UploadGrace = r.Duration("AIGW_UPLOAD_GRACE", 24*time.Hour, 0, 0)
 	c.S3 = objstore.ReadConfig(r)
 	return c
 }

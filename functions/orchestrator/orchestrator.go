@@ -17,15 +17,18 @@ import (
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/pipeline"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/submit"
+	"github.com/aigw/aigw/internal/uploads"
 	"github.com/aigw/aigw/internal/web"
 	"github.com/aigw/aigw/internal/webhook"
 )
@@ -53,7 +56,10 @@ type Deps struct {
 	// Objects, when set, is the object store their artifacts are purged from.
 	Retention Retention
 	Objects   *objstore.Store
-	Log       *slog.Logger
+	// UploadGrace is how long an upload no job referenced is kept after its
+	// upload URL expired.
+	UploadGrace time.Duration
+	Log         *slog.Logger
 }
 
 // Service is the orchestrator function.
@@ -102,10 +108,19 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err := pipes.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
+	ups := uploads.New(d.DB)
+	if err := ups.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
 	algos := algorithm.NewStore(d.DB)
 	q := queue.New(d.Redis, d.Queue)
 	ev := events.New(d.Redis, events.Config{})
-	sub := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: d.Log, Webhooks: d.Webhook.Guard})
+	quotas, err := quota.NewStore(ctx, d.DB)
+	if err != nil {
+		return nil, err
+	}
+	fair := fairq.New(d.Redis, q, fairq.Config{Policy: quota.NewCache(quotas, 0).FairPolicy, Log: d.Log})
+	sub := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: d.Log, Webhooks: d.Webhook.Guard, Fair: fair})
 	if d.Webhook.Log == nil {
 		d.Webhook.Log = d.Log
 	}
@@ -121,10 +136,10 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		jobs:      jobs,
 		deliverer: webhook.NewDeliverer(hooks, d.Webhook),
 		reaper: &Reaper{Scan: jobs, Jobs: jobs, Events: ev,
-			Workers: workers, Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log, cursors: &cursors{}},
-		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log, cursors: &cursors{}},
+			Workers: workers, Algorithms: algos, Grace: d.ReaperGrace, Now: time.Now, Log: d.Log, Fair: fair, cursors: &cursors{}},
+		reconciler: &Reconciler{Jobs: jobs, Queue: q, Age: d.ReconcileAge, Now: time.Now, Log: d.Log, Fair: fair, cursors: &cursors{}},
 		purger: &Purger{Jobs: jobs, Objects: d.Objects, GridFS: d.DB.GridFSBucket(options.GridFSBucket().SetName("artifacts")),
-			Retention: d.Retention, Now: time.Now, Log: d.Log},
+			Uploads: ups, Retention: d.Retention, UploadGrace: d.UploadGrace, Now: time.Now, Log: d.Log},
 		pipelines: s.engine,
 		log:       d.Log,
 		metrics:   s.metrics,
@@ -239,7 +254,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, clos
 		Webhook: webhook.Config{Timeout: cfg.WebhookTimeout, MaxAge: cfg.WebhookMaxAge,
 			Guard: egress.NewGuard(cfg.WebhookAllowedNets)},
 		ReaperGrace: cfg.ReaperGrace, ReconcileAge: cfg.ReconcileAge, Queue: cfg.Queue, Log: log,
-		Retention: cfg.Retention, Objects: objects,
+		Retention: cfg.Retention, Objects: objects, UploadGrace: cfg.UploadGrace,
 	})
 	if err != nil {
 		closeConns()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/objstore"
+	"github.com/aigw/aigw/internal/uploads"
 )
 
 // Retention is how long finished jobs keep their input, output, log and
@@ -39,10 +40,12 @@ func ParseRetentions(v string) (map[string]time.Duration, error) {
 	return out, nil
 }
 
-// PurgeResult is what one purge did.
+// PurgeResult is what one purge did: jobs purged, objects deleted (their
+// artifacts and uploads), and uploads deleted.
 type PurgeResult struct {
 	Purged  int `json:"purged"`
 	Objects int `json:"objects"`
+	Uploads int `json:"uploads"`
 }
 
 // Purger deletes what finished jobs leave behind once their retention has
@@ -51,14 +54,24 @@ type PurgeResult struct {
 // record, which keeps its state and gets purged_at (the API answers 410).
 // Files go first, so a purge cut short is finished by the next tick and
 // nothing is left behind.
+//
+// It deletes uploads too (object, then record): one no job referenced once
+// UploadGrace has passed since its upload URL expired, one that jobs
+// referenced once its tenant's retention has passed since the last of them
+// was submitted (and since its URL expired). A tenant kept for ever keeps
+// the uploads its jobs referenced.
 type Purger struct {
 	Jobs      *jobstore.Store
-	Objects   *objstore.Store     // nil: no object store
+	Objects   *objstore.Store     // nil: no object store (and no uploads)
 	GridFS    *mongo.GridFSBucket // artifacts of deployments without a store
+	Uploads   *uploads.Store      // nil: uploads are not purged
 	Retention Retention
-	Batch     int // jobs per tenant group and tick (default 200)
-	Now       func() time.Time
-	Log       *slog.Logger
+	// UploadGrace is how long an upload no job referenced is kept after its
+	// upload URL expired.
+	UploadGrace time.Duration
+	Batch       int // jobs (uploads) per tenant group and tick (default 200)
+	Now         func() time.Time
+	Log         *slog.Logger
 }
 
 // Purge runs one pass.
@@ -114,5 +127,45 @@ func (p *Purger) Purge(ctx context.Context) (PurgeResult, error) {
 			}
 		}
 	}
-	return res, nil
+	if p.Uploads == nil || p.Objects == nil {
+		return res, nil
+	}
+	err := p.purgeUploads(ctx, now, batch, &res)
+	return res, err
+}
+
+// purgeUploads claims the uploads whose time is up, then deletes each
+// claimed one's object and record (those a pass cut short first).
+func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res *PurgeResult) error {
+	filters := []uploads.PurgeFilter{{Unused: true, Before: now.Add(-p.UploadGrace)}}
+	for _, t := range slices.Sorted(maps.Keys(p.Retention.Tenants)) {
+		if d := p.Retention.Tenants[t]; d > 0 {
+			filters = append(filters, uploads.PurgeFilter{Tenant: t, Before: now.Add(-d)})
+		}
+	}
+	if p.Retention.Default > 0 {
+		filters = append(filters, uploads.PurgeFilter{Except: slices.Sorted(maps.Keys(p.Retention.Tenants)), Before: now.Add(-p.Retention.Default)})
+	}
+	for _, f := range filters {
+		if _, err := p.Uploads.Claim(ctx, f, now, batch); err != nil {
+			return fmt.Errorf("claim uploads to purge: %w", err)
+		}
+	}
+	ups, err := p.Uploads.Purging(ctx, batch*len(filters))
+	if err != nil {
+		return fmt.Errorf("uploads to purge: %w", err)
+	}
+	for _, u := range ups {
+		n, err := p.Objects.DeletePrefix(ctx, u.Key)
+		res.Objects += n
+		if err != nil {
+			return fmt.Errorf("purge upload %s: %w", u.ID, err)
+		}
+		if err := p.Uploads.Delete(ctx, u.ID); err != nil {
+			return fmt.Errorf("purge upload %s: %w", u.ID, err)
+		}
+		res.Uploads++
+		p.Log.InfoContext(ctx, "upload purged", "upload_id", u.ID, "tenant", u.Tenant, "expires_at", u.ExpiresAt, "used_at", u.UsedAt)
+	}
+	return nil
 }

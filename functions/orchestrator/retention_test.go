@@ -3,6 +3,9 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/aigw/aigw/internal/objstore/objstoretest"
 	"github.com/aigw/aigw/internal/testenv"
 	"github.com/aigw/aigw/internal/testlog"
+	"github.com/aigw/aigw/internal/uploads"
 )
 
 // Finished jobs past their tenant's retention lose their artifacts (every
@@ -118,5 +122,143 @@ func TestParseRetentions(t *testing.T) {
 		if _, err := ParseRetentions(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Uploads go when their time is up: one no job referenced once the grace
+// after its URL's expiry has passed (with its object, or without one when
+// it was never sent), one jobs referenced once its tenant's retention has
+// passed since the last reference; a tenant kept for ever keeps those. A
+// claimed upload can no longer be referenced, and a purge cut short after
+// the claim is finished by the next. The bucket is listed after each pass:
+// nothing is left behind.
+func TestPurgeUploads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.MongoDB(t)
+	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := objstoretest.Store(t)
+	ups := uploads.New(db)
+	if err := ups.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	upload := func(tenant string, put bool, usedAgo time.Duration) uploads.Upload {
+		t.Helper()
+		u, err := ups.Create(ctx, tenant, 5, strings.Repeat("a", 64), t0.Add(-4*time.Hour), t0.Add(-3*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if put {
+			if _, err := obj.Put(ctx, u.Key, strings.NewReader("bytes"), 5); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if usedAgo > 0 {
+			if u, err = ups.Use(ctx, tenant, u.ID, t0.Add(-usedAgo)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return u
+	}
+	unused := upload("plain", true, 0)
+	neverSent := upload("plain", false, 0)
+	short := upload("short", true, 2*time.Hour)  // retention 1h
+	plain := upload("plain", true, 2*time.Hour)  // 720h
+	forever := upload("keep", true, 2*time.Hour) // 0: for ever
+	fresh, err := ups.Create(ctx, "plain", 5, strings.Repeat("a", 64), t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obj.Put(ctx, fresh.Key, strings.NewReader("bytes"), 5); err != nil {
+		t.Fatal(err)
+	}
+	bucket := func() []string {
+		t.Helper()
+		objs, err := obj.List(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	records := func() []string {
+		t.Helper()
+		var ids []string
+		for _, u := range []uploads.Upload{unused, neverSent, short, plain, forever, fresh} {
+			if _, err := ups.Get(ctx, u.Tenant, u.ID); err == nil {
+				ids = append(ids, u.ID)
+			} else if !errors.Is(err, uploads.ErrNotFound) {
+				t.Fatal(err)
+			}
+		}
+		return ids
+	}
+	keys := func(us ...uploads.Upload) []string {
+		var out []string
+		for _, u := range us {
+			out = append(out, u.Key)
+		}
+		slices.Sort(out)
+		return out
+	}
+	ids := func(us ...uploads.Upload) []string {
+		var out []string
+		for _, u := range us {
+			out = append(out, u.ID)
+		}
+		return out
+	}
+
+	p := &Purger{Jobs: jobs, Objects: obj, Uploads: ups, UploadGrace: 2 * time.Hour,
+		Retention: Retention{Default: 720 * time.Hour, Tenants: map[string]time.Duration{"short": time.Hour, "keep": 0}},
+		Now:       func() time.Time { return t0 }, Log: testlog.New(t)}
+	res, err := p.Purge(ctx)
+	if err != nil || res.Uploads != 3 || res.Objects != 2 {
+		t.Fatalf("purge: %+v %v; want 3 uploads (unused, never sent, short) and 2 objects", res, err)
+	}
+	if got, want := bucket(), keys(plain, forever, fresh); !slices.Equal(got, want) {
+		t.Fatalf("bucket after the purge: %v, want %v", got, want)
+	}
+	if got, want := records(), ids(plain, forever, fresh); !slices.Equal(got, want) {
+		t.Fatalf("records after the purge: %v, want %v", got, want)
+	}
+
+	// A claimed upload cannot be referenced; the claim's purge, cut short
+	// before the object went, is finished by the next pass.
+	if n, err := ups.Claim(ctx, uploads.PurgeFilter{Unused: true, Before: t0.Add(2 * time.Hour)}, t0, 10); err != nil || n != 1 {
+		t.Fatalf("claim the fresh upload: %d %v", n, err)
+	}
+	if _, err := ups.Use(ctx, "plain", fresh.ID, t0); !errors.Is(err, uploads.ErrNotFound) {
+		t.Fatalf("a claimed upload referenced: %v", err)
+	}
+	if res, err := p.Purge(ctx); err != nil || res.Uploads != 1 || res.Objects != 1 {
+		t.Fatalf("purge after a claim: %+v %v", res, err)
+	}
+
+	// A reference keeps an upload for its tenant's retention from then on.
+	p.Now = func() time.Time { return t0.Add(720*time.Hour - time.Minute) }
+	if _, err := ups.Use(ctx, "plain", plain.ID, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Purge(ctx); err != nil || res.Uploads != 0 {
+		t.Fatalf("purge within the retention after the last reference: %+v %v", res, err)
+	}
+	p.Now = func() time.Time { return t0.Add(31 * 24 * time.Hour) }
+	if res, err := p.Purge(ctx); err != nil || res.Uploads != 1 || res.Objects != 1 {
+		t.Fatalf("purge at +31d: %+v %v", res, err)
+	}
+	if got, want := bucket(), keys(forever); !slices.Equal(got, want) {
+		t.Fatalf("bucket at +31d: %v, want only the kept tenant's upload %v", got, want)
+	}
+	if got, want := records(), ids(forever); !slices.Equal(got, want) {
+		t.Fatalf("records at +31d: %v, want %v", got, want)
 	}
 }

@@ -6,23 +6,28 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/uploads"
 )
 
-// Uploads finds a tenant's uploads (uploads.Store).
+// Uploads finds a tenant's uploads and records that a job references one
+// (uploads.Store).
 type Uploads interface {
-	Get(ctx context.Context, tenant, id string) (uploads.Upload, error)
+	Use(ctx context.Context, tenant, id string, now time.Time) (uploads.Upload, error)
 }
 
 // Resolver checks a submitted input's references and rewrites them to their
 // canonical form: an upload must be the tenant's own (another tenant's is
 // the same as none), a URL must be https and name or resolve to a public
-// address (URLs decides; its allowed networks too).
+// address (URLs decides; its allowed networks too). An upload a job
+// references is kept for its tenant's retention from then on.
 type Resolver struct {
 	Uploads Uploads
 	URLs    *egress.Guard
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // Resolve returns input with every reference canonical. A bad reference is
@@ -41,7 +46,11 @@ func (r *Resolver) Resolve(ctx context.Context, tenant string, input json.RawMes
 			}
 			return Canonical(ref.URL, ref.Size, ref.SHA256), nil
 		}
-		u, err := r.Uploads.Get(ctx, tenant, ref.Upload)
+		now := time.Now
+		if r.Now != nil {
+			now = r.Now
+		}
+		u, err := r.Uploads.Use(ctx, tenant, ref.Upload, now())
 		if errors.Is(err, uploads.ErrNotFound) {
 			return nil, bad("no upload %s", ref.Upload)
 		}
