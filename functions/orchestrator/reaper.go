@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
@@ -52,6 +53,9 @@ type Reaper struct {
 	Grace      time.Duration
 	Now        func() time.Time
 	Log        *slog.Logger
+	// Fair, when set, gives the room of each job reaped to the next job of
+	// its pool (fair share).
+	Fair *fairq.Fair
 
 	cursors *cursors // of running jobs, per pool; set by New
 }
@@ -191,7 +195,7 @@ func held(workers []registry.Worker, jobID string) bool {
 
 // lifecycle is the reaper's view of the job lifecycle.
 func (r *Reaper) lifecycle() *lifecycle.Lifecycle {
-	return lifecycle.New(r.Jobs, r.Events, r.Log, lifecycle.Backoff{})
+	return lifecycle.New(r.Jobs, r.Events, r.Log, lifecycle.Backoff{}).OnEnd(r.Fair.Ended)
 }
 
 // end applies op (a lifecycle operation) to j; it reports false when someone

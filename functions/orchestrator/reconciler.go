@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/queue"
 )
@@ -40,6 +41,11 @@ type Reconciler struct {
 	Age time.Duration
 	Now func() time.Time
 	Log *slog.Logger
+	// Fair, when set, is the pools' fair-share admission: each pass first
+	// pumps every pool (moves left unconfirmed, ends never reported, room for
+	// waiting jobs); a job waiting there is not missing, and a missing job is
+	// admitted again through it.
+	Fair *fairq.Fair
 
 	cursors *cursors // per pool; set by New
 }
@@ -48,18 +54,31 @@ type Reconciler struct {
 type ReconcileResult struct {
 	Checked  int `json:"checked"`
 	Enqueued int `json:"enqueued"`
+	// Moved counts the jobs the fair-share pumps moved into their queues.
+	Moved int `json:"moved"`
 }
 
 // Reconcile makes one pass: a page of up to pageSize queued jobs of every
 // pool that has some, each pool's page after where its last pass stopped.
 func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileResult, error) {
 	var res ReconcileResult
+	var first error // a pool that fails (e.g. its shard is down) does not stop the others
+	if r.Fair != nil {
+		fps, err := r.Fair.Pools(ctx)
+		first = err
+		for _, pool := range fps {
+			n, err := r.Fair.Pump(ctx, pool)
+			res.Moved += n
+			if err != nil {
+				first = cmp.Or(first, fmt.Errorf("fair share of pool %s: %w", pool, err))
+			}
+		}
+	}
 	pools, err := r.Jobs.Pools(ctx, job.Queued)
 	if err != nil {
-		return res, err
+		return res, cmp.Or(err, first)
 	}
 	before := r.Now().Add(-r.Age)
-	var first error // a pool that fails (e.g. its shard is down) does not stop the others
 	for _, pool := range pools {
 		jobs, err := r.Jobs.PoolPage(ctx, pool, job.Queued, r.cursors.next(pool), before, pageSize)
 		if err == nil {
@@ -87,6 +106,11 @@ func (r *Reconciler) check(ctx context.Context, jobs []job.Job, res *ReconcileRe
 		if err != nil {
 			return err
 		}
+		if !in && r.Fair != nil {
+			if in, err = r.Fair.Holds(ctx, j.Pool, j.ID); err != nil {
+				return err
+			}
+		}
 		if in {
 			continue
 		}
@@ -98,7 +122,11 @@ func (r *Reconciler) check(ctx context.Context, jobs []job.Job, res *ReconcileRe
 		if cur.State != job.Queued {
 			continue
 		}
-		if _, err := r.Queue.Enqueue(ctx, queue.MessageOf(cur)); err != nil {
+		if r.Fair != nil {
+			if _, err := r.Fair.Submit(ctx, cur); err != nil {
+				return err
+			}
+		} else if _, err := r.Queue.Enqueue(ctx, queue.MessageOf(cur)); err != nil {
 			return err
 		}
 		res.Enqueued++

@@ -101,8 +101,12 @@ type cachedSlots struct {
 	at time.Time
 }
 
-// New returns a Fair over the pool queues of q.
+// New returns a Fair over the pool queues of q (nil without a client or a
+// queue: its Ended then does nothing).
 func New(rdb redis.UniversalClient, q *queue.Queue, cfg Config) *Fair {
+	if rdb == nil || q == nil {
+		return nil
+	}
 	cfg.defaults()
 	return &Fair{rdb: rdb, q: q, reg: registry.New(rdb), cfg: cfg, slots: map[string]cachedSlots{}}
 }
@@ -279,6 +283,9 @@ const endTimeout = 5 * time.Second
 // u; its room in the pool goes to the next job. Errors are logged: a lost end
 // is swept by Pump.
 func (f *Fair) Ended(ctx context.Context, j *job.Job, u job.Usage) {
+	if f == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	if err := f.Done(ctx, j.Pool, j.ID, u.CPUSeconds); err != nil {

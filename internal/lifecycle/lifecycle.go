@@ -58,6 +58,19 @@ type Lifecycle struct {
 	log     *slog.Logger
 	backoff Backoff
 	now     func() time.Time
+	onEnd   EndHook
+}
+
+// EndHook is told, after the record changed, that job j left the queue
+// without running (canceled, expired, failed at start) or that one of its
+// runs ended (whatever came next), having used u: internal/fairq gives its
+// room in the pool to the next job.
+type EndHook func(ctx context.Context, j *job.Job, u job.Usage)
+
+// OnEnd sets the end hook (nil: none) and returns l.
+func (l *Lifecycle) OnEnd(h EndHook) *Lifecycle {
+	l.onEnd = h
+	return l
 }
 
 // New returns a Lifecycle over store and events. backoff spaces automatic
@@ -311,6 +324,9 @@ func (l *Lifecycle) apply(ctx context.Context, j *job.Job, c jobstore.Change, th
 	}
 	if announce {
 		l.publish(ctx, nj)
+	}
+	if l.onEnd != nil && c.To != job.Running && (c.From == job.Running || c.From == job.Queued) {
+		l.onEnd(ctx, nj, c.Usage)
 	}
 	return Outcome{Job: nj, Queue: QueueAction{Verb: then}}, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/inputfiles"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
@@ -131,6 +132,10 @@ type Config struct {
 	// is recorded (quota.Admission: GPU-seconds quotas); its error is
 	// returned as is.
 	Admit func(ctx context.Context, tenant, pool string) error
+	// Fair, when set, admits jobs to their pools by fair share (a job waits
+	// in its tenant's sub-queue while its pool is full) instead of putting
+	// them straight into the queue; a queued job canceled leaves it.
+	Fair *fairq.Fair
 }
 
 // Service submits, cancels and retries jobs. It is safe for concurrent use and
@@ -158,8 +163,11 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: log, schemas: newSchemaCache(),
-		life: lifecycle.New(cfg.Jobs, cfg.Events, log, lifecycle.Backoff{})}
+	life := lifecycle.New(cfg.Jobs, cfg.Events, log, lifecycle.Backoff{})
+	if cfg.Fair != nil {
+		life.OnEnd(cfg.Fair.Ended)
+	}
+	return &Service{cfg: cfg, log: log, schemas: newSchemaCache(), life: life}
 }
 
 // Submit records a new queued job and enqueues it. With an idempotency key, a
@@ -327,6 +335,13 @@ func (s *Service) parseWebhook(ctx context.Context, raw string, evs []string) (*
 // enqueue adds j to its pool's queue; a failure is logged and left to the
 // reconciler, which enqueues every queued job missing from its queue.
 func (s *Service) enqueue(ctx context.Context, j *job.Job) {
+	if s.cfg.Fair != nil {
+		if _, err := s.cfg.Fair.Submit(ctx, j); err != nil {
+			s.log.ErrorContext(ctx, "job recorded but not admitted; the reconciler will admit it",
+				"job_id", j.ID, "pool", j.Pool, "err", err)
+		}
+		return
+	}
 	if _, err := s.cfg.Queue.Enqueue(ctx, queue.MessageOf(j)); err != nil {
 		s.log.ErrorContext(ctx, "job recorded but not enqueued; the reconciler will enqueue it",
 			"job_id", j.ID, "pool", j.Pool, "err", err)
