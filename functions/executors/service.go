@@ -153,6 +153,7 @@ func (s *Service) handler() (http.Handler, []string) {
 	register("POST /v1/executor/heartbeat", s.executor(s.handleHeartbeat))
 	register("POST /v1/executor/jobs/{id}/events", s.executor(s.handleEvent))
 	register("PUT /v1/executor/jobs/{id}/artifacts/{name}", s.executor(s.handleArtifact))
+	register("GET /v1/executor/jobs/{id}/files/{upload}", s.executor(s.handleFile))
 	register("POST /v1/executor/jobs/{id}/finish", s.executor(s.handleFinish))
 	return mux, patterns
 }

@@ -25,6 +25,12 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("executor api: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// Unavailable marks answers worth retrying (5xx, 429) as an outage of the
+// API (web.IsUnavailable), not a fault of the request.
+func (e *Error) Unavailable() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
+
 // StatusOf is err's HTTP status when it is an *Error, else 0.
 func StatusOf(err error) int {
 	var e *Error
@@ -109,6 +115,27 @@ func (c *Client) Artifact(ctx context.Context, id string, attempt int, name stri
 	return c.do(req, nil)
 }
 
+// File opens upload, a file the input of held job id's attempt refers to
+// ({"$file": "<upload id>"}), and returns its body and size (-1: not said).
+func (c *Client) File(ctx context.Context, id string, attempt int, upload string) (io.ReadCloser, int64, error) {
+	p := "/v1/executor/jobs/" + url.PathEscape(id) + "/files/" + url.PathEscape(upload) + "?attempt=" + strconv.Itoa(attempt)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+p, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, 0, apiError(resp.StatusCode, raw)
+	}
+	return resp.Body, resp.ContentLength, nil
+}
+
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -140,14 +167,7 @@ func (c *Client) do(req *http.Request, out any) error {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
-		var api struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &api) == nil && api.Error.Code != "" {
-			e.Code, e.Message = api.Error.Code, api.Error.Message
-		}
-		return e
+		return apiError(resp.StatusCode, raw)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -155,6 +175,18 @@ func (c *Client) do(req *http.Request, out any) error {
 		}
 	}
 	return nil
+}
+
+// apiError is the *Error of an answer with status and body raw.
+func apiError(status int, raw []byte) *Error {
+	e := &Error{Status: status, Message: strings.TrimSpace(string(raw))}
+	var api struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if json.Unmarshal(raw, &api) == nil && api.Error.Code != "" {
+		e.Code, e.Message = api.Error.Code, api.Error.Message
+	}
+	return e
 }
 
 // Ms is d in whole milliseconds.

@@ -10,6 +10,7 @@
 //	POST   /v1/executor/heartbeat            keeps the held jobs' leases; answers cancels and lost jobs
 //	POST   /v1/executor/jobs/{id}/events     progress and log lines of a held job
 //	PUT    /v1/executor/jobs/{id}/artifacts/{name}?attempt=N   one file of a held job
+//	GET    /v1/executor/jobs/{id}/files/{upload}?attempt=N     an upload the held job's input refers to
 //	POST   /v1/executor/jobs/{id}/finish     output or failure of a held job
 package executorapi
 

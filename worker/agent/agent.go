@@ -86,20 +86,15 @@ type Dispatch struct {
 
 // Agent is one worker. Run it once.
 type Agent struct {
-	cfg     config.Config
+	core    // the run of a job, the runner, the GPUs; core.mu guards the fields below too
 	d       Deps
 	version string
-	log     *slog.Logger
-	runner  *runner.Runner
 	gang    *gang.Gang
 	ctl     *queue.Consumer // acks, extends, requeues (the taking consumer is the loop's own)
 	ctlMu   sync.Mutex
 	lc      *lifecycle.Lifecycle
 	started time.Time
 
-	mu       sync.Mutex
-	gpus     []registry.GPU
-	gpuBusy  []bool
 	busy     int                              // slots held: runs, deliveries being dispatched, gang members
 	pending  int                              // gang members reserved here, not started yet
 	held     map[string]held                  // deliveries held, by job id
@@ -154,25 +149,13 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 	}
 	log := d.Log.With("pool", cfg.Pool, "node", cfg.Node)
 	a := &Agent{
-		cfg: cfg, d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool), log: log,
-		lc: lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}),
-		runner: &runner.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
-			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs), Log: log,
-			Limits: runner.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
-		gpus: gpus, gpuBusy: make([]bool, len(gpus)),
+		d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool),
+		lc:   lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}),
 		held: map[string]held{}, runs: map[string]*run{}, freed: make(chan struct{}, 1),
 	}
+	a.init(cfg, log, d.Metrics, d.Inputs, d.Assets, gpus, d.OnFinish)
 	a.runner.Serve = a.serveEvents()
 	return a, nil
-}
-
-// runAs is the runtime's credential for the configured run user (nil: the
-// worker's own).
-func runAs(u *config.RunAs) *runner.Credential {
-	if u == nil {
-		return nil
-	}
-	return &runner.Credential{UID: u.UID, GID: u.GID}
 }
 
 // Slots is the number of runs the agent takes at once.
@@ -341,43 +324,9 @@ func (a *Agent) setGauges() {
 	a.d.Metrics.GPUsBusy.Set(float64(gpus))
 }
 
-// allocGPUs assigns n free GPUs of the node, or none (false).
-func (a *Agent) allocGPUs(n int) ([]int, bool) {
-	if n == 0 {
-		return nil, true
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var idx []int
-	for i, b := range a.gpuBusy {
-		if !b {
-			idx = append(idx, i)
-			if len(idx) == n {
-				break
-			}
-		}
-	}
-	if len(idx) < n {
-		return nil, false
-	}
-	out := make([]int, n)
-	for k, i := range idx {
-		a.gpuBusy[i] = true
-		out[k] = a.gpus[i].Index
-	}
-	return out, true
-}
-
+// freeGPUs gives indices back and updates the gauges.
 func (a *Agent) freeGPUs(indices []int) {
-	a.mu.Lock()
-	for _, gi := range indices {
-		for i, g := range a.gpus {
-			if g.Index == gi {
-				a.gpuBusy[i] = false
-			}
-		}
-	}
-	a.mu.Unlock()
+	a.releaseGPUs(indices)
 	a.setGauges()
 }
 
@@ -388,10 +337,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		Node: a.cfg.Node, Pool: a.cfg.Pool, Version: a.version, Addr: a.cfg.AdvertiseAddr, Labels: a.cfg.Labels,
 		Slots: a.cfg.Slots, SlotsBusy: a.busy, Draining: a.draining, StartedAt: a.started, AssetCache: a.d.Assets.Report(),
 	}
-	for i, g := range a.gpus {
-		g.Busy = a.gpuBusy[i]
-		w.GPUs = append(w.GPUs, g)
-	}
+	w.GPUs = a.gpuState()
 	seen := map[string]bool{}
 	for id := range a.held {
 		seen[id] = true

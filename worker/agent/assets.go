@@ -19,13 +19,13 @@ import (
 // refers to (fetchInputs) and its algorithm's assets from the worker's cache
 // (prepareAssets). It returns the run's input and environment and a cleanup
 // to call once the run is over.
-func (a *Agent) prepareRun(ctx context.Context, j *job.Job, def *algorithm.Definition, env map[string]string,
+func (c *core) prepareRun(ctx context.Context, t Transport, j *job.Job, def *algorithm.Definition, env map[string]string,
 	progress func(events.Progress)) (json.RawMessage, map[string]string, func(), *runner.Failure) {
-	assetEnv, release, failed := a.prepareAssets(ctx, j, def)
+	assetEnv, release, failed := c.prepareAssets(ctx, t, j, def)
 	if failed != nil {
 		return nil, nil, func() {}, failed
 	}
-	input, cleanup, failed := a.fetchInputs(ctx, j, progress)
+	input, cleanup, failed := c.fetchInputs(ctx, j, progress)
 	if failed != nil {
 		release()
 		return nil, nil, func() {}, failed
@@ -45,11 +45,11 @@ func (a *Agent) prepareRun(ctx context.Context, j *job.Job, def *algorithm.Defin
 // and returns AIGW_ASSET_<NAME> for each. A download that fails is the
 // attempt's failure (asset_error): retried unless the asset is not what
 // its definition says.
-func (a *Agent) prepareAssets(ctx context.Context, j *job.Job, def *algorithm.Definition) (map[string]string, func(), *runner.Failure) {
+func (c *core) prepareAssets(ctx context.Context, t Transport, j *job.Job, def *algorithm.Definition) (map[string]string, func(), *runner.Failure) {
 	if len(def.Assets) == 0 {
 		return nil, func() {}, nil
 	}
-	if a.d.Assets == nil {
+	if c.assets == nil {
 		return nil, func() {}, &runner.Failure{Code: job.CodeAsset, Message: "this worker has no asset cache (AIGW_CACHE_BYTES)"}
 	}
 	env := make(map[string]string, len(def.Assets))
@@ -60,15 +60,13 @@ func (a *Agent) prepareAssets(ctx context.Context, j *job.Job, def *algorithm.De
 		}
 	}
 	for _, as := range def.Assets {
-		path, rel, err := a.d.Assets.Get(ctx, as, func(as algorithm.Asset) {
+		path, rel, err := c.assets.Get(ctx, as, func(as algorithm.Asset) {
 			msg := fmt.Sprintf("waiting for asset %s (%d bytes) to download", as.Name, as.Size)
-			if _, err := a.d.Events.Publish(ctx, j.ID, events.TypeProgress, events.Progress{Message: msg, At: time.Now().UTC()}); err != nil {
-				a.log.Warn("publish progress failed", "job_id", j.ID, "err", err)
-			}
+			t.Progress(ctx, events.Progress{Message: msg, At: time.Now().UTC()})
 		})
 		if err != nil {
 			release()
-			a.log.Warn("asset not ready", "job_id", j.ID, "asset", as.Name, "err", err)
+			c.log.Warn("asset not ready", "job_id", j.ID, "asset", as.Name, "err", err)
 			if ctx.Err() != nil {
 				return nil, func() {}, &runner.Failure{Code: runner.CodeStopped, Message: err.Error()}
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/queue"
-	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/runner"
 )
 
@@ -197,17 +196,6 @@ func (a *Agent) publishRunning(ctx context.Context, dp *dispatch) {
 	}
 }
 
-// gpuNeed is how many GPUs a run of def takes on this node: none on a node
-// without GPUs that falls back to the CPU.
-func (a *Agent) gpuNeed(def *algorithm.Definition, jobID string) int {
-	need := def.Resources.GPUs
-	if need > 0 && len(a.gpus) == 0 && a.cfg.CPUFallback {
-		a.log.Info("no GPU on this node: running on the CPU (AIGW_CPU_FALLBACK)", "job_id", jobID, "gpus_wanted", need)
-		need = 0
-	}
-	return need
-}
-
 // waitForGPUs hands back a job this node cannot run now for want of free
 // GPUs, due again shortly (for this worker or one with free GPUs). The record
 // stays queued; nothing is lost.
@@ -225,14 +213,6 @@ func (a *Agent) failAtStart(ctx context.Context, d queue.Delivery, j *job.Job, e
 	}
 	a.finished(j.ID, "failed")
 	a.settle(ctx, d, out.Queue)
-}
-
-// finished counts a run's outcome.
-func (a *Agent) finished(jobID, outcome string) {
-	a.d.Metrics.JobsFinished.WithLabelValues(outcome).Inc()
-	if a.d.OnFinish != nil {
-		a.d.OnFinish(jobID, outcome)
-	}
 }
 
 // conflict handles a lost compare-and-set: a job someone else finished (e.g.
@@ -263,88 +243,87 @@ func (a *Agent) poolHasGPUs(ctx context.Context, n int) bool {
 // was stopped from outside, the cause. dp is nil for gang members (no delivery).
 func (a *Agent) attempt(ctx context.Context, d queue.Delivery, j *job.Job, def *algorithm.Definition,
 	gpus []int, env map[string]string, dp *dispatch, progress bool) (runner.Result, error) {
-	timeout := lifecycle.Timeout(j, def)
-	start := time.Now()
-	a.d.Metrics.JobsStarted.Inc()
-	if !d.EnqueuedAt.IsZero() {
-		a.d.Metrics.QueueWait.Observe(start.Sub(d.EnqueuedAt).Seconds())
-	}
-	hooks := runner.Hooks{
-		Logs: func(lines []string) {
-			if _, err := a.d.Events.Publish(ctx, j.ID, events.TypeLog, events.Log{Lines: lines, At: time.Now().UTC()}); err != nil {
-				a.log.Warn("publish log failed", "job_id", j.ID, "err", err)
-			}
-		},
-		Started: func(int) {
-			if dp == nil {
-				return
-			}
-			now := time.Now()
-			if a.d.OnStart != nil {
-				a.d.OnStart(j.ID, dp.taken, now)
-			}
-			if a.d.OnDispatch != nil {
-				a.d.OnDispatch(Dispatch{JobID: j.ID, Taken: dp.taken, Started: now, Store: dp.store, Claimed: dp.claimed})
-			}
-			a.publishRunning(ctx, dp)
-		},
-	}
-	if progress {
-		hooks.Progress = func(p events.Progress) {
-			if _, err := a.d.Events.Publish(ctx, j.ID, events.TypeProgress, p); err != nil {
-				a.log.Warn("publish progress failed", "job_id", j.ID, "err", err)
-			}
-		}
-	}
-	input, env, cleanup, failed := a.prepareRun(ctx, j, def, env, hooks.Progress)
-	defer cleanup()
-	if failed != nil {
-		if dp != nil {
-			a.publishRunning(ctx, dp)
-		}
-		return runner.Result{Err: failed}, context.Cause(ctx)
-	}
-	spec := runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: input, Def: def, Timeout: timeout, GPUs: gpus, Env: env}
+	r := runSpec{job: j, def: def, gpus: gpus, env: env, timeout: lifecycle.Timeout(j, def), progress: progress, queued: d.EnqueuedAt}
 	if dp != nil {
-		spec.Lease = dp.lease
+		r.lease = dp.lease
 	}
-	res := a.runner.Run(ctx, spec, hooks)
-	if dp != nil {
-		a.publishRunning(ctx, dp) // the start failed: the stream still says running before the end
-	}
-	a.d.Metrics.RunSeconds.Observe(time.Since(start).Seconds())
-	if res.Err != nil && res.Err.Code == runner.CodeStopped {
-		return res, context.Cause(ctx)
-	}
-	return res, nil
+	return a.execute(ctx, &agentRun{a: a, d: d, j: j, dp: dp}, r)
 }
 
-// finish records an attempt's outcome as one transition out of running, then
-// acknowledges, requeues or dead-letters the delivery as the lifecycle says.
-// A run whose lease was lost writes nothing: the job belongs to another
-// worker now. h is what the attempt held, metered into the record.
+// finish stores the files of an attempt and records its outcome as one
+// transition out of running, then acknowledges, requeues or dead-letters
+// the delivery as the lifecycle says. h is what the attempt held, metered
+// into the record.
 func (a *Agent) finish(ctx context.Context, d queue.Delivery, j *job.Job, res runner.Result, cause error, h holding) {
-	defer res.RemoveDir()
-	if cause == nil {
-		// Before the outcome's time budget: storing files may take long, and
-		// retries an object store that does not answer (AIGW_ARTIFACT_RETRY).
-		a.saveArtifacts(context.WithoutCancel(ctx), j, &res)
+	a.complete(ctx, &agentRun{a: a, d: d, j: j, h: h}, j.ID, res, cause)
+}
+
+// agentRun is the Transport of an attempt the agent runs: the event
+// stream, the artifact store, the job record and the queue entry.
+type agentRun struct {
+	a  *Agent
+	d  queue.Delivery
+	j  *job.Job
+	dp *dispatch // nil: a gang member, or the attempt's end
+	h  holding
+}
+
+func (t *agentRun) Progress(ctx context.Context, p events.Progress) {
+	if _, err := t.a.d.Events.Publish(ctx, t.j.ID, events.TypeProgress, p); err != nil {
+		t.a.log.Warn("publish progress failed", "job_id", t.j.ID, "err", err)
 	}
-	// The outcome is written even when ctx was stopped (it carries the cause).
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	u := lifecycle.Meter(j, h.slots, h.gpus, time.Now())
-	out, label, err := a.record(wctx, j, res, cause, u)
-	if err != nil {
-		a.conflict(wctx, d, out, err)
+}
+
+func (t *agentRun) Logs(ctx context.Context, lines []string) {
+	if _, err := t.a.d.Events.Publish(ctx, t.j.ID, events.TypeLog, events.Log{Lines: lines, At: time.Now().UTC()}); err != nil {
+		t.a.log.Warn("publish log failed", "job_id", t.j.ID, "err", err)
+	}
+}
+
+// Started reports the dispatch of a delivery (benchmarks) and sends the
+// running event held back (publishRunning).
+func (t *agentRun) Started(ctx context.Context, started bool) {
+	dp := t.dp
+	if dp == nil {
 		return
 	}
-	if label != "lost" {
-		a.d.Metrics.UsageGPUSeconds.WithLabelValues(j.Tenant, j.Pool).Add(u.GPUSeconds)
-		a.d.Metrics.UsageCPUSeconds.WithLabelValues(j.Tenant, j.Pool).Add(u.CPUSeconds)
+	if started {
+		now := time.Now()
+		if t.a.d.OnStart != nil {
+			t.a.d.OnStart(t.j.ID, dp.taken, now)
+		}
+		if t.a.d.OnDispatch != nil {
+			t.a.d.OnDispatch(Dispatch{JobID: t.j.ID, Taken: dp.taken, Started: now, Store: dp.store, Claimed: dp.claimed})
+		}
 	}
-	a.finished(j.ID, label)
-	a.settle(wctx, d, out.Queue)
+	t.a.publishRunning(ctx, dp)
+}
+
+// SaveArtifacts stores the files in the artifact store (the object store
+// or GridFS), retrying one that does not answer (AIGW_ARTIFACT_RETRY).
+func (t *agentRun) SaveArtifacts(ctx context.Context, dir string) ([]job.Artifact, error) {
+	return t.a.d.Artifacts.SaveJob(ctx, dir, t.j)
+}
+
+// Finish records the outcome with one compare-and-set and settles the
+// delivery. A run whose lease was lost writes nothing: the job belongs to
+// another worker now.
+func (t *agentRun) Finish(ctx context.Context, res runner.Result, cause error) string {
+	a := t.a
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	u := lifecycle.Meter(t.j, t.h.slots, t.h.gpus, time.Now())
+	out, label, err := a.record(wctx, t.j, res, cause, u)
+	if err != nil {
+		a.conflict(wctx, t.d, out, err)
+		return ""
+	}
+	if label != "lost" {
+		a.d.Metrics.UsageGPUSeconds.WithLabelValues(t.j.Tenant, t.j.Pool).Add(u.GPUSeconds)
+		a.d.Metrics.UsageCPUSeconds.WithLabelValues(t.j.Tenant, t.j.Pool).Add(u.CPUSeconds)
+	}
+	a.settle(wctx, t.d, out.Queue)
+	return label
 }
 
 // holding is what an attempt holds on its workers: slots (one a run, one a
@@ -378,22 +357,4 @@ func (a *Agent) record(ctx context.Context, j *job.Job, res runner.Result, cause
 		return out, "retried", err
 	}
 	return out, "failed", err
-}
-
-// saveArtifacts stores the files a successful run wrote; a run whose files
-// cannot be stored fails (retryably unless they are over the limit).
-func (a *Agent) saveArtifacts(ctx context.Context, j *job.Job, res *runner.Result) {
-	if res.Err != nil || res.OutputDir == "" {
-		return
-	}
-	arts, err := a.d.Artifacts.SaveJob(ctx, res.OutputDir, j)
-	var tooLarge *artifacts.TooLargeError
-	switch {
-	case errors.As(err, &tooLarge):
-		res.Err = &runner.Failure{Code: runner.CodeBadOut, Message: err.Error()}
-	case err != nil:
-		res.Err = &runner.Failure{Code: runner.CodeArtifact, Message: err.Error(), Retryable: true}
-	default:
-		res.Artifacts = arts
-	}
 }

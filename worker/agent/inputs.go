@@ -22,12 +22,12 @@ import (
 // reference replaced by {"path", "size", "sha256"}, and a cleanup that
 // removes the files. A fetch that fails is the attempt's failure: code
 // input_error, retried only when the source did not answer.
-func (a *Agent) fetchInputs(ctx context.Context, j *job.Job, progress func(events.Progress)) (json.RawMessage, func(), *runner.Failure) {
+func (c *core) fetchInputs(ctx context.Context, j *job.Job, progress func(events.Progress)) (json.RawMessage, func(), *runner.Failure) {
 	none := func() {}
-	if a.d.Inputs == nil || !inputfiles.Has(j.Input) {
+	if c.inputs == nil || !inputfiles.Has(j.Input) {
 		return j.Input, none, nil
 	}
-	base := a.cfg.WorkDir
+	base := c.cfg.WorkDir
 	if base == "" {
 		base = os.TempDir()
 	}
@@ -39,12 +39,12 @@ func (a *Agent) fetchInputs(ctx context.Context, j *job.Job, progress func(event
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, none, &runner.Failure{Code: job.CodeInput, Message: err.Error(), Retryable: true}
 	}
-	in, err := a.d.Inputs.Fetch(ctx, j, dir)
+	in, err := c.inputs.Fetch(ctx, j, dir)
 	if err != nil {
 		cleanup()
 		var fe *inputs.Error
 		retry := errors.As(err, &fe) && fe.Retryable
-		a.log.Info("input files not fetched", "job_id", j.ID, "attempt", j.Attempt, "retryable", retry, "err", err)
+		c.log.Info("input files not fetched", "job_id", j.ID, "attempt", j.Attempt, "retryable", retry, "err", err)
 		if ctx.Err() != nil {
 			return nil, none, &runner.Failure{Code: runner.CodeStopped, Message: fmt.Sprintf("stopped while fetching input files: %v", err)}
 		}

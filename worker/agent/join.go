@@ -16,53 +16,68 @@ import (
 
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/executorapi"
+	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/worker/internal/assetcache"
 	"github.com/aigw/aigw/worker/internal/config"
+	"github.com/aigw/aigw/worker/internal/inputs"
 	"github.com/aigw/aigw/worker/internal/metrics"
 	"github.com/aigw/aigw/worker/internal/runner"
 )
 
-// Transport is how a joined worker (aigw-worker --join URL --token T) takes
-// jobs and reports them: the executor API, through the gateway. It holds a
-// pool-scoped token and nothing else: the job queue, the job records and the
-// event streams stay behind the executors function, which applies the
-// agent's rules to them (one compare-and-set per transition, leases,
-// retries). *executorapi.Client implements it.
-type Transport interface {
+// ExecutorAPI is how a joined worker (aigw-worker --join URL --token T)
+// takes jobs and reports them: the executor API, through the gateway. It
+// holds a pool-scoped token and nothing else: the job queue, the job
+// records, the event streams and the object store stay behind the executors
+// function, which applies the agent's rules to them (one compare-and-set
+// per transition, leases, retries) and hands out only the input files of a
+// job the executor holds. *executorapi.Client implements it.
+type ExecutorAPI interface {
 	Register(ctx context.Context, r executorapi.Register) (executorapi.Registered, error)
 	Claim(ctx context.Context, r executorapi.ClaimRequest) ([]executorapi.Job, error)
 	Heartbeat(ctx context.Context, h executorapi.Heartbeat) (executorapi.HeartbeatAnswer, error)
 	Event(ctx context.Context, id string, e executorapi.Event) error
+	File(ctx context.Context, id string, attempt int, upload string) (io.ReadCloser, int64, error)
 	Artifact(ctx context.Context, id string, attempt int, name string, r io.Reader, size int64) error
 	Finish(ctx context.Context, id string, f executorapi.Finish) (executorapi.Finished, error)
 }
 
-var _ Transport = (*executorapi.Client)(nil)
+var _ ExecutorAPI = (*executorapi.Client)(nil)
 
 // errRevoked stops a joined worker whose credential was revoked.
 var errRevoked = errors.New("executor credential refused (revoked or unknown)")
 
-// Joined is a worker that serves a pool through the executor API: the same
-// runtimes (exec, http, serve with its warm processes) as the agent, run by
-// the same runner; its transport replaces Redis and MongoDB.
+// Joined is a worker that serves a pool through the executor API: its jobs
+// run as the agent's do (core.execute and core.complete: input files, the
+// asset cache, the same runtimes, exec, http and serve with its warm
+// processes); the executor API replaces Redis, MongoDB and the object store.
 type Joined struct {
-	cfg     config.Config
-	t       Transport
+	core    // core.mu guards runs too
+	t       ExecutorAPI
 	version string
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	runner  *runner.Runner
-	gpus    []registry.GPU
+	onStart func(jobID string, taken, started time.Time)
 
+	reg   executorapi.Registered
+	runs  map[string]*remote
+	freed chan struct{}
+}
+
+// JoinDeps are a joined worker's optional parts.
+type JoinDeps struct {
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	// HTTP fetches the input files that are URLs (egress.Guard.Client());
+	// nil: only uploads are fetched (through the executor API).
+	HTTP *http.Client
+	// Assets, when set, is the cache of the algorithms' assets (downloaded
+	// from their URLs, as the agent does).
+	Assets *assetcache.Cache
+	// OnStart, if set, is called when a run's process has started, with the
+	// time its claim answered (benchmarks measure dispatch).
+	OnStart func(jobID string, taken, started time.Time)
 	// OnFinish, if set, is called once a run's outcome was sent (or given
 	// up), with the outcome label of JobsFinished.
 	OnFinish func(jobID, outcome string)
-
-	reg     executorapi.Registered
-	mu      sync.Mutex
-	gpuBusy []bool
-	runs    map[string]*remote
-	freed   chan struct{}
 }
 
 // remote is a job this worker runs.
@@ -72,22 +87,36 @@ type remote struct {
 }
 
 // NewJoined returns a worker speaking t for a node with gpus.
-func NewJoined(cfg config.Config, t Transport, gpus []registry.GPU, version string, log *slog.Logger, m *metrics.Metrics) *Joined {
+func NewJoined(cfg config.Config, t ExecutorAPI, gpus []registry.GPU, version string, d JoinDeps) *Joined {
 	if cfg.Slots <= 0 {
 		cfg.Slots = config.DefaultSlots(len(gpus))
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
 	}
-	if m == nil {
-		m = metrics.New()
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
 	}
-	log = log.With("node", cfg.Node)
-	return &Joined{cfg: cfg, t: t, version: version, log: log, metrics: m, gpus: gpus, gpuBusy: make([]bool, len(gpus)),
-		runner: &runner.Runner{AlgorithmsDir: cfg.AlgorithmsDir, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir,
-			Interpreters: cfg.Interpreters, RunAs: runAs(cfg.RunAs), Log: log,
-			Limits: runner.Limits{Output: cfg.OutputLimit, LogTail: cfg.LogTail, KillGrace: cfg.KillGrace}},
-		runs: map[string]*remote{}, freed: make(chan struct{}, 1)}
+	w := &Joined{t: t, version: version, onStart: d.OnStart, runs: map[string]*remote{}, freed: make(chan struct{}, 1)}
+	// Uploads come through the executor API, for the jobs this worker
+	// holds; URLs straight from their server, through d.HTTP.
+	in := &inputs.Fetcher{HTTP: d.HTTP, OpenUpload: func(ctx context.Context, j *job.Job, upload string) (io.ReadCloser, error) {
+		body, _, err := t.File(ctx, j.ID, j.Attempt, upload)
+		return body, err
+	}}
+	if in.HTTP == nil {
+		in.HTTP = &http.Client{Transport: refuseURLs{}}
+	}
+	w.init(cfg, d.Log.With("node", cfg.Node), d.Metrics, in, d.Assets, gpus, d.OnFinish)
+	return w
+}
+
+// refuseURLs is the transport of a joined worker given no HTTP client for
+// input URLs.
+type refuseURLs struct{}
+
+func (refuseURLs) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("this worker fetches no input URLs")
 }
 
 // Slots is the number of runs the worker takes at once.
@@ -189,6 +218,7 @@ func (w *Joined) takeLoop(ctx, bg context.Context, runs *sync.WaitGroup) {
 			continue
 		}
 		backoff = 200 * time.Millisecond
+		taken := time.Now()
 		for _, j := range js {
 			rctx, cancel := context.WithCancelCause(bg)
 			w.mu.Lock()
@@ -196,7 +226,7 @@ func (w *Joined) takeLoop(ctx, bg context.Context, runs *sync.WaitGroup) {
 			w.mu.Unlock()
 			runs.Go(func() {
 				defer cancel(nil)
-				w.run(rctx, j)
+				w.run(rctx, j, taken)
 				w.mu.Lock()
 				delete(w.runs, j.ID)
 				w.mu.Unlock()
@@ -283,81 +313,66 @@ func (w *Joined) stopIDs(ids []string, cause error) {
 	}
 }
 
-// run runs one claimed job with the runner and sends its outcome.
-func (w *Joined) run(ctx context.Context, j executorapi.Job) {
-	log := w.log.With("job_id", j.ID, "attempt", j.Attempt)
+// run runs one claimed job, as the agent runs its jobs (core.execute,
+// core.complete), and sends its outcome.
+func (w *Joined) run(ctx context.Context, j executorapi.Job, taken time.Time) {
+	t := &joinedRun{w: w, j: j, taken: taken}
 	if j.Definition == nil {
 		w.finish(ctx, j, executorapi.Finish{Attempt: j.Attempt, Outcome: executorapi.OutcomeFailed,
 			Error: &executorapi.Failure{Code: runner.CodeRuntime, Message: "the claim carried no algorithm definition"}}, "failed")
 		return
 	}
-	need := j.Definition.Resources.GPUs
-	if len(w.gpus) == 0 && w.cfg.CPUFallback {
-		need = 0
-	}
-	gpus, ok := w.allocGPUs(need)
+	gpus, ok := w.allocGPUs(w.gpuNeed(j.Definition, j.ID))
 	if !ok {
 		w.finish(ctx, j, executorapi.Finish{Attempt: j.Attempt, Outcome: executorapi.OutcomeHandedBack}, "handed_back")
 		return
 	}
-	defer w.freeGPUs(gpus)
-	log.Info("job claimed", "algorithm", j.Algorithm, "gpus", len(gpus))
-	w.metrics.JobsStarted.Inc()
-	start := time.Now()
-	send := func(e executorapi.Event) {
-		e.Attempt = j.Attempt
-		if err := w.t.Event(ctx, j.ID, e); err != nil && ctx.Err() == nil {
-			log.Warn("send event failed", "type", e.Type, "err", err)
-		}
-	}
-	hooks := runner.Hooks{
-		Logs: func(lines []string) { send(executorapi.Event{Type: executorapi.EventLog, Lines: lines}) },
-		Progress: func(p events.Progress) {
-			send(executorapi.Event{Type: executorapi.EventProgress, Progress: &p})
-		},
-	}
-	res := w.runner.Run(ctx, runner.Spec{JobID: j.ID, Attempt: j.Attempt, Input: j.Input, Def: j.Definition,
-		Timeout: time.Duration(j.TimeoutMS) * time.Millisecond, GPUs: gpus}, hooks)
-	defer res.RemoveDir()
-	w.metrics.RunSeconds.Observe(time.Since(start).Seconds())
-	var cause error
-	if res.Err != nil && res.Err.Code == runner.CodeStopped {
-		cause = context.Cause(ctx)
-	}
-	f := executorapi.Finish{Attempt: j.Attempt, Log: res.Log, ColdStartMS: coldStartMS(res.ColdStart)}
-	label := "succeeded"
-	switch {
-	case errors.Is(cause, errLost):
-		log.Warn("lease lost: result dropped")
-		w.finished(j.ID, "lost")
-		return
-	case errors.Is(cause, errCanceled):
-		f.Outcome, label = executorapi.OutcomeCanceled, "canceled"
-	case errors.Is(cause, errShutdown):
-		f.Outcome, label = executorapi.OutcomeHandedBack, "handed_back"
-	case res.Err == nil:
-		f.Outcome, f.Output = executorapi.OutcomeSucceeded, res.Output
-		if err := w.upload(ctx, j, res.OutputDir); err != nil {
-			f.Outcome, f.Output = executorapi.OutcomeFailed, nil
-			f.Error = &executorapi.Failure{Code: runner.CodeArtifact, Message: err.Error(), Retryable: true}
-			label = "retried"
-		}
-	default:
-		f.Outcome, label = executorapi.OutcomeFailed, "failed"
-		f.Error = &executorapi.Failure{Code: res.Err.Code, Message: res.Err.Message, Retryable: res.Err.Retryable}
-	}
-	w.finish(ctx, j, f, label)
+	defer w.releaseGPUs(gpus)
+	w.log.Info("job claimed", "job_id", j.ID, "attempt", j.Attempt, "algorithm", j.Algorithm, "gpus", len(gpus))
+	rec := &job.Job{ID: j.ID, Attempt: j.Attempt, Algorithm: j.Algorithm, Version: j.Version, Input: j.Input}
+	res, cause := w.execute(ctx, t, runSpec{job: rec, def: j.Definition, gpus: gpus,
+		timeout: time.Duration(j.TimeoutMS) * time.Millisecond, progress: true})
+	w.complete(ctx, t, j.ID, res, cause)
 }
 
-// upload sends the files a run wrote (the top level of its output
-// directory) as the job's artifacts.
-func (w *Joined) upload(ctx context.Context, j executorapi.Job, dir string) error {
-	if dir == "" {
-		return nil
+// joinedRun is the Transport of an attempt a joined worker runs: the
+// executor API.
+type joinedRun struct {
+	w     *Joined
+	j     executorapi.Job
+	taken time.Time
+}
+
+func (t *joinedRun) send(ctx context.Context, e executorapi.Event) {
+	e.Attempt = t.j.Attempt
+	if err := t.w.t.Event(ctx, t.j.ID, e); err != nil && ctx.Err() == nil {
+		t.w.log.Warn("send event failed", "job_id", t.j.ID, "type", e.Type, "err", err)
 	}
+}
+
+func (t *joinedRun) Progress(ctx context.Context, p events.Progress) {
+	t.send(ctx, executorapi.Event{Type: executorapi.EventProgress, Progress: &p})
+}
+
+func (t *joinedRun) Logs(ctx context.Context, lines []string) {
+	t.send(ctx, executorapi.Event{Type: executorapi.EventLog, Lines: lines})
+}
+
+// Started reports the dispatch (benchmarks); the executors function wrote
+// the running state at the claim.
+func (t *joinedRun) Started(_ context.Context, started bool) {
+	if started && t.w.onStart != nil {
+		t.w.onStart(t.j.ID, t.taken, time.Now())
+	}
+}
+
+// SaveArtifacts uploads the files a run wrote (the top level of its output
+// directory) as the job's artifacts; the executors function records them
+// at the finish.
+func (t *joinedRun) SaveArtifacts(ctx context.Context, dir string) ([]job.Artifact, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
@@ -365,41 +380,75 @@ func (w *Joined) upload(ctx context.Context, j executorapi.Job, dir string) erro
 		}
 		f, err := os.Open(filepath.Join(dir, e.Name()))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st, err := f.Stat()
 		if err == nil {
-			err = w.t.Artifact(ctx, j.ID, j.Attempt, e.Name(), f, st.Size())
+			err = t.w.t.Artifact(ctx, t.j.ID, t.j.Attempt, e.Name(), f, st.Size())
 		}
 		_ = f.Close()
 		if executorapi.StatusOf(err) == http.StatusNotImplemented {
-			w.log.Warn("the executor API keeps no artifacts (no object store): files dropped", "job_id", j.ID)
-			return nil
+			t.w.log.Warn("the executor API keeps no artifacts (no object store): files dropped", "job_id", t.j.ID)
+			return nil, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// Finish sends the outcome (finish); a lost lease sends nothing.
+func (t *joinedRun) Finish(ctx context.Context, res runner.Result, cause error) string {
+	j := t.j
+	f := executorapi.Finish{Attempt: j.Attempt, Log: res.Log, ColdStartMS: coldStartMS(res.ColdStart)}
+	label := "succeeded"
+	switch {
+	case errors.Is(cause, errLost):
+		t.w.log.Warn("lease lost: result dropped", "job_id", j.ID, "attempt", j.Attempt)
+		return "lost"
+	case errors.Is(cause, errCanceled):
+		f.Outcome, label = executorapi.OutcomeCanceled, "canceled"
+	case errors.Is(cause, errShutdown):
+		f.Outcome, label = executorapi.OutcomeHandedBack, "handed_back"
+	case res.Err == nil:
+		f.Outcome, f.Output = executorapi.OutcomeSucceeded, res.Output
+	default:
+		f.Outcome, label = executorapi.OutcomeFailed, "failed"
+		if res.Err.Retryable {
+			label = "retried"
+		}
+		f.Error = &executorapi.Failure{Code: res.Err.Code, Message: res.Err.Message, Retryable: res.Err.Retryable}
+	}
+	return t.w.send(ctx, j, f, label)
 }
 
 // finish sends an attempt's outcome, retrying while the API does not
 // answer and the lease may still hold; a refusal (409: the job is no longer
 // ours; 413: the output is over the limit, then sent as a failure) ends it.
 func (w *Joined) finish(ctx context.Context, j executorapi.Job, f executorapi.Finish, label string) {
+	if label = w.send(ctx, j, f, label); label != "" {
+		w.finished(j.ID, label)
+	}
+}
+
+// send is finish's delivery; it returns the JobsFinished label.
+func (w *Joined) send(ctx context.Context, j executorapi.Job, f executorapi.Finish, label string) string {
 	log := w.log.With("job_id", j.ID, "attempt", j.Attempt)
 	ctx = context.WithoutCancel(ctx)
 	lease := time.Duration(w.reg.LeaseMS) * time.Millisecond
 	deadline := time.Now().Add(max(lease, 5*time.Second) + 30*time.Second)
 	backoff := 200 * time.Millisecond
 	for {
-		_, err := w.t.Finish(ctx, j.ID, f)
+		ans, err := w.t.Finish(ctx, j.ID, f)
 		status := executorapi.StatusOf(err)
 		switch {
 		case err == nil:
-			log.Info("job finished", "outcome", f.Outcome)
-			w.finished(j.ID, label)
-			return
+			log.Info("job finished", "outcome", f.Outcome, "state", ans.State)
+			if f.Outcome == executorapi.OutcomeFailed && ans.State == "queued" {
+				label = "retried"
+			}
+			return label
 		case status == http.StatusRequestEntityTooLarge && f.Outcome == executorapi.OutcomeSucceeded:
 			f = executorapi.Finish{Attempt: f.Attempt, Outcome: executorapi.OutcomeFailed, Log: f.Log, ColdStartMS: f.ColdStartMS,
 				Error: &executorapi.Failure{Code: runner.CodeBadOut, Message: "output over the executor API's limit"}}
@@ -407,65 +456,17 @@ func (w *Joined) finish(ctx context.Context, j executorapi.Job, f executorapi.Fi
 			continue
 		case status == http.StatusConflict || status == http.StatusForbidden || status == http.StatusUnauthorized:
 			log.Warn("result refused: the job is no longer this executor's", "status", status, "err", err)
-			w.finished(j.ID, "lost")
-			return
+			return "lost"
 		case status >= 400 && status < 500:
 			log.Error("result refused", "err", err)
-			w.finished(j.ID, "lost")
-			return
+			return "lost"
 		case time.Now().After(deadline):
 			log.Warn("result not delivered; the job comes back when its lease runs out", "err", err)
-			w.finished(j.ID, "lost")
-			return
+			return "lost"
 		}
 		log.Warn("finish failed; retrying", "err", err)
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func (w *Joined) finished(jobID, label string) {
-	w.metrics.JobsFinished.WithLabelValues(label).Inc()
-	if w.OnFinish != nil {
-		w.OnFinish(jobID, label)
-	}
-}
-
-func (w *Joined) allocGPUs(n int) ([]int, bool) {
-	if n == 0 {
-		return nil, true
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var idx []int
-	for i, b := range w.gpuBusy {
-		if !b {
-			idx = append(idx, i)
-			if len(idx) == n {
-				break
-			}
-		}
-	}
-	if len(idx) < n {
-		return nil, false
-	}
-	out := make([]int, n)
-	for k, i := range idx {
-		w.gpuBusy[i] = true
-		out[k] = w.gpus[i].Index
-	}
-	return out, true
-}
-
-func (w *Joined) freeGPUs(indices []int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, gi := range indices {
-		for i, g := range w.gpus {
-			if g.Index == gi {
-				w.gpuBusy[i] = false
-			}
-		}
 	}
 }
 

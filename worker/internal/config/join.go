@@ -3,14 +3,15 @@ package config
 import (
 	"time"
 
+	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/envconf"
 )
 
 // LoadJoin reads the configuration of `aigw-worker --join URL --token T`: a
 // worker that speaks the executor API and holds no Redis or MongoDB address
 // or credential; its pool comes from its token. It reads the run settings
-// Load reads (slots, node name, labels, directories, run user, limits, GPUs)
-// and nothing else; Pool, the Redis and MongoDB settings and the queue stay
+// Load reads (slots, node name, labels, directories, run user, limits, GPUs,
+// the asset cache, the networks input URLs may reach) and nothing else; Pool, the Redis and MongoDB settings and the queue stay
 // empty.
 func LoadJoin(lookupEnv func(string) (string, bool), hostname func() (string, error)) (Config, error) {
 	r := envconf.New(lookupEnv)
@@ -38,6 +39,9 @@ func ReadJoin(r *envconf.Reader, hostname func() (string, error)) Config {
 		LogTail:       size(r, "AIGW_LOG_TAIL", 64<<10),
 		ArtifactLimit: size(r, "AIGW_ARTIFACT_LIMIT", 256<<20),
 	}
+	c.URLAllowedNets = envconf.ParseNamed(r, egress.AllowedNetsEnv, nil, egress.ParseAllowedNets)
+	c.CacheDir = r.String("AIGW_CACHE_DIR", "")
+	c.CacheBytes = size(r, "AIGW_CACHE_BYTES", 10<<30)
 	if c.Node == "" {
 		if h, err := hostname(); err == nil {
 			c.Node = h

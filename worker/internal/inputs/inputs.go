@@ -37,8 +37,12 @@ const DefaultMaxBytes = 5 << 30
 
 // Fetcher fetches input files.
 type Fetcher struct {
-	// Store holds uploads; nil: upload references fail.
+	// Store holds uploads; nil: upload references fail (unless OpenUpload).
 	Store *objstore.Store
+	// OpenUpload, when set, opens uploads in Store's place: a joined worker
+	// reads the uploads of the jobs it holds through the executor API. An
+	// error that web.IsUnavailable says is an outage is retried.
+	OpenUpload func(ctx context.Context, j *job.Job, upload string) (io.ReadCloser, error)
 	// HTTP fetches URLs (egress.Guard.Client()).
 	HTTP *http.Client
 	// MaxBytes caps a file whose reference gives no size (default 5 GiB).
@@ -165,6 +169,13 @@ func atLeast(n, limit int64) string {
 func (f *Fetcher) open(ctx context.Context, j *job.Job, r inputfiles.Ref) (io.ReadCloser, error) {
 	fail := func(retry bool, err error) (io.ReadCloser, error) {
 		return nil, &Error{Path: r.Path, Retryable: retry, Err: err}
+	}
+	if r.Upload != "" && f.OpenUpload != nil {
+		body, err := f.OpenUpload(ctx, j, r.Upload)
+		if err != nil {
+			return fail(retryable(err), fmt.Errorf("upload %s: %w", r.Upload, err))
+		}
+		return body, nil
 	}
 	if r.Upload != "" {
 		if f.Store == nil {

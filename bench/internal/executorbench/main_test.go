@@ -1,0 +1,9 @@
+package executorbench
+
+import (
+	"testing"
+
+	"github.com/aigw/aigw/internal/testleak"
+)
+
+func TestMain(m *testing.M) { testleak.Main(m) }
