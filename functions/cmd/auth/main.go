@@ -9,84 +9,66 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/aigw/aigw/functions/authfn"
 	"github.com/aigw/aigw/functions/authfn/clients"
-	"github.com/aigw/aigw/internal/logging"
+	"github.com/aigw/aigw/internal/fnserve"
 )
 
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	log, err := logging.New(os.Stderr, os.Getenv, "auth", version)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "auth:", err)
-		stop()
-		os.Exit(2)
-	}
-	if err := run(ctx, log, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		log.Error("auth failed", "err", err)
-		stop()
-		os.Exit(1)
-	}
+// commands are auth's commands besides serve and version.
+var commands = []fnserve.Command{
+	{Name: "genkey", Usage: "genkey", Run: genkey},
+	{Name: "create-client", Usage: "create-client -name N -tenant T -scopes a,b", Run: createClient},
 }
 
-const usage = `usage: auth [serve | version | genkey | create-client -name N -tenant T -scopes a,b]`
+func main() { fnserve.Main("auth", version, authfn.Serve, commands...) }
 
+// run runs auth's command line args (serve, version, genkey, create-client).
 func run(ctx context.Context, log *slog.Logger, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
+	return fnserve.Run(ctx, log, "auth", version, args, getenv, stdout, stderr, authfn.Serve, commands...)
+}
+
+func genkey(_ context.Context, _ *slog.Logger, args []string, _ func(string) string, stdout, _ io.Writer) error {
 	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+		return fmt.Errorf("genkey: unexpected arguments %q", args)
 	}
-	switch cmd {
-	case "serve":
-		return authfn.Serve(ctx, log, getenv)
-	case "version":
-		_, err := fmt.Fprintln(stdout, version)
+	pem, err := authfn.GenerateKeyPEM()
+	if err != nil {
 		return err
-	case "genkey":
-		pem, err := authfn.GenerateKeyPEM()
-		if err != nil {
-			return err
-		}
-		_, err = stdout.Write(pem)
-		return err
-	case "create-client":
-		fs := flag.NewFlagSet("create-client", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		name := fs.String("name", "", "client name")
-		tenant := fs.String("tenant", "", "tenant")
-		scopes := fs.String("scopes", "", "comma-separated scopes (jobs:write, jobs:read; algorithms:admin is for operators only: POST /admin/token)")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() > 0 {
-			return fmt.Errorf("create-client: unexpected arguments %q", fs.Args())
-		}
-		var list []string
-		for s := range strings.SplitSeq(*scopes, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				list = append(list, s)
-			}
-		}
-		c, secret, err := authfn.CreateClient(ctx, getenv, clients.Spec{Name: *name, Tenant: *tenant, Scopes: list})
-		if err != nil {
-			return fmt.Errorf("create-client: %w", err)
-		}
-		_, err = fmt.Fprintf(stdout, "AIGW_CLIENT_ID=%s\nAIGW_CLIENT_SECRET=%s\n", c.ID, secret)
-		return err
-	default:
-		return errors.New(usage)
 	}
+	_, err = stdout.Write(pem)
+	return err
+}
+
+func createClient(ctx context.Context, _ *slog.Logger, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("create-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "client name")
+	tenant := fs.String("tenant", "", "tenant")
+	scopes := fs.String("scopes", "", "comma-separated scopes (jobs:write, jobs:read; algorithms:admin is for operators only: POST /admin/token)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("create-client: unexpected arguments %q", fs.Args())
+	}
+	var list []string
+	for s := range strings.SplitSeq(*scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			list = append(list, s)
+		}
+	}
+	c, secret, err := authfn.CreateClient(ctx, getenv, clients.Spec{Name: *name, Tenant: *tenant, Scopes: list})
+	if err != nil {
+		return fmt.Errorf("create-client: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "AIGW_CLIENT_ID=%s\nAIGW_CLIENT_SECRET=%s\n", c.ID, secret)
+	return err
 }
