@@ -149,6 +149,10 @@ func (x *idIndexer) create(ctx context.Context, db, coll string) (bool, error) {
 		x.infos[db] = map[string]*collInfo{}
 	}
 	x.infos[db][coll] = info
+	if err := hollow(ctx, h, table, settings); err != nil {
+		// Writes keep updating FerretDB's indexes, as before.
+		x.log.Warn("devmongo: cannot hollow FerretDB's indexes; writes update them", "db", db, "collection", coll, "err", err)
+	}
 	return true, nil
 }
 

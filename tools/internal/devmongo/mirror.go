@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"regexp"
@@ -106,6 +107,7 @@ type ferretSettings struct {
 		Key  []struct {
 			Field string `json:"field"`
 		} `json:"key"`
+		Unique bool `json:"unique"`
 	} `json:"indexes"`
 	CappedSize      int64 `json:"cappedSize"`
 	CappedDocuments int64 `json:"cappedDocuments"`
@@ -189,4 +191,60 @@ func mirror(ctx context.Context, h *sql.DB, table, settings string) (*collInfo, 
 		}
 	}
 	return info, nil
+}
+
+// hollowSuffix ends the SQL of a FerretDB index that hollow has emptied.
+const hollowSuffix = " WHERE 0"
+
+// hollow empties FerretDB's own SQLite indexes of the table that enforce
+// nothing (not unique): FerretDB's queries never use them (the proxy answers
+// from the mirrors), yet every write of a document updates each of them, a
+// page of its B-tree journaled and written to the WAL, so on the job records'
+// eleven indexes they were most of an update's cost. Each one becomes a
+// partial index WHERE 0 under the same name and on the same columns: it holds
+// no entry, SQLite skips it on writes, and FerretDB can still drop it
+// (dropIndexes, which names it) and list it (from its own settings). Unique
+// indexes, _id's among them, are left as they are: they enforce uniqueness.
+// It runs while the command that asks runs alone (lanes.go).
+func hollow(ctx context.Context, h *sql.DB, table, settings string) error {
+	var st ferretSettings
+	if err := json.Unmarshal([]byte(settings), &st); err != nil {
+		return fmt.Errorf("collection settings: %w", err)
+	}
+	for _, ix := range st.Indexes {
+		if ix.Unique || ix.Name == "" {
+			continue
+		}
+		name := table + "_" + ix.Name
+		var def sql.NullString
+		err := h.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name = ?`, table, name).Scan(&def)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (!def.Valid || strings.HasSuffix(def.String, hollowSuffix) ||
+			strings.Contains(strings.ToUpper(def.String), " WHERE "))) {
+			continue // none, hollow already, or not one FerretDB made as we know it
+		}
+		if err != nil {
+			return err
+		}
+		if err := replaceIndex(ctx, h, name, def.String+hollowSuffix); err != nil {
+			return fmt.Errorf("hollow index %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// replaceIndex drops index name and creates it again with create, in one
+// transaction.
+func replaceIndex(ctx context.Context, h *sql.DB, name, create string) error {
+	tx, err := h.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `DROP INDEX `+quoteIdent(name)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, create); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
