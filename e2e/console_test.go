@@ -375,6 +375,15 @@ func TestConsole(t *testing.T) {
 	p.shot("pools")
 	p.run("redrive", 30*time.Second, chromedp.Click(chromedp.CSS(deadRow+" button.redrive")),
 		chromedp.WaitVisible(chromedp.CSS(`#dead-`+s.pool+` .notice`)))
+	// The page updates in place: its refreshes keep the pool's section, and
+	// the redrive's notice in it, and redraw only rows whose data changed.
+	eval[bool](p, `(window.kept = document.querySelector('section[data-pool="`+s.pool+`"]'), `+
+		`window.refreshes = +document.getElementById("page-pools").dataset.refreshes, true)`)
+	p.run("two refreshes", 20*time.Second,
+		p.poll("two refreshes", `+document.getElementById("page-pools").dataset.refreshes >= window.refreshes + 2`, 15*time.Second))
+	if !eval[bool](p, `window.kept === document.querySelector('section[data-pool="`+s.pool+`"]') && !!document.querySelector('#dead-`+s.pool+` .notice')`) {
+		t.Error("a refresh of the pools page redrew the pool's section or dropped the redrive's notice")
+	}
 	testwait.Eventually(t, 30*time.Second, func() bool {
 		var j jobView
 		s.api("GET", "/v1/jobs/"+doomed.ID, nil, &j)

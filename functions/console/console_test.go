@@ -52,7 +52,7 @@ func newGateway(t *testing.T, is *authtest.Issuer, ttl time.Duration) *gateway {
 		}
 		token(w, is.Token(t, auth.OperatorTenant, auth.ScopeAlgorithmsAdmin, auth.ScopeJobsRead))
 	})
-	mux.HandleFunc("/function/router/", func(w http.ResponseWriter, r *http.Request) {
+	record := func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		g.seen = append(g.seen, r.Clone(r.Context()))
 		g.mu.Unlock()
@@ -63,7 +63,9 @@ func newGateway(t *testing.T, is *authtest.Issuer, ttl time.Duration) *gateway {
 		}
 		w.Header().Set("Set-Cookie", "upstream=1")
 		_, _ = io.WriteString(w, `{"ok":true}`)
-	})
+	}
+	mux.HandleFunc("/function/router/", record)
+	mux.HandleFunc("/function/executors/", record)
 	g.Server = httptest.NewServer(mux)
 	t.Cleanup(g.Close)
 	return g
@@ -201,7 +203,8 @@ func TestCSRFAndPaths(t *testing.T) {
 			t.Errorf("%s: %d, want 403", name, resp.StatusCode)
 		}
 	}
-	for _, p := range []string{"/api/auth/oauth/token", "/api/auth/admin/token", "/api/gateway/system/functions", "/api/router/_/health", "/api/router/v1/../_/health"} {
+	for _, p := range []string{"/api/auth/oauth/token", "/api/auth/admin/token", "/api/gateway/system/functions", "/api/router/_/health", "/api/router/v1/../_/health",
+		"/api/executors/v1/executor/claim", "/api/executors/_/health"} {
 		if resp, _ := b.do("POST", p, "", HeaderCSRF, "1"); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("POST %s: %d, want 404", p, resp.StatusCode)
 		}
@@ -211,6 +214,12 @@ func TestCSRFAndPaths(t *testing.T) {
 	}
 	if resp, _ := b.do("POST", "/api/router/v1/jobs/x/cancel", "", HeaderCSRF, "1", "Sec-Fetch-Site", "same-origin"); resp.StatusCode != http.StatusOK {
 		t.Errorf("same-origin change: %d", resp.StatusCode)
+	}
+	// The executors function's admin API (an operator's token, as any call).
+	resp, _ = b.do("DELETE", "/api/executors/admin/executors/ex1", "", HeaderCSRF, "1")
+	if got := g.last(); resp.StatusCode != http.StatusOK || got == nil || got.URL.Path != "/function/executors/admin/executors/ex1" ||
+		got.Method != "DELETE" || got.Header.Get("Authorization") != "Bearer "+c.Value {
+		t.Errorf("revoke an executor through the console: %d, upstream saw %+v", resp.StatusCode, got)
 	}
 }
 

@@ -413,10 +413,11 @@ async function pagePools() {
     h("th", { class: "num" }, "Running"), h("th", { class: "num" }, "Dead"), h("th", { class: "num" }, "Oldest wait"))), summaryBody);
   const details = h("div");
   const sections = new Map(); // pool → its operator section's parts
-  const root = h("div", { id: "page-pools" }, h("h1", {}, "Pools"), err, empty, summaryTable, tenantBox, details);
+  const root = h("div", { id: "page-pools", dataset: { refreshes: "0" } }, h("h1", {}, "Pools"), err, empty, summaryTable, tenantBox, details);
   show(root);
 
   async function refresh() {
+    root.dataset.refreshes = String(+root.dataset.refreshes + 1);
     let d;
     try { d = await api("GET", "router/v1/pools"); err.replaceChildren(); } catch (e) { if (e.status !== 401) err.replaceChildren(errorBox(e)); return; }
     const pools = d.pools || [];
