@@ -49,6 +49,8 @@ type jobView struct {
 	// pool's queue (1: next): the ready jobs of its pool at its priority or
 	// higher (see queuePosition).
 	QueuePosition *int64 `json:"queue_position,omitempty"`
+	// ETAStart, for a queued job, estimates when it starts (see queuePosition).
+	ETAStart *time.Time `json:"eta_start,omitempty"`
 }
 
 // submitJob: POST /v1/algorithms/{name}/jobs → 202 with the job and a
@@ -123,33 +125,66 @@ func (a *api) getJob(w http.ResponseWriter, r *http.Request) error {
 		writeGone(w, j)
 		return nil
 	}
-	web.WriteJSON(w, http.StatusOK, jobView{Job: a.present(r.Context(), j), QueuePosition: a.queuePosition(r.Context(), j)})
+	pos, eta := a.queuePosition(r.Context(), j)
+	web.WriteJSON(w, http.StatusOK, jobView{Job: a.present(r.Context(), j), QueuePosition: pos, ETAStart: eta})
 	return nil
 }
 
-// queuePosition estimates a queued job's place from its pool's queue counts
-// (one pipelined Redis round trip, no scan): every ready job at a higher
-// priority is ahead of it, and at its own priority at most all of them are. It
-// is nil for a job that is not queued or when Redis does not answer (the
-// position is advice; the job record is what matters).
-func (a *api) queuePosition(ctx context.Context, j *job.Job) *int64 {
+// queuePosition estimates a queued job's place in its pool (1: next) and
+// when it starts. A job in the queue: every ready job at a higher priority is
+// ahead of it, and at its own priority at most all of them are. A job waiting
+// for its fair share: every ready job is ahead, then the jobs fair share moves
+// into the queue before it (fairq.Position). The start is now plus the jobs
+// ahead beyond the free slots times the pool's mean run (EWMA of run
+// slot-seconds) ÷ its live slots. Either is nil for a job that is not queued,
+// when Redis does not answer, or (the start) before the pool has live slots
+// and a measured run: they are advice; the job record is what matters.
+func (a *api) queuePosition(ctx context.Context, j *job.Job) (*int64, *time.Time) {
 	if j.State != job.Queued || a.Queue == nil {
-		return nil
+		return nil, nil
 	}
 	st, err := a.Queue.Stats(ctx, j.Pool)
 	if err != nil {
 		a.log.WarnContext(ctx, "queue position unknown", "job_id", j.ID, "pool", j.Pool, "err", err)
-		return nil
+		return nil, nil
 	}
-	var n int64
+	var n, all int64
+	for _, p := range job.Priorities() {
+		all += st.Ready[p]
+	}
 	for _, p := range job.Priorities() {
 		n += st.Ready[p]
 		if p == j.Priority {
 			break
 		}
 	}
+	if a.Fair == nil {
+		n = max(n, 1)
+		return &n, nil
+	}
+	ahead, held, err := a.Fair.Position(ctx, j.Pool, j.ID)
+	if err != nil {
+		a.log.WarnContext(ctx, "queue position unknown", "job_id", j.ID, "pool", j.Pool, "err", err)
+		return nil, nil
+	}
+	if held {
+		n = all + ahead + 1
+	}
 	n = max(n, 1)
-	return &n
+	fs, err := a.Fair.State(ctx, j.Pool)
+	if err != nil || fs.MeanRun <= 0 {
+		return &n, nil
+	}
+	slots, err := a.Fair.Slots(ctx, j.Pool)
+	if err != nil || slots <= 0 {
+		return &n, nil
+	}
+	wait := time.Duration(0)
+	if need := n - max(int64(slots)-st.Running, 0); need > 0 {
+		wait = time.Duration(float64(need) * fs.MeanRun / float64(slots) * float64(time.Second))
+	}
+	eta := time.Now().Add(wait).UTC().Truncate(time.Millisecond)
+	return &n, &eta
 }
 
 // tenantJob returns the job of the path's id if the request's tenant owns it

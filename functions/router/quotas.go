@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/aigw/aigw/internal/quota"
+	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -15,6 +17,7 @@ import (
 type Quotas interface {
 	Get(ctx context.Context, tenant string) (*quota.Tenant, error)
 	Put(ctx context.Context, t quota.Tenant) (*quota.Tenant, error)
+	Delete(ctx context.Context, tenant string) error
 }
 
 // quotasBody is the body of PUT /v1/admin/tenants/{tenant}/quotas.
@@ -52,6 +55,54 @@ func (a *api) putQuotas(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.pushPolicy(r.Context(), t)
 	web.WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+// pushPolicy gives fair share t's weight and max_running in every known pool
+// and every pool t names, at once (admission would read them within the
+// quota cache's TTL at the tenant's next submit). Best effort: logged.
+func (a *api) pushPolicy(ctx context.Context, t *quota.Tenant) {
+	if a.Fair == nil {
+		return
+	}
+	pools, err := a.Fair.Pools(ctx)
+	if err != nil {
+		a.log.WarnContext(ctx, "fair-share policy not pushed", "tenant", t.Tenant, "err", err)
+		return
+	}
+	for _, q := range t.Pools {
+		if !slices.Contains(pools, q.Pool) {
+			pools = append(pools, q.Pool)
+		}
+	}
+	for _, p := range pools {
+		q, _ := t.Pool(p)
+		if err := a.Fair.SetPolicy(ctx, p, t.Tenant, t.WeightIn(p), q.MaxRunning); err != nil {
+			a.log.WarnContext(ctx, "fair-share policy not pushed", "tenant", t.Tenant, "pool", p, "err", err)
+		}
+	}
+}
+
+// deleteTenant: DELETE /v1/admin/tenants/{tenant} (operator token) ends the
+// tenant's work: its queued jobs end canceled (the reason names the
+// deletion), its running jobs get a cancel request, its quotas and weights
+// are removed → 200 {"tenant", "canceled", "cancel_requested"}. Repeating it
+// is harmless. (Its API clients are revoked in the auth function.)
+func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
+	tenant := chi.URLParam(r, "tenant")
+	res, err := a.Service.DeleteTenant(r.Context(), tenant, "canceled: tenant "+tenant+" was deleted by an operator")
+	if err != nil {
+		return err
+	}
+	if err := a.Quotas.Delete(r.Context(), tenant); err != nil {
+		return err
+	}
+	a.pushPolicy(r.Context(), &quota.Tenant{Tenant: tenant})
+	web.WriteJSON(w, http.StatusOK, struct {
+		Tenant string `json:"tenant"`
+		submit.TenantDeletion
+	}{tenant, res})
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/apispec"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
@@ -45,6 +46,7 @@ type JobService interface {
 	Cancel(ctx context.Context, tenant, id string) (*job.Job, error)
 	Retry(ctx context.Context, tenant, id string) (*job.Job, error)
 	Redrive(ctx context.Context, id string) (*job.Job, error)
+	DeleteTenant(ctx context.Context, tenant, reason string) (submit.TenantDeletion, error)
 }
 
 // Catalog stores algorithm definitions (algorithm.Store).
@@ -149,6 +151,10 @@ type Deps struct {
 	Files Files
 	// Quotas stores tenants' quotas (the operator's quota routes).
 	Quotas Quotas
+	// Fair, when set, is the pools' fair-share admission: weights set through
+	// the quota routes reach it at once, and a waiting job's queue position
+	// and start estimate come from it.
+	Fair *fairq.Fair
 	// Uploads records uploads (POST /v1/uploads).
 	Uploads Uploads
 	// Ready checks the backing servers for GET /_/health.
@@ -196,6 +202,7 @@ func New(d Deps) http.Handler {
 		r.With(read).Method(http.MethodGet, "/usage", a.handle(a.getUsage))
 		r.With(admin).Method(http.MethodGet, "/admin/tenants/{tenant}/quotas", a.handle(a.getQuotas))
 		r.With(admin).Method(http.MethodPut, "/admin/tenants/{tenant}/quotas", a.handle(a.putQuotas))
+		r.With(admin).Method(http.MethodDelete, "/admin/tenants/{tenant}", a.handle(a.deleteTenant))
 		r.With(admin).Method(http.MethodGet, "/admin/pools/{pool}/dead-letters", a.handle(a.listDeadLetters))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/redrive", a.handle(a.redriveAll))
 		r.With(admin).Method(http.MethodPost, "/admin/pools/{pool}/dead-letters/{id}/redrive", a.handle(a.redriveDeadLetter))

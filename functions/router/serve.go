@@ -14,6 +14,7 @@ import (
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/inputfiles"
 	"github.com/aigw/aigw/internal/jobstore"
@@ -74,14 +75,17 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 		return Deps{}, err
 	}
 	qcache := quota.NewCache(quotas, cfg.QuotaCacheTTL)
+	fair := fairq.New(rdb, q, fairq.Config{Policy: qcache.FairPolicy, Log: log})
 	d := Deps{
 		Verifier: v, Jobs: jobs, Catalog: algos, Events: ev, Pools: registry.New(rdb), Queue: q, DeadLetters: q,
 		Deliveries: webhook.NewStore(db), Log: log, Options: cfg.Options,
 		Service: submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: log,
 			Webhooks: egress.NewGuard(cfg.WebhookAllowedNets),
 			Files:    &inputfiles.Resolver{Uploads: ups, URLs: egress.NewGuard(cfg.WebhookAllowedNets)},
-			Admit:    quota.NewAdmission(qcache, jobs, cfg.QuotaCacheTTL).Admit}),
+			Admit:    quota.NewAdmission(qcache, jobs, cfg.QuotaCacheTTL).Admit,
+			Fair:     fair}),
 		Quotas:  quotas,
+		Fair:    fair,
 		Uploads: ups,
 		Ready:   func(ctx context.Context) error { return ping(ctx, db, rdb) },
 	}

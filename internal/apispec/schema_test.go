@@ -20,7 +20,7 @@ func TestSchemasMatchTheGoTypes(t *testing.T) {
 		v     any
 		extra []string // fields the API adds to the type
 	}{
-		"Job":                 {job.Job{}, []string{"queue_position"}},
+		"Job":                 {job.Job{}, []string{"queue_position", "eta_start"}},
 		"JobError":            {job.Error{}, nil},
 		"Webhook":             {job.Webhook{}, nil},
 		"Artifact":            {job.Artifact{}, nil},

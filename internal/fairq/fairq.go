@@ -149,10 +149,18 @@ func (f *Fair) Slots(ctx context.Context, pool string) (int, error) {
 	return n, nil
 }
 
+// unmanaged is the room of a pool without live workers: all of it. Nobody is
+// served, so there is nothing to share yet, and the queue's depth shows the
+// whole backlog to whoever scales the pool up.
+const unmanaged = 1 << 30
+
 func (f *Fair) capacity(ctx context.Context, pool string) (int, error) {
 	n, err := f.Slots(ctx, pool)
 	if err != nil {
 		return 0, err
+	}
+	if n == 0 {
+		return unmanaged, nil
 	}
 	return n + f.cfg.Buffer, nil
 }
@@ -168,12 +176,15 @@ const (
 	Held Admission = "held"
 	// Duplicate: the job was admitted before (admission is idempotent).
 	Duplicate Admission = "dup"
+	// Out: the job was admitted before and counts as out in the queue (e.g.
+	// it is retried): it is enqueued again, which is idempotent.
+	Out Admission = "out"
 )
 
 // Submit admits queued job j to its pool: into the queue while the pool has
-// room and nothing waits, else into its tenant's sub-queue, from which it and
-// others are moved into the queue as room allows. An error leaves the job to
-// the reconciler (its record says queued).
+// room and nothing waits (or it has no live worker), else into its tenant's
+// sub-queue, from which it and others are moved into the queue as room
+// allows. An error leaves the job to the reconciler (its record says queued).
 func (f *Fair) Submit(ctx context.Context, j *job.Job) (Admission, error) {
 	w, limit := 1.0, 0
 	if f.cfg.Policy != nil {
@@ -206,12 +217,12 @@ func (f *Fair) Submit(ctx context.Context, j *job.Job) (Admission, error) {
 		return "", fmt.Errorf("admit job %s to pool %s: %w", j.ID, j.Pool, err)
 	}
 	verdict, _ := res[0].(string)
-	switch Admission(verdict) {
-	case Direct:
+	switch a := Admission(verdict); a {
+	case Direct, Out:
 		if _, err := f.q.Enqueue(ctx, m); err != nil {
-			return Direct, err
+			return a, err
 		}
-		return Direct, nil
+		return a, nil
 	case Held:
 		return Held, f.move(ctx, j.Pool, res[1:])
 	}

@@ -46,8 +46,10 @@ func setup(t *testing.T, slots, buffer int) *bench {
 			return w, b.limits[tenant], nil
 		}})
 	reg := registry.New(rdb)
-	if err := reg.Heartbeat(ctx, registry.Worker{Node: "n1", Pool: b.pool, Slots: slots}, time.Minute); err != nil {
-		t.Fatal(err)
+	if slots > 0 {
+		if err := reg.Heartbeat(ctx, registry.Worker{Node: "n1", Pool: b.pool, Slots: slots}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c, err := q.Consumer(b.pool, "w", queue.ConsumerOptions{Home: -1})
 	if err != nil {
@@ -143,6 +145,24 @@ func TestDirectThenHeld(t *testing.T) {
 	}
 	if st, _ = b.f.State(b.ctx, b.pool); st.Waiting != 1 {
 		t.Fatalf("a second admission: %+v", st)
+	}
+	// A job out in the queue admitted again (a retry) is enqueued again.
+	if a, err := b.f.Submit(b.ctx, &job.Job{ID: ds[0].JobID, Tenant: "solo", Pool: b.pool}); err != nil || a != Out {
+		t.Fatalf("a retry of a job out: %s %v", a, err)
+	}
+}
+
+// A pool without live workers takes every job straight into its queue.
+func TestNoLiveWorkers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 0, 1)
+	for range 10 {
+		if _, a := b.submit(t, "solo", job.Normal); a != Direct {
+			t.Fatalf("no workers: %s", a)
+		}
+	}
+	if ds := b.take(t, 20); len(ds) != 10 {
+		t.Fatalf("took %d, want 10", len(ds))
 	}
 }
 

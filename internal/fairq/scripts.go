@@ -109,17 +109,19 @@ end
 // waits, the pool has room (fewer than cap jobs out) and the tenant is under its
 // max_running; else into the tenant's sub-queue ("held"), followed by a pick of
 // as many jobs as the pool has room for. It also records the tenant's weight
-// and limit. A job it knows already is "dup" (admission is idempotent).
+// and limit. A job waiting or being moved already is "dup" (admission is
+// idempotent); one out in the queue already (e.g. retried) is "out": the
+// caller enqueues it again, which the queue makes idempotent.
 //
 //	ARGV[2] job id   ARGV[3] tenant   ARGV[4] priority index (0 high .. 2 low)
 //	ARGV[5] message   ARGV[6] weight   ARGV[7] max_running (0: none)   ARGV[8] cap
 //
-// Result: {"direct"} | {"dup"} | {"held", then pairs job id, message picked}.
+// Result: {"direct"} | {"dup"} | {"out"} | {"held", then pairs job id,
+// message picked}.
 var admitScript = redis.NewScript(commonLua + `
 local id, t = ARGV[2], ARGV[3]
-if redis.call('HEXISTS', J, id) == 1 or redis.call('HEXISTS', OI, id) == 1 or redis.call('HEXISTS', M, id) == 1 then
-  return {'dup'}
-end
+if redis.call('HEXISTS', J, id) == 1 or redis.call('HEXISTS', M, id) == 1 then return {'dup'} end
+if redis.call('HEXISTS', OI, id) == 1 then return {'out'} end
 redis.call('HSET', W, t, ARGV[6])
 redis.call('HSET', L, t, ARGV[7])
 local now, cap = now_ms(), tonumber(ARGV[8])

@@ -288,6 +288,16 @@ func (l *Lifecycle) Cancel(ctx context.Context, j *job.Job, log string, u job.Us
 		Error: &job.Error{Code: job.CodeCanceled, Message: msg}, Log: log, Usage: u}, Ack, true)
 }
 
+// Withdraw ends a queued job that an operator's action took back (e.g. its
+// tenant was deleted): queued → canceled, reason as the error message.
+func (l *Lifecycle) Withdraw(ctx context.Context, j *job.Job, reason string) (Outcome, error) {
+	if j.State != job.Queued {
+		return refused(j, job.Queued)
+	}
+	return l.apply(ctx, j, jobstore.Change{From: job.Queued, To: job.Canceled, Attempt: j.Attempt,
+		Error: &job.Error{Code: job.CodeCanceled, Message: reason}}, Ack, true)
+}
+
 // Expire ends a queued job whose time to live passed (queued → expired).
 func (l *Lifecycle) Expire(ctx context.Context, j *job.Job) (Outcome, error) {
 	msg := "no worker started the job before it expired"

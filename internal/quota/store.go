@@ -49,6 +49,14 @@ func (s *Store) Put(ctx context.Context, t Tenant) (*Tenant, error) {
 	return &t, nil
 }
 
+// Delete removes tenant's quotas and weights (none: no error).
+func (s *Store) Delete(ctx context.Context, tenant string) error {
+	if _, err := s.c.DeleteOne(ctx, bson.D{{Key: "_id", Value: tenant}}); err != nil {
+		return fmt.Errorf("delete quotas of %s: %w", tenant, mongoconn.WrapUnavailable(err))
+	}
+	return nil
+}
+
 // Get returns tenant's quotas (none set: no pools).
 func (s *Store) Get(ctx context.Context, tenant string) (*Tenant, error) {
 	var t Tenant

@@ -387,6 +387,62 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, erro
 	}
 }
 
+// TenantDeletion is what DeleteTenant did to a tenant's jobs.
+type TenantDeletion struct {
+	// Canceled counts the queued jobs that ended canceled.
+	Canceled int `json:"canceled"`
+	// CancelRequested counts the running jobs asked to stop (their workers
+	// end them canceled).
+	CancelRequested int `json:"cancel_requested"`
+}
+
+// DeleteTenant ends the work of a deleted tenant: each queued job becomes
+// canceled with reason as its error message (and leaves its pool's queue
+// or fair-share sub-queue), each running job gets a cancel request.
+// Repeating it is harmless.
+func (s *Service) DeleteTenant(ctx context.Context, tenant, reason string) (TenantDeletion, error) {
+	var out TenantDeletion
+	if tenant == "" {
+		return out, fmt.Errorf("%w: tenant is required", ErrInvalid)
+	}
+	for _, st := range []job.State{job.Queued, job.Running} {
+		cursor := ""
+		for {
+			p, err := s.cfg.Jobs.List(ctx, jobstore.Filter{Tenant: tenant, State: st, Limit: 500, Cursor: cursor})
+			if err != nil {
+				return out, err
+			}
+			for i := range p.Jobs {
+				j := &p.Jobs[i]
+				if st == job.Running {
+					if err := s.cfg.Events.RequestCancel(ctx, j.ID); err != nil {
+						return out, err
+					}
+					out.CancelRequested++
+					continue
+				}
+				res, err := s.life.Withdraw(ctx, j, reason)
+				if errors.Is(err, jobstore.ErrConflict) {
+					continue // a worker took it meanwhile: the running pass asks it to stop
+				}
+				if err != nil {
+					return out, err
+				}
+				out.Canceled++
+				// A worker that already took its queue entry skips it.
+				if err := s.cfg.Events.RequestCancel(ctx, res.Job.ID); err != nil {
+					s.log.WarnContext(ctx, "cancel request not recorded", "job_id", res.Job.ID, "err", err)
+				}
+			}
+			if p.Next == "" {
+				break
+			}
+			cursor = p.Next
+		}
+	}
+	return out, nil
+}
+
 // Retry re-runs a tenant's failed or expired job: it goes back to queued with
 // attempt+1 and is enqueued again. Any other state is a *jobstore.ConflictError.
 func (s *Service) Retry(ctx context.Context, tenant, id string) (*job.Job, error) {

@@ -1,0 +1,116 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aigw/aigw/internal/auth"
+	"github.com/aigw/aigw/internal/fairq"
+	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/lifecycle"
+	"github.com/aigw/aigw/internal/registry"
+)
+
+// TestFairShareAPI: with a live worker of one slot the pool's room is 3
+// (slot + buffer); a job beyond it waits for its fair share, and GET
+// /v1/jobs/{id} gives its queue position (behind the ready jobs) and, once a
+// run of the pool was measured, its expected start. Deleting the tenant ends
+// its queued jobs canceled with the reason, asks its running job to stop, and
+// leaves the waiting job nowhere (neither queue nor fair share).
+func TestFairShareAPI(t *testing.T) {
+	t.Parallel()
+	e := setup(t, testConfig())
+	e.register(t)
+	if err := e.reg.Heartbeat(e.ctx, registry.Worker{Node: "n1", Pool: e.pool, Slots: 1}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	fair := fairq.New(e.rdb, e.queue, fairq.Config{})
+	t.Cleanup(func() { _ = fair.Purge(context.Background(), e.pool) })
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.submit(t, fmt.Sprintf(`{"input":{"message":"m%d"}}`, i)).ID)
+	}
+	for i, id := range ids {
+		held, err := fair.Holds(e.ctx, e.pool, id)
+		if err != nil || held != (i >= 3) {
+			t.Fatalf("job %d held %v (%v), want %v", i, held, err, i >= 3)
+		}
+	}
+	var got struct {
+		QueuePosition *int64     `json:"queue_position"`
+		ETAStart      *time.Time `json:"eta_start"`
+	}
+	e.want(t, e.do(t, "GET", "/v1/jobs/"+ids[4], e.token, ""), http.StatusOK).decode(t, &got)
+	if got.QueuePosition == nil || *got.QueuePosition != 5 || got.ETAStart != nil {
+		t.Fatalf("position %v eta %v, want 5 (3 ready, 1 waiting ahead) and no estimate before a measured run", got.QueuePosition, got.ETAStart)
+	}
+
+	// The first job runs for 2 slot-seconds: the pool's mean run is 2 s, and
+	// its end moves the next job in.
+	lc := lifecycle.New(e.jobs, e.events, slog.New(slog.DiscardHandler), lifecycle.Backoff{}).OnEnd(fair.Ended)
+	j, err := e.jobs.GetByID(e.ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := lc.Start(e.ctx, j, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.Succeed(e.ctx, out.Job, lifecycle.Result{Output: json.RawMessage(`{}`), Usage: job.Usage{CPUSeconds: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	e.want(t, e.do(t, "GET", "/v1/jobs/"+ids[4], e.token, ""), http.StatusOK).decode(t, &got)
+	if got.QueuePosition == nil || got.ETAStart == nil {
+		t.Fatalf("position %v eta %v", got.QueuePosition, got.ETAStart)
+	}
+	// Position n with one slot, free: the first job ahead takes it, the job
+	// waits for n-1 runs of 2 s.
+	want := before.Add(time.Duration(*got.QueuePosition-1) * 2 * time.Second)
+	if d := got.ETAStart.Sub(want); d < -time.Second || d > time.Second {
+		t.Fatalf("eta %v, want about %v (position %d)", got.ETAStart, want, *got.QueuePosition)
+	}
+
+	// ids[1] runs; the tenant is deleted.
+	if j, err = e.jobs.GetByID(e.ctx, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.Start(e.ctx, j, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	tenant := e.is.Token(t, "acme", auth.ScopeJobsRead, auth.ScopeJobsWrite)
+	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", tenant, ""), http.StatusForbidden)
+	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
+	var del struct {
+		Tenant          string
+		Canceled        int
+		CancelRequested int `json:"cancel_requested"`
+	}
+	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", op, ""), http.StatusOK).decode(t, &del)
+	if del.Tenant != "acme" || del.Canceled != 3 || del.CancelRequested != 1 {
+		t.Fatalf("deleted %+v, want 3 canceled, 1 asked to stop", del)
+	}
+	for _, id := range ids[2:] {
+		j, err := e.jobs.GetByID(e.ctx, id)
+		if err != nil || j.State != job.Canceled || j.Error == nil || !strings.Contains(j.Error.Message, "tenant acme was deleted") {
+			t.Fatalf("job %s after the deletion: %+v %v", id, j, err)
+		}
+		if held, _ := fair.Holds(e.ctx, e.pool, id); held {
+			t.Fatalf("job %s still waits for its fair share", id)
+		}
+	}
+	if st, _ := fair.State(e.ctx, e.pool); st.Waiting != 0 {
+		t.Fatalf("fair share still has %d waiting", st.Waiting)
+	}
+	// Repeating it is harmless.
+	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", op, ""), http.StatusOK).decode(t, &del)
+	if del.Canceled != 0 {
+		t.Fatalf("second deletion %+v", del)
+	}
+}
