@@ -1,8 +1,11 @@
 package devmongo
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -110,5 +113,54 @@ func TestFerretDBIndexesHollowed(t *testing.T) {
 	}
 	if def := ferretIndexSQL(t, s, "hollow", "c", "state_id"); !strings.HasSuffix(def, hollowSuffix) {
 		t.Fatalf("state_id created again is not hollow: %s", def)
+	}
+}
+
+// TestHollowIndexesSurviveARestart: a server started again on the same files
+// finds FerretDB's indexes hollow, answers queries on their fields and drops
+// them.
+func TestHollowIndexesSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *Server {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := Start(ctx, Config{Addr: "127.0.0.1:0", DataDir: dir,
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := t.Context()
+	s := start()
+	c1, err := mongo.Connect(options.Client().ApplyURI(s.URI()).SetDirect(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := c1.Database("hollow").Collection("c")
+	if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}}, Options: options.Index().SetName("state_1")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: "a"}, {Key: "state", Value: "queued"}},
+		bson.D{{Key: "_id", Value: "b"}, {Key: "state", Value: "running"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c1.Disconnect(ctx)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = start()
+	t.Cleanup(func() { _ = s.Close() })
+	coll = connect(t, s.URI(), nil).Database("hollow").Collection("c")
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "state", Value: "queued"}})
+	if err != nil || n != 1 {
+		t.Fatalf("queued after the restart: %d, %v", n, err)
+	}
+	if def := ferretIndexSQL(t, s, "hollow", "c", "state_1"); !strings.HasSuffix(def, hollowSuffix) {
+		t.Fatalf("state_1 after the restart: %s", def)
+	}
+	if err := coll.Indexes().DropOne(ctx, "state_1"); err != nil {
+		t.Fatalf("drop after the restart: %v", err)
 	}
 }
