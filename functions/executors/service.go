@@ -200,17 +200,13 @@ func (s *Service) executor(next execHandler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-executor"`)
 			return web.Unauthorized("send the executor token: Authorization: Bearer <token>")
 		}
-		cr, err := s.creds.Authenticate(r.Context(), token)
+		x, err := s.authenticate(r.Context(), token)
 		if errors.Is(err, ErrUnauthorized) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-executor"`)
 			return web.Unauthorized("unknown or revoked executor token")
 		}
 		if err != nil {
 			return web.Unavailable(web.RetryAfter, err)
-		}
-		x, err := s.executorOf(cr)
-		if err != nil {
-			return err
 		}
 		x.seen(remoteAddr(r))
 		return next(w, r, x)

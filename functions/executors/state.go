@@ -33,6 +33,7 @@ type executor struct {
 	busy       int
 	holds      map[string]*hold // by job id
 	revoked    bool             // forgotten: holds nothing more (a claim in flight hands its jobs back)
+	authed     time.Time        // when its token was last checked against the credential store
 }
 
 // hold is a job an executor runs: its queue entry, its running record and

@@ -19,6 +19,7 @@ import (
 	"github.com/aigw/aigw/bench/internal/benchdb"
 	"github.com/aigw/aigw/bench/internal/cyclebench"
 	"github.com/aigw/aigw/bench/internal/databench"
+	"github.com/aigw/aigw/bench/internal/executorbench"
 	"github.com/aigw/aigw/bench/internal/gatewaybench"
 	"github.com/aigw/aigw/bench/internal/queuebench"
 	"github.com/aigw/aigw/bench/internal/report"
@@ -39,7 +40,7 @@ func main() {
 
 func run() error {
 	out := flag.String("out", "results/latest.json", "JSON file the figures are merged into")
-	only := flag.String("only", "queue,jobstore,api,worker,gateway,cycle", "benches to run, comma-separated")
+	only := flag.String("only", "queue,jobstore,api,worker,executors,gateway,cycle", "benches to run, comma-separated")
 	jobs := flag.Int("jobs", 50000, "end-to-end queue jobs")
 	producers := flag.Int("producers", 16, "producers")
 	consumers := flag.Int("consumers", 16, "consumers")
@@ -63,6 +64,10 @@ func run() error {
 	workerSlots := flag.Int("worker-slots", 8, "worker bench: slots per agent")
 	workerRuns := flag.Int("worker-runs", 3, "worker bench: runs per system (figures are medians)")
 	workerSystems := flag.String("worker-systems", "aigw,asynq", "worker bench: systems to run, comma-separated (aigw: exec and warm rows and the cold start; aigw-warm: the warm rows only)")
+	exWorkers := flag.Int("executors-workers", 2, "executors bench: agents and joined workers (each kind)")
+	exSlots := flag.Int("executors-slots", 4, "executors bench: slots per worker")
+	exDispatches := flag.Int("executors-dispatches", 200, "executors bench: jobs timed one at a time on an idle pool (dispatch overhead), per system")
+	exJobs := flag.Int("executors-jobs", 1000, "executors bench: burst jobs per system (jobs/s)")
 	cycleJobs := flag.String("cycle-jobs", "10000,100000", "cycle bench: stored job counts to time an idle orchestrator tick at, comma-separated, ascending")
 	cycleTicks := flag.Int("cycle-ticks", 5, "cycle bench: ticks per job count (figures are medians)")
 	dataBytes := flag.Int64("data-bytes", 128<<20, "data bench: size of the artifact uploaded and downloaded")
@@ -86,14 +91,14 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "queue", "jobstore", "api", "worker", "gateway", "cycle", "data":
+		case "queue", "jobstore", "api", "worker", "executors", "gateway", "cycle", "data":
 			benches[b] = true
 		default:
-			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, api, worker, gateway, cycle)", b)
+			return fmt.Errorf("-only: unknown bench %q (want queue, jobstore, api, worker, executors, gateway, cycle, data)", b)
 		}
 	}
 	rep := &report.Report{}
-	if uri := os.Getenv("AIGW_MONGO_URI"); uri != "" && (benches["jobstore"] || benches["api"] || benches["worker"] || benches["gateway"] || benches["cycle"]) {
+	if uri := os.Getenv("AIGW_MONGO_URI"); uri != "" && (benches["jobstore"] || benches["api"] || benches["worker"] || benches["executors"] || benches["gateway"] || benches["cycle"]) {
 		benchdb.Sweep(ctx, uri) // what killed runs left
 	}
 	if benches["queue"] {
@@ -181,6 +186,12 @@ func run() error {
 	if benches["worker"] {
 		wc := workerbench.Config{Jobs: *workerJobs, Workers: *workerCount, Slots: *workerSlots, Timeout: 10 * time.Minute}
 		if err := runWorker(ctx, rep, wc, *workerRuns, *workerSystems); err != nil {
+			return err
+		}
+	}
+	if benches["executors"] {
+		ec := executorbench.Config{Workers: *exWorkers, Slots: *exSlots, Dispatches: *exDispatches, Jobs: *exJobs, Timeout: 10 * time.Minute}
+		if err := runExecutors(ctx, rep, ec); err != nil {
 			return err
 		}
 	}
@@ -393,6 +404,57 @@ func runAPISync(ctx context.Context, rep *report.Report, calls int, server strin
 		}
 		fmt.Printf("%s %.1f ms %s the %.0f ms target\n", t.name, ms(t.got), verdict, t.target)
 	}
+	return nil
+}
+
+// runExecutors runs no-op exec jobs through remote executors (joined
+// workers speaking the executor API over HTTP) and worker agents in the
+// same run and records both.
+func runExecutors(ctx context.Context, rep *report.Report, cfg executorbench.Config) error {
+	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	if err != nil {
+		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+	}
+	cfg.RedisAddrs, cfg.MongoURI = addrs, os.Getenv("AIGW_MONGO_URI")
+	if cfg.MongoURI == "" {
+		return fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
+	}
+	tmp, err := os.MkdirTemp("", "aigw-bench-noop-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	var noop string
+	if cfg.Noop, _, noop, err = workerbench.BuildNoop(ctx, tmp); err != nil {
+		return err
+	}
+	noop, _, _ = strings.Cut(noop, ";")
+	server := workerbench.MongoServer(ctx, cfg.MongoURI)
+	fmt.Printf("executors: no-op exec jobs (%s), %d agents and %d joined workers (executor API over HTTP on loopback) × %d slots; dispatch: %d jobs one at a time on an idle pool, enqueue → process started; jobs/s: a burst of %d; MongoDB %s, Redis %v\n",
+		noop, cfg.Workers, cfg.Workers, cfg.Slots, cfg.Dispatches, cfg.Jobs, server, cfg.RedisAddrs)
+	slog.Info("running", "bench", "executors")
+	res, err := executorbench.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("executors bench: %w", err)
+	}
+	var systems []string
+	for _, r := range res {
+		systems = append(systems, r.System)
+		rep.Add("executors", r.System, "dispatch_p50_ms", ms(r.P50), "ms (enqueued on an idle pool → process started)")
+		rep.Add("executors", r.System, "dispatch_p99_ms", ms(r.P99), "ms")
+		rep.Add("executors", r.System, "jobs_per_s", r.JobsPerSec, fmt.Sprintf("jobs/s (burst of %d no-op jobs)", r.Jobs))
+	}
+	a, _ := rep.Get("executors", executorbench.SystemAgent, "dispatch_p99_ms")
+	e, _ := rep.Get("executors", executorbench.SystemExecutor, "dispatch_p99_ms")
+	if a > 0 {
+		rep.Add("executors", executorbench.SystemExecutor, "dispatch_p99_vs_agent", e/a, "× the agent's p99 (target ≤ 2)")
+	}
+	rep.Table(os.Stdout, "executors", systems)
+	verdict := "meets"
+	if a <= 0 || e > 2*a {
+		verdict = "misses"
+	}
+	fmt.Printf("executor dispatch p99 %.1f ms vs agent %.1f ms: %s the ≤ 2× target\n\n", e, a, verdict)
 	return nil
 }
 

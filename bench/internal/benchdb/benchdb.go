@@ -28,6 +28,7 @@ var prefixes = []struct {
 	{"aigw_cyclebench_", 10}, // cyclebench
 	{"routerbench", 10},      // routerbench
 	{"workerbench", 10},      // workerbench
+	{"executorbench", 10},    // executorbench
 	{"bench_gw_", 36},        // gatewaybench
 }
 
