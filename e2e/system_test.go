@@ -33,6 +33,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/apispec"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testenv"
@@ -81,6 +82,7 @@ func build(dir string) error {
 		"executors":    "./functions/cmd/executors",
 		"aigw-echo":    "./algorithms/echo",
 		"aigw-kmeans":  "./algorithms/kmeans",
+		"aigw-sha256":  "./algorithms/sha256",
 		"aigw":         "./cmd/aigw",
 	}
 	for name, pkg := range pkgs {
@@ -170,8 +172,14 @@ func run(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
-// up starts the system; env are extra NAME=VALUE variables of the functions.
-func up(t *testing.T, env ...string) *system {
+// up starts the system without an object store (artifacts go to GridFS);
+// env are extra NAME=VALUE variables of the functions.
+func up(t *testing.T, env ...string) *system { return upWith(t, objstore.Config{}, env...) }
+
+// upWith starts the system; store, when enabled, is the object store of the
+// functions (their secrets, as make up writes them) and of the worker (its
+// environment).
+func upWith(t *testing.T, store objstore.Config, env ...string) *system {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -195,12 +203,12 @@ func up(t *testing.T, env ...string) *system {
 		"aigw-mongo-uri":       mongoURI,
 		"aigw-redis-addrs":     redisAddrs,
 		"aigw-redis-password":  "",
-		// No object store in this system: artifacts go to GridFS.
-		"aigw-s3-endpoint":        "",
-		"aigw-s3-public-endpoint": "",
-		"aigw-s3-bucket":          "",
-		"aigw-s3-access-key":      "",
-		"aigw-s3-secret-key":      "",
+		// Empty without an object store: artifacts go to GridFS.
+		"aigw-s3-endpoint":        store.Endpoint,
+		"aigw-s3-public-endpoint": store.PublicEndpoint,
+		"aigw-s3-bucket":          store.Bucket,
+		"aigw-s3-access-key":      store.AccessKey,
+		"aigw-s3-secret-key":      store.SecretKey,
 	} {
 		if err := os.WriteFile(filepath.Join(s.secrets, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)
@@ -231,7 +239,10 @@ func up(t *testing.T, env ...string) *system {
 			",AIGW_CONSOLE_UPSTREAM="+s.gateway+strings.Join(append([]string{""}, env...), ","))
 
 	start(t, "worker", append([]string{"AIGW_POOL=" + s.pool, "AIGW_SLOTS=2", "AIGW_NODE_NAME=e2e-" + s.pool,
-		"AIGW_BIN_DIR=" + binDir, "AIGW_ALGORITHMS_DIR=" + filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off"}, s.env...),
+		"AIGW_BIN_DIR=" + binDir, "AIGW_ALGORITHMS_DIR=" + filepath.Join(repo, "algorithms"), "AIGW_METRICS_ADDR=off",
+		// The same store as the functions' (none: not the one the test's environment may name).
+		objstore.EnvEndpoint + "=" + store.Endpoint, objstore.EnvPublicEndpoint + "=" + store.PublicEndpoint,
+		objstore.EnvBucket + "=" + store.Bucket, objstore.EnvAccessKey + "=" + store.AccessKey, objstore.EnvSecretKey + "=" + store.SecretKey}, s.env...),
 		filepath.Join(binDir, "aigw-worker"))
 
 	// A client of tenant e2e with every client scope, and its token.
