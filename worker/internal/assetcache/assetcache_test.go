@@ -11,12 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/aigw/aigw/internal/algorithm"
+	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/testwait"
 )
 
@@ -261,5 +266,49 @@ func TestDiskFullIsClearAndLeavesNoPartialFile(t *testing.T) {
 		t.Fatalf("a small asset after the full disk: %v", err)
 	} else {
 		release()
+	}
+}
+
+// The metrics and the registry report carry the same counters as Stats:
+// hits, misses, bytes downloaded and held, the budget and the files.
+func TestMetricsAndReport(t *testing.T) {
+	srv := newServer(t)
+	c, err := New(t.TempDir(), 1<<20, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := srv.asset("/w.bin", []byte("model weights"))
+	for range 3 {
+		_, release := get(t, c, a)
+		release()
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c.Collectors()...)
+	want := `
+# HELP aigw_worker_asset_cache_bytes Bytes of assets in the cache.
+# TYPE aigw_worker_asset_cache_bytes gauge
+aigw_worker_asset_cache_bytes 13
+# HELP aigw_worker_asset_cache_downloaded_bytes_total Bytes of assets downloaded into the cache.
+# TYPE aigw_worker_asset_cache_downloaded_bytes_total counter
+aigw_worker_asset_cache_downloaded_bytes_total 13
+# HELP aigw_worker_asset_cache_hits_total Asset requests served from the cache (or from another run's download).
+# TYPE aigw_worker_asset_cache_hits_total counter
+aigw_worker_asset_cache_hits_total 2
+# HELP aigw_worker_asset_cache_misses_total Asset requests that started a download.
+# TYPE aigw_worker_asset_cache_misses_total counter
+aigw_worker_asset_cache_misses_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"aigw_worker_asset_cache_bytes", "aigw_worker_asset_cache_downloaded_bytes_total",
+		"aigw_worker_asset_cache_hits_total", "aigw_worker_asset_cache_misses_total"); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Report()
+	if r == nil || *r != (registry.AssetCache{Hits: 2, Misses: 1, DownloadedBytes: 13, Bytes: 13, BudgetBytes: 1 << 20, Files: 1}) {
+		t.Fatalf("report %+v", r)
+	}
+	var none *Cache
+	if none.Report() != nil {
+		t.Fatal("a worker without a cache reports one")
 	}
 }
