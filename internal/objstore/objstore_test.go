@@ -152,6 +152,14 @@ func TestPresignedURLAfterExpiryIs403(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An upload URL too: nothing is stored through it once it expired.
+	pu, pexp, err := s.PresignPut(ctx(t), "up/late", 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pexp.After(exp) {
+		exp = pexp
+	}
 	time.Sleep(time.Until(exp) + 1500*time.Millisecond) // the expiry itself is what is tested
 	resp, err := http.Get(u)
 	if err != nil {
@@ -161,6 +169,18 @@ func TestPresignedURLAfterExpiryIs403(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("expired URL: %d %s, want 403", resp.StatusCode, b)
+	}
+	req, _ := http.NewRequest(http.MethodPut, pu, strings.NewReader("x"))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("expired upload URL: %d %s, want 403", resp.StatusCode, b)
+	}
+	if _, err := s.Stat(ctx(t), "up/late"); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("an object stored through an expired upload URL: %v", err)
 	}
 }
 
