@@ -154,7 +154,9 @@ func (s *Service) handleClaim(w http.ResponseWriter, r *http.Request, x *executo
 		}
 	}
 	if len(jobs) > 0 {
-		s.publish(ctx, x)
+		// The registry entry (jobs held) off the claim's answer: the
+		// executor starts its runs meanwhile.
+		go s.publish(context.WithoutCancel(ctx), x)
 	}
 	web.WriteJSON(w, http.StatusOK, executorapi.Claimed{Jobs: jobs})
 	return nil

@@ -122,7 +122,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	s := &Service{
 		quotas: &quota.Gate{Cache: quota.NewCache(quotas, d.QuotaCacheTTL), Running: quota.NewRunning(d.Redis)},
 		d:      d, db: d.DB, rdb: d.Redis, creds: NewCredentials(d.DB), jobs: jobs,
-		algorithms: algorithm.NewStore(d.DB), queue: queue.New(d.Redis, d.Queue), events: ev,
+		algorithms: algorithm.NewCache(algorithm.NewStore(d.DB), 2*time.Second), queue: queue.New(d.Redis, d.Queue), events: ev,
 		registry: registry.New(d.Redis), log: d.Log,
 		lc:       lifecycle.New(jobs, ev, d.Log, d.Backoff),
 		execs:    map[string]*executor{},

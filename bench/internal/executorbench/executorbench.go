@@ -92,8 +92,8 @@ func (y *system) onFinish(id, outcome string) {
 	y.finished <- id
 }
 
-// Run measures both systems in one stack, agents first then executors for
-// each part, and returns their results (agent, executor).
+// Run measures both systems in one stack and returns their results
+// (agent, executor): the dispatches taking turns, then the bursts.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if len(cfg.Noop) == 0 {
 		return nil, errors.New("executorbench: no no-op program")
@@ -153,11 +153,11 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 		return msgs, nil
 	}
-	out := make([]Result, 0, 2)
-	for _, y := range []*system{ag, ex} {
-		res := Result{System: y.name, Dispatches: cfg.Dispatches, Jobs: cfg.Jobs}
-		// Warm up: one job a slot, so every worker has polled and started a
-		// process once.
+	systems := []*system{ag, ex}
+	out := make([]Result, len(systems))
+	// Warm up: one job a slot, so every worker has polled and started a
+	// process once.
+	for _, y := range systems {
 		warm, err := create(y, cfg.Workers*cfg.Slots)
 		if err != nil {
 			return nil, err
@@ -165,13 +165,20 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		if err := burst(ctx, s.Queue, y, warm, cfg.Timeout); err != nil {
 			return nil, fmt.Errorf("%s warm-up: %w", y.name, err)
 		}
-		// Dispatch, one at a time on an idle pool.
-		one, err := create(y, cfg.Dispatches)
-		if err != nil {
+	}
+	// Dispatch, one job at a time on an idle pool, the systems taking turns
+	// (a busy machine's load falls on both alike).
+	one := make([][]queue.Message, len(systems))
+	for k, y := range systems {
+		var err error
+		if one[k], err = create(y, cfg.Dispatches); err != nil {
 			return nil, err
 		}
-		var d []time.Duration
-		for _, m := range one {
+	}
+	d := make([][]time.Duration, len(systems))
+	for i := range cfg.Dispatches {
+		for k, y := range systems {
+			m := one[k][i]
 			time.Sleep(20 * time.Millisecond) // the workers back in their wait
 			at := time.Now()
 			if _, err := s.Queue.EnqueueBatch(ctx, []queue.Message{m}); err != nil {
@@ -186,10 +193,13 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s: job %s ended without a start", y.name, m.JobID)
 			}
-			d = append(d, started.Sub(at))
+			d[k] = append(d[k], started.Sub(at))
 		}
-		res.P50, res.P99 = quantile(d, 0.50), quantile(d, 0.99)
-		// The burst.
+	}
+	// The bursts, one system after the other.
+	for k, y := range systems {
+		res := Result{System: y.name, Dispatches: cfg.Dispatches, Jobs: cfg.Jobs,
+			P50: quantile(d[k], 0.50), P99: quantile(d[k], 0.99)}
 		msgs, err := create(y, cfg.Jobs)
 		if err != nil {
 			return nil, err
@@ -203,7 +213,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			return nil, fmt.Errorf("%s: %d jobs did not succeed", y.name, n)
 		}
 		slog.Info("measured", "system", y.name, "dispatch_p50", res.P50, "dispatch_p99", res.P99, "jobs_per_s", res.JobsPerSec)
-		out = append(out, res)
+		out[k] = res
 	}
 	return out, nil
 }
