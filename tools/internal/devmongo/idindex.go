@@ -3,6 +3,7 @@ package devmongo
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +140,12 @@ func (x *idIndexer) create(ctx context.Context, db, coll string) (bool, error) {
 	if _, err := h.ExecContext(ctx, q); err != nil {
 		return false, err
 	}
-	info, err := mirror(ctx, h, table, settings)
+	var st ferretSettings
+	if err := json.Unmarshal([]byte(settings), &st); err != nil {
+		x.log.Warn("devmongo: cannot read collection settings; queries scan the collection", "db", db, "collection", coll, "err", err)
+		return true, nil
+	}
+	info, err := mirror(ctx, h, table, st)
 	if err != nil {
 		// Queries on this collection are left to FerretDB, as before.
 		x.log.Warn("devmongo: cannot mirror indexes; queries scan the collection", "db", db, "collection", coll, "err", err)
@@ -149,7 +155,7 @@ func (x *idIndexer) create(ctx context.Context, db, coll string) (bool, error) {
 		x.infos[db] = map[string]*collInfo{}
 	}
 	x.infos[db][coll] = info
-	if err := hollow(ctx, h, table, settings); err != nil {
+	if err := hollow(ctx, h, table, st); err != nil {
 		// Writes keep updating FerretDB's indexes, as before.
 		x.log.Warn("devmongo: cannot hollow FerretDB's indexes; writes update them", "db", db, "collection", coll, "err", err)
 	}

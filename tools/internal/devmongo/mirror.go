@@ -3,7 +3,6 @@ package devmongo
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -114,13 +113,9 @@ type ferretSettings struct {
 }
 
 // mirror makes the table's mirrored indexes match the collection's MongoDB
-// indexes (settings, as FerretDB stores them), and returns what queries need.
+// indexes (st, as FerretDB stores them), and returns what queries need.
 // A capped collection gets none: its order is its record ids'.
-func mirror(ctx context.Context, h *sql.DB, table, settings string) (*collInfo, error) {
-	var st ferretSettings
-	if err := json.Unmarshal([]byte(settings), &st); err != nil {
-		return nil, fmt.Errorf("collection settings: %w", err)
-	}
+func mirror(ctx context.Context, h *sql.DB, table string, st ferretSettings) (*collInfo, error) {
 	info := &collInfo{table: table, fields: map[string][]string{}, lead: map[string]bool{}}
 	want := map[string]string{} // index name → CREATE INDEX statement
 	if st.CappedSize == 0 && st.CappedDocuments == 0 {
@@ -199,18 +194,14 @@ const hollowSuffix = " WHERE 0"
 // hollow empties FerretDB's own SQLite indexes of the table that enforce
 // nothing (not unique): FerretDB's queries never use them (the proxy answers
 // from the mirrors), yet every write of a document updates each of them, a
-// page of its B-tree journaled and written to the WAL, so on the job records'
-// eleven indexes they were most of an update's cost. Each one becomes a
+// page of its B-tree journaled and written to the WAL, and each in every
+// UPDATE statement FerretDB prepares anew. Each one becomes a
 // partial index WHERE 0 under the same name and on the same columns: it holds
 // no entry, SQLite skips it on writes, and FerretDB can still drop it
 // (dropIndexes, which names it) and list it (from its own settings). Unique
 // indexes, _id's among them, are left as they are: they enforce uniqueness.
 // It runs while the command that asks runs alone (lanes.go).
-func hollow(ctx context.Context, h *sql.DB, table, settings string) error {
-	var st ferretSettings
-	if err := json.Unmarshal([]byte(settings), &st); err != nil {
-		return fmt.Errorf("collection settings: %w", err)
-	}
+func hollow(ctx context.Context, h *sql.DB, table string, st ferretSettings) error {
 	for _, ix := range st.Indexes {
 		if ix.Unique || ix.Name == "" {
 			continue
@@ -218,9 +209,8 @@ func hollow(ctx context.Context, h *sql.DB, table, settings string) error {
 		name := table + "_" + ix.Name
 		var def sql.NullString
 		err := h.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name = ?`, table, name).Scan(&def)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && (!def.Valid || strings.HasSuffix(def.String, hollowSuffix) ||
-			strings.Contains(strings.ToUpper(def.String), " WHERE "))) {
-			continue // none, hollow already, or not one FerretDB made as we know it
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (!def.Valid || strings.Contains(strings.ToUpper(def.String), " WHERE "))) {
+			continue // none, hollow already (or not one FerretDB made as we know it)
 		}
 		if err != nil {
 			return err
