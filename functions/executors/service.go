@@ -18,6 +18,7 @@ import (
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/executorapi"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/fnserve"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
@@ -124,7 +125,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		d:      d, db: d.DB, rdb: d.Redis, creds: NewCredentials(d.DB), jobs: jobs,
 		algorithms: algorithm.NewCache(algorithm.NewStore(d.DB), 2*time.Second), queue: queue.New(d.Redis, d.Queue), events: ev,
 		registry: registry.New(d.Redis), log: d.Log,
-		lc:       lifecycle.New(jobs, ev, d.Log, d.Backoff),
+		lc: lifecycle.New(jobs, ev, d.Log, d.Backoff).
+			OnEnd(fairq.New(d.Redis, queue.New(d.Redis, d.Queue), fairq.Config{Log: d.Log}).Ended),
 		execs:    map[string]*executor{},
 		blockers: make(chan struct{}, d.MaxBlocking),
 	}

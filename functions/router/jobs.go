@@ -131,12 +131,8 @@ func (a *api) getJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 // queuePosition estimates a queued job's place in its pool (1: next) and
-// when it starts. A job in the queue: every ready job at a higher priority is
-// ahead of it, and at its own priority at most all of them are. A job waiting
-// for its fair share: every ready job is ahead, then the jobs fair share moves
-// into the queue before it (fairq.Position). The start is now plus the jobs
-// ahead beyond the free slots times the pool's mean run (EWMA of run
-// slot-seconds) ÷ its live slots. Either is nil for a job that is not queued,
+// when it starts (fairq.Estimate; without fair share, the ready jobs at its
+// priority or higher and no start). Either is nil for a job that is not queued,
 // when Redis does not answer, or (the start) before the pool has live slots
 // and a measured run: they are advice; the job record is what matters.
 func (a *api) queuePosition(ctx context.Context, j *job.Job) (*int64, *time.Time) {
@@ -148,43 +144,23 @@ func (a *api) queuePosition(ctx context.Context, j *job.Job) (*int64, *time.Time
 		a.log.WarnContext(ctx, "queue position unknown", "job_id", j.ID, "pool", j.Pool, "err", err)
 		return nil, nil
 	}
-	var n, all int64
-	for _, p := range job.Priorities() {
-		all += st.Ready[p]
-	}
-	for _, p := range job.Priorities() {
-		n += st.Ready[p]
-		if p == j.Priority {
-			break
-		}
-	}
 	if a.Fair == nil {
+		var n int64
+		for _, p := range job.Priorities() {
+			n += st.Ready[p]
+			if p == j.Priority {
+				break
+			}
+		}
 		n = max(n, 1)
 		return &n, nil
 	}
-	ahead, held, err := a.Fair.Position(ctx, j.Pool, j.ID)
+	e, err := a.Fair.Estimate(ctx, j, st)
 	if err != nil {
 		a.log.WarnContext(ctx, "queue position unknown", "job_id", j.ID, "pool", j.Pool, "err", err)
 		return nil, nil
 	}
-	if held {
-		n = all + ahead + 1
-	}
-	n = max(n, 1)
-	fs, err := a.Fair.State(ctx, j.Pool)
-	if err != nil || fs.MeanRun <= 0 {
-		return &n, nil
-	}
-	slots, err := a.Fair.Slots(ctx, j.Pool)
-	if err != nil || slots <= 0 {
-		return &n, nil
-	}
-	wait := time.Duration(0)
-	if need := n - max(int64(slots)-st.Running, 0); need > 0 {
-		wait = time.Duration(float64(need) * fs.MeanRun / float64(slots) * float64(time.Second))
-	}
-	eta := time.Now().Add(wait).UTC().Truncate(time.Millisecond)
-	return &n, &eta
+	return &e.Position, e.Start
 }
 
 // tenantJob returns the job of the path's id if the request's tenant owns it

@@ -374,19 +374,22 @@ func (f *Fair) Holds(ctx context.Context, pool, jobID string) (bool, error) {
 }
 
 // Position says how many waiting jobs of pool fair share moves into the queue
-// before job jobID (held false: the job does not wait in a sub-queue).
-func (f *Fair) Position(ctx context.Context, pool, jobID string) (ahead int64, held bool, err error) {
+// before job jobID, and their expected slot-seconds (held false: the job does
+// not wait in a sub-queue).
+func (f *Fair) Position(ctx context.Context, pool, jobID string) (ahead int64, work float64, held bool, err error) {
 	ks, qp := keys(pool)
 	res, err := positionScript.Run(ctx, f.rdb, ks, qp, jobID).Result()
 	if err != nil {
-		return 0, false, fmt.Errorf("fair share: position of job %s: %w", jobID, err)
+		return 0, 0, false, fmt.Errorf("fair share: position of job %s: %w", jobID, err)
 	}
 	r, ok := res.([]any)
-	if !ok || len(r) < 1 {
-		return 0, false, nil
+	if !ok || len(r) < 2 {
+		return 0, 0, false, nil
 	}
-	n, _ := r[0].(int64)
-	return n, true, nil
+	ahead, _ = r[0].(int64)
+	w, _ := r[1].(string)
+	work, _ = strconv.ParseFloat(w, 64)
+	return ahead, work, true, nil
 }
 
 // PoolState is a pool's fair-share figures.
@@ -399,6 +402,10 @@ type PoolState struct {
 	MeanRun float64
 	// Runs counts the ends that fed MeanRun.
 	Runs int64
+	// Rate is the slot-seconds of runs ended per second (EWMA over windows
+	// of a second or more; 0 before the first), measured at RateAt.
+	Rate   float64
+	RateAt time.Time
 }
 
 // State reads pool's fair-share figures.
@@ -407,17 +414,24 @@ func (f *Fair) State(ctx context.Context, pool string) (PoolState, error) {
 	pipe := f.rdb.Pipeline()
 	w := pipe.HLen(ctx, k.Jobs)
 	o := pipe.ZCard(ctx, k.Out)
-	s := pipe.HMGet(ctx, k.Stats, "ewma", "n")
+	s := pipe.HMGet(ctx, k.Stats, "ewma", "n", "rate", "rate_at")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return PoolState{}, fmt.Errorf("fair share: state of pool %s: %w", pool, err)
 	}
 	st := PoolState{Waiting: w.Val(), Out: o.Val()}
-	if v := s.Val(); len(v) == 2 {
+	if v := s.Val(); len(v) == 4 {
 		if e, ok := v[0].(string); ok {
 			st.MeanRun, _ = strconv.ParseFloat(e, 64)
 		}
 		if n, ok := v[1].(string); ok {
 			st.Runs, _ = strconv.ParseInt(n, 10, 64)
+		}
+		if r, ok := v[2].(string); ok {
+			st.Rate, _ = strconv.ParseFloat(r, 64)
+		}
+		if at, ok := v[3].(string); ok {
+			ms, _ := strconv.ParseInt(at, 10, 64)
+			st.RateAt = time.UnixMilli(ms)
 		}
 	}
 	return st, nil
@@ -458,4 +472,73 @@ func (f *Fair) Purge(ctx context.Context, pool string) error {
 		ks = append(ks, k.QueuePrefix+t)
 	}
 	return f.rdb.Del(ctx, ks...).Err()
+}
+
+// rateFresh is how long a measured service rate is used.
+const rateFresh = 30 * time.Second
+
+// Estimate is a queued job's place in its pool (1: next) and when it is
+// expected to start (nil before the pool has live slots and a measured run).
+type Estimate struct {
+	Position int64
+	Start    *time.Time
+}
+
+// Estimate places queued job j in its pool, given the pool's queue figures
+// st. A job in the queue: every ready job at a higher priority is ahead of
+// it, and at its own priority at most all of them are. A job waiting for its
+// fair share: every ready job is ahead, then the jobs fair share moves into
+// the queue before it (Position). Its start is now when free slots outnumber
+// the jobs ahead, else now plus the slot-seconds ahead of it (the ready jobs'
+// at the pool's mean run, the waiting ones' at their tenants' mean runs) ÷
+// the pool's service rate (slot-seconds ended per second, measured; at most
+// its live slots).
+func (f *Fair) Estimate(ctx context.Context, j *job.Job, st queue.PoolStats) (Estimate, error) {
+	var n, all int64
+	for _, p := range job.Priorities() {
+		all += st.Ready[p]
+	}
+	for _, p := range job.Priorities() {
+		n += st.Ready[p]
+		if p == j.Priority || (j.Priority == "" && p == job.Normal) {
+			break
+		}
+	}
+	ahead, work, held, err := f.Position(ctx, j.Pool, j.ID)
+	if err != nil {
+		return Estimate{}, err
+	}
+	ready := n
+	if held {
+		ready = all
+		n = all + ahead + 1
+	}
+	e := Estimate{Position: max(n, 1)}
+	fs, err := f.State(ctx, j.Pool)
+	if err != nil || fs.MeanRun <= 0 {
+		return e, err
+	}
+	slots, err := f.Slots(ctx, j.Pool)
+	if err != nil || slots <= 0 {
+		return e, err
+	}
+	if held {
+		work += float64(ready) * fs.MeanRun
+	} else { // the ready jobs at its priority or higher
+		work = float64(max(n-1, 0)) * fs.MeanRun
+	}
+	// As many jobs ahead as free slots or fewer: it starts at once. Else the
+	// pool works off the slot-seconds ahead first, at its measured service
+	// rate (at most its live slots; the slots alone without a recent one).
+	rate := float64(slots)
+	if fs.Rate > 0 && time.Since(fs.RateAt) < rateFresh {
+		rate = min(rate, fs.Rate)
+	}
+	wait := time.Duration(0)
+	if e.Position-1 >= max(int64(slots)-st.Running, 0) {
+		wait = time.Duration(work / rate * float64(time.Second))
+	}
+	at := time.Now().Add(wait).UTC().Truncate(time.Millisecond)
+	e.Start = &at
+	return e, nil
 }

@@ -336,7 +336,7 @@ func TestPosition(t *testing.T) {
 	// Simulate the picks to learn the true order, comparing with Position.
 	want := map[string]int64{}
 	for _, j := range append(xs, ys...) {
-		n, held, err := b.f.Position(b.ctx, b.pool, j.ID)
+		n, _, held, err := b.f.Position(b.ctx, b.pool, j.ID)
 		if err != nil || !held {
 			t.Fatalf("%s: %v %v", j.ID, held, err)
 		}

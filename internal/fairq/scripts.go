@@ -19,7 +19,8 @@ import "github.com/redis/go-redis/v9"
 // tenant has a virtual time, its slot-seconds served divided by its weight; a
 // pick takes the head (priority, then FIFO) of the waiting tenant with the
 // lowest virtual time among those under their max_running, and charges it the
-// pool's mean run (slot-seconds, EWMA) divided by its weight; when the job
+// tenant's mean run in the pool (slot-seconds, EWMA; the pool's before its
+// first) divided by its weight; when the job
 // ends its real slot-seconds replace the estimate. A tenant that starts
 // waiting starts at the pool's clock (the virtual time of the last pick), so an
 // idle tenant neither banks credit nor waits for the others' history: its
@@ -41,6 +42,11 @@ local function est()
   if not e or e <= 0 then e = 1 end
   return e
 end
+local function test(t)
+  local e = tonumber(redis.call('HGET', S, 'ewma:' .. t))
+  if not e or e <= 0 then return est() end
+  return e
+end
 local function clock() return tonumber(redis.call('HGET', S, 'clock')) or 0 end
 local function advance(v) if v > clock() then redis.call('HSET', S, 'clock', v) end end
 local function eligible(t)
@@ -49,7 +55,7 @@ local function eligible(t)
   return (tonumber(redis.call('HGET', ON, t)) or 0) < lim
 end
 local function charge_out(id, t, now)
-  local c = est()
+  local c = test(t)
   redis.call('ZADD', O, now, id)
   redis.call('HSET', OI, id, cjson.encode({t = t, c = c}))
   redis.call('HINCRBY', ON, t, 1)
@@ -142,8 +148,8 @@ return pick(free(cap), now, {'held'})
 // doneScript forgets a job that ended (or left the queue: canceled, expired,
 // its tenant deleted): a waiting job leaves its sub-queue; a job out in the
 // queue frees its room and its tenant's place, and its real slot-seconds
-// (ARGV[3], 0: unknown) replace its charge and feed the pool's mean run
-// (EWMA, weight ARGV[5]). Then it picks as many jobs as the pool has room for.
+// (ARGV[3], 0: unknown) replace its charge and feed the pool's and its
+// tenant's mean runs and the pool's service rate (EWMA, weight ARGV[5]). Then it picks as many jobs as the pool has room for.
 // With ARGV[6] = 1 (a sweep of jobs whose end was never reported) a job being
 // moved is left alone.
 //
@@ -179,10 +185,29 @@ if info then
 end
 redis.call('HDEL', M, id)
 if actual > 0 then
-  local e = tonumber(redis.call('HGET', S, 'ewma'))
-  if not e then e = actual else e = e + tonumber(ARGV[5]) * (actual - e) end
-  redis.call('HSET', S, 'ewma', e)
+  local a = tonumber(ARGV[5])
+  local function ewma(f)
+    local e = tonumber(redis.call('HGET', S, f))
+    if not e then e = actual else e = e + a * (actual - e) end
+    redis.call('HSET', S, f, e)
+  end
+  ewma('ewma')
+  if info then ewma('ewma:' .. cjson.decode(info).t) end
   redis.call('HINCRBY', S, 'n', 1)
+  -- The service rate: slot-seconds ended per second, over windows of 1-10 s
+  -- (a longer one spans idle time: it starts again).
+  local ws = tonumber(redis.call('HGET', S, 'win'))
+  local acc = (tonumber(redis.call('HGET', S, 'acc')) or 0) + actual
+  if not ws or now - ws > 10000 then
+    redis.call('HSET', S, 'win', now, 'acc', actual)
+  elseif now - ws >= 1000 then
+    local r = acc / ((now - ws) / 1000)
+    local old = tonumber(redis.call('HGET', S, 'rate'))
+    if old then r = old + a * (r - old) end
+    redis.call('HSET', S, 'rate', r, 'rate_at', now, 'win', now, 'acc', 0)
+  else
+    redis.call('HSET', S, 'acc', acc)
+  end
 end
 return pick(free(tonumber(ARGV[4])), now, {})
 `)
@@ -213,32 +238,36 @@ return pick(free(tonumber(ARGV[2])), now, out)
 // positionScript says how many waiting jobs fair share picks before job
 // ARGV[2]: the jobs ahead of it in its own sub-queue, and of every other
 // waiting tenant the jobs whose virtual start comes before its own (each
-// pick of a tenant advances its virtual time by the mean run ÷ its weight).
-// Limits are not simulated.
+// pick of a tenant advances its virtual time by the tenant's mean run ÷ its
+// weight), and their expected slot-seconds. Limits are not simulated.
 //
 //	ARGV[2] job id
 //
-// Result: -1 when the job does not wait here, else {ahead, waiting tenants}.
+// Result: -1 when the job does not wait here, else {ahead, slot-seconds
+// ahead (a string)}.
 var positionScript = redis.NewScript(commonLua + `
 local msg = redis.call('HGET', J, ARGV[2])
 if not msg then return -1 end
 local t = cjson.decode(msg).t
 local r = redis.call('ZRANK', QP .. t, ARGV[2])
 if not r then return -1 end
-local c = est()
+local c = test(t)
 local vt = tonumber(redis.call('ZSCORE', A, t)) or clock()
 local mine = vt + r * c / weight(t)
-local ahead = r
+local ahead, work = r, r * c
 local act = redis.call('ZRANGE', A, 0, -1, 'WITHSCORES')
 for i = 1, #act, 2 do
   local u = act[i]
   if u ~= t then
-    local vu, step = tonumber(act[i + 1]), c / weight(act[i])
+    local cu = test(u)
+    local vu, step = tonumber(act[i + 1]), cu / weight(u)
     local k = 0
     if vu < mine then k = math.ceil((mine - vu) / step) end
     if vu + k * step == mine and u < t then k = k + 1 end
-    ahead = ahead + math.min(k, redis.call('ZCARD', QP .. u))
+    k = math.min(k, redis.call('ZCARD', QP .. u))
+    ahead = ahead + k
+    work = work + k * cu
   end
 end
-return {ahead, #act / 2}
+return {ahead, tostring(work)}
 `)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
@@ -150,7 +151,8 @@ func New(cfg config.Config, d Deps, gpus []registry.GPU, version string) (*Agent
 	log := d.Log.With("pool", cfg.Pool, "node", cfg.Node)
 	a := &Agent{
 		d: d, version: version, ctl: ctl, gang: gang.New(d.Redis, cfg.Pool),
-		lc:   lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}),
+		lc: lifecycle.New(d.Jobs, d.Events, log, lifecycle.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}).
+			OnEnd(fairq.New(d.Redis, d.Queue, fairq.Config{Log: log}).Ended),
 		held: map[string]held{}, runs: map[string]*run{}, freed: make(chan struct{}, 1),
 	}
 	a.init(cfg, log, d.Metrics, d.Inputs, d.Assets, gpus, d.OnFinish)

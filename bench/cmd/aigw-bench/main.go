@@ -40,7 +40,7 @@ func main() {
 
 func run() error {
 	out := flag.String("out", "results/latest.json", "JSON file the figures are merged into")
-	only := flag.String("only", "queue,jobstore,api,worker,executors,gateway,cycle", "benches to run, comma-separated")
+	only := flag.String("only", "queue,jobstore,api,worker,executors,gateway,cycle,fairness", "benches to run, comma-separated")
 	jobs := flag.Int("jobs", 50000, "end-to-end queue jobs")
 	producers := flag.Int("producers", 16, "producers")
 	consumers := flag.Int("consumers", 16, "consumers")
@@ -73,6 +73,9 @@ func run() error {
 	dataBytes := flag.Int64("data-bytes", 128<<20, "data bench: size of the artifact uploaded and downloaded")
 	dataRounds := flag.Int("data-rounds", 3, "data bench: rounds (figures are medians)")
 	dataAsset := flag.Int64("data-asset-bytes", 64<<20, "data bench: size of the asset dispatched cold and cached")
+	fairFor := flag.Duration("fairness-for", 60*time.Second, "fairness bench: length of the saturated run")
+	fairSlots := flag.Int("fairness-slots", 8, "fairness bench: the pool's worker slots")
+	fairRun := flag.Duration("fairness-run", 100*time.Millisecond, "fairness bench: mean run time of the heavy tenant's jobs (the light tenant's run twice as long)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -91,6 +94,8 @@ func run() error {
 	benches := map[string]bool{}
 	for _, b := range strings.Split(*only, ",") {
 		switch b = strings.TrimSpace(b); b {
+		case "fairness":
+			benches[b] = true
 		case "queue", "jobstore", "api", "worker", "executors", "gateway", "cycle", "data":
 			benches[b] = true
 		default:
@@ -202,6 +207,11 @@ func run() error {
 	}
 	if benches["cycle"] {
 		if err := runCycle(ctx, rep, *cycleJobs, *cycleTicks); err != nil {
+			return err
+		}
+	}
+	if benches["fairness"] {
+		if err := runFairness(ctx, rep, *fairFor, *fairSlots, *fairRun); err != nil {
 			return err
 		}
 	}
