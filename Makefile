@@ -68,7 +68,7 @@ FAULT_TESTS := TestFailover
 .PHONY: test-go
 test-go: ## unit and integration tests of every module (servers must be up)
 	@source scripts/env.sh; \
-	echo "== fault tests"; go test -count=1 -run '$(FAULT_TESTS)' -v ./internal/queue/ ./internal/fairq/ 2>go test -count=1 -run '$(FAULT_TESTS)' -v ./internal/queue/ 2>&11 | grep -v 'pool.go.*failed to dial'; \
+	echo "== fault tests"; go test -count=1 -run '$(FAULT_TESTS)' -v ./internal/queue/ ./internal/fairq/ 2>&1 | grep -v 'pool.go.*failed to dial'; \
 	for d in $(MODULES); do echo "== go test $$d"; (cd $$d && go test -count=1 -race -skip '$(FAULT_TESTS)' -timeout 15m ./...); done
 
 .PHONY: test-deploy
