@@ -60,7 +60,12 @@ type Consumer struct {
 	scans       int         // looks at every shard so far (for tests)
 	reclaims    []time.Time // per shard: last reclaim pass
 	reclaimNext int
+	delayed     []time.Time // per shard: last take that checked the delayed zset itself
 }
+
+// delayedCheckEvery is how often a consumer's take on a shard checks the
+// delayed zset without trusting the due time the shard records (see takeScript).
+const delayedCheckEvery = time.Second
 
 // Consumer returns a consumer of pool named name (unique per live consumer, e.g.
 // "<node>/<slot>").
@@ -78,7 +83,8 @@ func (q *Queue) Consumer(pool, name string, o ConsumerOptions) (*Consumer, error
 		home = int(h.Sum32())
 	}
 	home %= q.cfg.Shards
-	return &Consumer{q: q, pool: pool, name: name, home: home, next: home, reclaims: make([]time.Time, q.cfg.Shards)}, nil
+	return &Consumer{q: q, pool: pool, name: name, home: home, next: home, reclaims: make([]time.Time, q.cfg.Shards),
+		delayed: make([]time.Time, q.cfg.Shards)}, nil
 }
 
 // Name returns the consumer's name.
@@ -383,7 +389,7 @@ func (c *Consumer) clearHints(ctx context.Context, seen []string) error {
 	pipe := c.q.rdb.Pipeline()
 	for s, v := range seen {
 		if v != "" {
-			clearHintScript.Eval(ctx, pipe, []string{c.q.keys(c.pool, s).hint}, v)
+			clearHintScript.Eval(ctx, pipe, []string{c.q.keys(c.pool, s).ids}, v)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -528,19 +534,26 @@ type take struct {
 
 // takeArgs builds the take script's arguments for shard. A call on the home
 // shard also acknowledges the wake-up entries read since the last one (if the
-// call fails they stay pending until a reclaim drops them).
+// call fails they stay pending until a reclaim drops them). A scan (report),
+// and a take on a shard not checked for delayedCheckEvery, checks the delayed
+// zset itself.
 func (c *Consumer) takeArgs(shard int, t take) []any {
 	r := 0
 	if t.report {
 		r = 1
 	}
+	check := 0
+	if now := time.Now(); t.report || now.Sub(c.delayed[shard]) >= delayedCheckEvery {
+		check = 1
+		c.delayed[shard] = now
+	}
 	var wakes []string
 	if shard == c.home {
 		wakes, c.wakeAcks = c.wakeAcks, nil
 	}
-	args := make([]any, 0, 8+3*(len(t.acks)+len(wakes)))
+	args := make([]any, 0, 9+3*(len(t.acks)+len(wakes)))
 	args = append(args, c.q.cfg.Group, c.name, t.count, t.levels, r,
-		ceilMillis(t.idle), c.home, len(t.acks)+len(wakes))
+		ceilMillis(t.idle), c.home, check, len(t.acks)+len(wakes))
 	for _, d := range t.acks {
 		args = append(args, d.prio()+1, d.EntryID, d.JobID)
 	}

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -112,7 +113,28 @@ type Queue struct {
 
 	mu       sync.Mutex
 	batchers map[string]*batcher // by master address: see batcherFor
+
+	// quiet holds, per pool shard (shardRef), when an enqueue there last found
+	// no consumer of the pool idle (unix ns, *atomic.Int64, taken before the
+	// enqueue was sent). An enqueue to that shard within idleRecheck after it
+	// does not look again (one command fewer per job in a busy pool, where
+	// nobody registers as idle). The price: a consumer that registers as idle
+	// within that window is not woken for a job this process then queues on
+	// that shard, which waits for a consumer homed there or for the idle one's
+	// next look at every shard (Config.BlockSlice). Consumers register only
+	// after a block slice with nothing on their home shard, so a pool that gets
+	// a job on a shard every idleRecheck seldom has one.
+	quiet sync.Map
 }
+
+// shardRef names one shard of a pool.
+type shardRef struct {
+	pool  string
+	shard int
+}
+
+// idleRecheck: see Queue.quiet.
+const idleRecheck = 5 * time.Millisecond
 
 // New returns a Queue over an open client (see redisconn.Open).
 func New(rdb redis.UniversalClient, cfg Config) *Queue {
@@ -168,14 +190,14 @@ type shardKeys struct {
 	delayed string
 	ids     string
 	dead    string
-	hint    string // the pool's high-waiting hint, one copy per shard (see takeScript)
+	hint    string // the high-waiting hint's key of older versions (now a field of ids; purged)
 	wake    string // wake-up stream (see wakeScript)
 	idle    string // the pool's idle consumers' homes, one copy per shard (see enqueueScript)
 }
 
 // takeKeys are the take script's keys.
 func (k shardKeys) takeKeys() []string {
-	return []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.hint, k.wake, k.idle}
+	return []string{k.streams[0], k.streams[1], k.streams[2], k.delayed, k.ids, k.wake, k.idle}
 }
 
 func (q *Queue) keys(pool string, shard int) shardKeys {
@@ -249,8 +271,9 @@ type Enqueued struct {
 }
 
 // enqueueArgs builds the enqueue script's keys and arguments for a message that
-// Enqueue or EnqueueBatch has validated.
-func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int) {
+// Enqueue or EnqueueBatch has validated; it skips the look for idle consumers
+// when an enqueue to the shard found none less than idleRecheck before now.
+func (q *Queue) enqueueArgs(m Message, now int64) (keys []string, args []any, shard int) {
 	shard = q.ShardOf(m.JobID)
 	k := q.keys(m.Pool, shard)
 	pi, _ := prioIndex(m.Priority)
@@ -259,23 +282,41 @@ func (q *Queue) enqueueArgs(m Message) (keys []string, args []any, shard int) {
 	if !m.NotBefore.IsZero() {
 		nb = m.NotBefore.UnixMilli()
 	}
-	return []string{k.ids, k.streams[pi], k.delayed, k.idle}, []any{m.JobID, string(prio), m.Payload, nb, shard}, shard
+	skip := 0
+	if t, ok := q.quiet.Load(shardRef{m.Pool, shard}); ok && now-t.(*atomic.Int64).Load() < int64(idleRecheck) {
+		skip = 1
+	}
+	return []string{k.ids, k.streams[pi], k.delayed, k.idle}, []any{m.JobID, string(prio), m.Payload, nb, shard, skip}, shard
+}
+
+// markQuiet records that an enqueue sent at sent (unix ns) to a pool shard
+// found no consumer of the pool idle.
+func (q *Queue) markQuiet(pool string, shard int, sent int64) {
+	ref := shardRef{pool, shard}
+	t, ok := q.quiet.Load(ref)
+	if !ok {
+		t, _ = q.quiet.LoadOrStore(ref, new(atomic.Int64))
+	}
+	v := t.(*atomic.Int64)
+	for old := v.Load(); old < sent && !v.CompareAndSwap(old, sent); old = v.Load() {
+	}
 }
 
 // enqueuedFrom reads the enqueue script's result, and the home shard of the
-// consumer to wake (-1: none).
+// consumer to wake, or what the script says instead (see enqueueScript: -1
+// nobody idle, -2 one homed on the shard is, -3 not looked).
 func enqueuedFrom(shard int, res any, err error) (Enqueued, int, error) {
 	if err != nil {
-		return Enqueued{}, -1, err
+		return Enqueued{}, -3, err
 	}
 	r, _ := res.([]any)
 	if len(r) != 2 {
-		return Enqueued{}, -1, fmt.Errorf("enqueue script answered %v", res)
+		return Enqueued{}, -3, fmt.Errorf("enqueue script answered %v", res)
 	}
 	id, _ := r[0].(string)
 	wake, _ := r[1].(int64)
 	if id == "" {
-		return Enqueued{Shard: shard, Duplicate: true}, -1, nil
+		return Enqueued{Shard: shard, Duplicate: true}, -3, nil
 	}
 	return Enqueued{Shard: shard, EntryID: id}, int(wake), nil
 }
@@ -322,8 +363,9 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 	errs := make([]error, len(ms))
 	keys := make([][]string, len(ms))
 	args := make([][]any, len(ms))
+	sent := time.Now().UnixNano()
 	for i, m := range ms {
-		keys[i], args[i], res[i].Shard = q.enqueueArgs(m)
+		keys[i], args[i], res[i].Shard = q.enqueueArgs(m, sent)
 	}
 	run := func() (cmds []*redis.Cmd, noScript bool) {
 		cmds = make([]*redis.Cmd, len(ms))
@@ -358,6 +400,9 @@ func (q *Queue) sendBatch(ctx context.Context, ms []Message) ([]Enqueued, []erro
 		}
 		if res[i].EntryID != "delayed" && ms[i].Priority == job.High {
 			highs[ms[i].Pool] = true
+		}
+		if home == -1 {
+			q.markQuiet(ms[i].Pool, res[i].Shard, sent)
 		}
 		if home >= 0 {
 			w := wakeTarget{pool: ms[i].Pool, home: home}
@@ -404,7 +449,7 @@ func (q *Queue) hintAndWake(ctx context.Context, highs map[string]bool, wakes ma
 	pipe := q.rdb.Pipeline()
 	for pool := range highs {
 		for s := range q.cfg.Shards {
-			pipe.Incr(ctx, q.keys(pool, s).hint)
+			pipe.HIncrBy(ctx, q.keys(pool, s).ids, "|h", 1)
 		}
 	}
 	for w, shards := range wakes {

@@ -17,14 +17,14 @@ import (
 //	ARGV[5] payload ("" = none)   ARGV[6] not_before, unix ms (0 = now)
 //
 // Result: the new stream entry id, or "delayed".
-var requeueScript = redis.NewScript(`
+var requeueScript = redis.NewScript(delayLua + `
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 local nb = tonumber(ARGV[6])
 local t = redis.call('TIME')
 if nb > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
   redis.call('HSET', KEYS[3], ARGV[3], 'delayed')
-  redis.call('ZADD', KEYS[2], nb, ARGV[4] .. '|' .. ARGV[3] .. '|' .. ARGV[5])
+  delay(KEYS[3], KEYS[2], nb, ARGV[4] .. '|' .. ARGV[3] .. '|' .. ARGV[5])
   return 'delayed'
 end
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"github.com/redis/go-redis/v9"
-
-	"github.com/aigw/aigw/internal/redisconn"
 )
 
 // Every script touches the keys of one pool shard only, all of which share the hash
@@ -11,12 +9,17 @@ import (
 // (TIME) so that producers and consumers on different hosts agree on not_before.
 //
 // Stream entries carry the fields j (job id) and, when set, p (payload).
-// The membership hash maps a job id to "<priority>" (in a stream) or "delayed".
+// The membership hash maps a job id to "<priority>" (in a stream) or "delayed",
+// and holds two fields of the shard's own that no job id can be (job ids have
+// no '|'): "|h", the shard's copy of the pool's high-waiting hint (see
+// takeScript), and "|d", the earliest not_before in the delayed zset (unset
+// when it is empty), so that a take reads both with one HMGET and touches the
+// delayed zset only when a job there is due.
 
 // wakeLua is the part of a script that adds an entry to a shard's stream and
 // decides whom to wake (KEYS[4] the shard's copy of the pool's idle homes,
 // ARGV[1] the job id, ARGV[5] the shard's number): nobody when a consumer homed
-// on this shard is idle (blocked in a read of this shard, it gets the entry
+// on this shard is idle (-2: blocked in a read of this shard, it gets the entry
 // from Redis itself), else the home shard of an idle consumer elsewhere (one
 // picked by the job id, for the producer to wake, see wakeScript), or -1 when
 // no consumer is idle: busy consumers come back to the shards by themselves,
@@ -35,7 +38,7 @@ local function wake()
     if tonumber(idle[i + 1]) < now then
       expired = true
     elseif h == tonumber(ARGV[5]) then
-      return -1
+      return -2
     else
       homes[#homes + 1] = h
     end
@@ -46,31 +49,46 @@ local function wake()
 end
 `
 
+// delayLua adds a delayed job (KEYS[1] membership hash, KEYS[3] delayed zset,
+// member prio|id|payload, score nb) and keeps the hash's "|d" at the earliest
+// due time.
+const delayLua = `
+local function delay(ids, zset, nb, member)
+  redis.call('ZADD', zset, nb, member)
+  local d = redis.call('HGET', ids, '|d')
+  if not d or nb < tonumber(d) then redis.call('HSET', ids, '|d', nb) end
+end
+`
+
 // enqueueScript adds a job to its shard unless the job is already there, and
-// says whom to wake (see wakeLua).
+// says whom to wake (see wakeLua), unless ARGV[6] = 1: the producer found
+// nobody idle on this shard a moment ago (see Queue.quiet) and skips the look.
 //
 //	KEYS[1] membership hash   KEYS[2] priority stream   KEYS[3] delayed zset
 //	KEYS[4] idle homes zset
 //	ARGV[1] job id   ARGV[2] priority   ARGV[3] payload ("" = none)
 //	ARGV[4] not_before, unix ms (0 = now)   ARGV[5] the shard's number
+//	ARGV[6] 1: do not look for idle consumers
 //
 // Result: {the new stream entry id, "delayed", or "" when the job was already
 // queued on this shard (enqueue is idempotent per job id); the home shard of
-// a consumer to wake, or -1}.
-var enqueueScript = redis.NewScript(wakeLua + `
+// a consumer to wake, -1 (no consumer of the pool is idle), -2 (one homed on
+// this shard is) or -3 (not looked)}.
+var enqueueScript = redis.NewScript(wakeLua + delayLua + `
 local nb = tonumber(ARGV[4])
 if nb > 0 and nb > servertime() then
-  if redis.call('HSETNX', KEYS[1], ARGV[1], 'delayed') == 0 then return {'', -1} end
-  redis.call('ZADD', KEYS[3], nb, ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3])
-  return {'delayed', -1}
+  if redis.call('HSETNX', KEYS[1], ARGV[1], 'delayed') == 0 then return {'', -3} end
+  delay(KEYS[1], KEYS[3], nb, ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3])
+  return {'delayed', -3}
 end
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {'', -1} end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {'', -3} end
 local id
 if ARGV[3] == '' then
   id = redis.call('XADD', KEYS[2], '*', 'j', ARGV[1])
 else
   id = redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'p', ARGV[3])
 end
+if ARGV[6] == '1' then return {id, -3} end
 return {id, wake()}
 `)
 
@@ -92,8 +110,8 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', 256, '*', 's', ARGV[1])
 // membership. With a count of 0 it only acknowledges and promotes.
 //
 // Priority across the pool: each shard holds a copy of the pool's "high waiting"
-// hint (KEYS[6]), which producers of high jobs increment on every shard of the
-// pool after the enqueue. A take that obeys the hint (ARGV[5] = 0) reads only the
+// hint (the field "|h" of KEYS[5]), which producers of high jobs increment on
+// every shard of the pool after the enqueue. A take that obeys the hint (ARGV[5] = 0) reads only the
 // high stream while the hint is set, and returns the hint, so the consumer looks
 // for high jobs on the other shards (a scan: ARGV[5] = 1, which also says what
 // each shard has waiting) before it takes a normal or low one here; the consumer
@@ -101,15 +119,20 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', 256, '*', 's', ARGV[1])
 //
 // Wake-ups: ARGV[6] > 0 registers the consumer's home shard ARGV[7] in this
 // shard's copy of the pool's idle homes for that many ms (a later expiry of
-// another consumer of that home is kept; see enqueueScript). Acks of priority index 4 are wake-up entries of KEYS[7] the
-// consumer has read.
+// another consumer of that home is kept; see enqueueScript). Acks of priority
+// index 4 are wake-up entries of KEYS[6] the consumer has read.
+//
+// Delayed jobs: the take promotes them when "|d" (the earliest due time) has
+// come, or when ARGV[8] = 1 (a check that does not trust "|d": consumers ask
+// for one now and then, so that a zset written without "|d", e.g. by an older
+// version, is still served), and sets "|d" to the next due time.
 //
 //	KEYS[1..3] high, normal, low streams   KEYS[4] delayed zset   KEYS[5] membership hash
-//	KEYS[6] high-waiting hint   KEYS[7] wake-up stream   KEYS[8] idle homes zset
+//	KEYS[6] wake-up stream   KEYS[7] idle homes zset
 //	ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] levels: read streams 1..levels
 //	ARGV[5] 0: obey the hint; 1: ignore it and report what is waiting
-//	ARGV[6] idle ms   ARGV[7] home shard
-//	ARGV[8] number of acks n   ARGV[9..8+3n] acks as triples {priority index
+//	ARGV[6] idle ms   ARGV[7] home shard   ARGV[8] 1: check the delayed zset
+//	ARGV[9] number of acks n   ARGV[10..9+3n] acks as triples {priority index
 //	(1..3, or 4: a wake-up entry), entry id, job id}
 //
 // Result: {waiting, hint, then a flat array of triples {priority index (1..3),
@@ -126,18 +149,18 @@ local function servertime()
   end
   return now
 end
-local nacks = tonumber(ARGV[8])
+local nacks = tonumber(ARGV[9])
 if nacks > 0 then
   local ids, jobs = {{}, {}, {}, {}}, {}
   for i = 0, nacks - 1 do
-    local p = tonumber(ARGV[9 + 3 * i])
-    ids[p][#ids[p] + 1] = ARGV[10 + 3 * i]
-    if p <= 3 then jobs[#jobs + 1] = ARGV[11 + 3 * i] end
+    local p = tonumber(ARGV[10 + 3 * i])
+    ids[p][#ids[p] + 1] = ARGV[11 + 3 * i]
+    if p <= 3 then jobs[#jobs + 1] = ARGV[12 + 3 * i] end
   end
   for p = 1, 4 do
     if #ids[p] > 0 then
       local key = KEYS[p]
-      if p == 4 then key = KEYS[7] end
+      if p == 4 then key = KEYS[6] end
       redis.call('XACK', key, ARGV[1], unpack(ids[p]))
       redis.call('XDEL', key, unpack(ids[p]))
     end
@@ -145,9 +168,11 @@ if nacks > 0 then
   if #jobs > 0 then redis.call('HDEL', KEYS[5], unpack(jobs)) end
 end
 if tonumber(ARGV[6]) > 0 then
-  redis.call('ZADD', KEYS[8], 'GT', servertime() + tonumber(ARGV[6]), ARGV[7])
+  redis.call('ZADD', KEYS[7], 'GT', servertime() + tonumber(ARGV[6]), ARGV[7])
 end
-if redis.call('ZCARD', KEYS[4]) > 0 then
+local meta = redis.call('HMGET', KEYS[5], '|h', '|d')
+local first = tonumber(meta[2])
+if ARGV[8] == '1' or (first and first <= servertime()) then
   local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', servertime(), 'LIMIT', 0, 256)
   for _, m in ipairs(due) do
     local a = string.find(m, '|', 1, true)
@@ -163,10 +188,16 @@ if redis.call('ZCARD', KEYS[4]) > 0 then
     redis.call('HSET', KEYS[5], id, prio)
     redis.call('ZREM', KEYS[4], m)
   end
+  local after = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if #after == 0 then
+    if first then redis.call('HDEL', KEYS[5], '|d') end
+  elseif tonumber(after[2]) ~= first then
+    redis.call('HSET', KEYS[5], '|d', after[2])
+  end
 end
 local levels = tonumber(ARGV[4])
 local report = ARGV[5] == '1'
-local hint = redis.call('GET', KEYS[6]) or ''
+local hint = meta[1] or ''
 if not report and hint ~= '' then levels = math.min(levels, 1) end
 local out = {0, hint}
 local left = tonumber(ARGV[3])
@@ -223,9 +254,12 @@ return #r[2]
 `)
 
 // clearHintScript clears a shard's copy of the pool's high-waiting hint unless a
-// producer incremented it since the consumer's scan read it (KEYS[1] the hint,
-// ARGV[1] the value the scan saw; one key, so one slot).
-var clearHintScript = redisconn.CompareAndDelete
+// producer incremented it since the consumer's scan read it (KEYS[1] the
+// membership hash that holds it, ARGV[1] the value the scan saw).
+var clearHintScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '|h') == ARGV[1] then return redis.call('HDEL', KEYS[1], '|h') end
+return 0
+`)
 
 // extendScript renews the leases of entries this consumer still owns (resetting
 // their idle time) and reports the ones it lost to another consumer.

@@ -43,13 +43,17 @@ type QueueKeys struct {
 	// unix ms).
 	Delayed string
 	// IDs is the membership hash: job id → priority index, or "delayed"; it makes
-	// an enqueue idempotent.
+	// an enqueue idempotent. Two fields no job id can be (ids have no '|') belong
+	// to the shard: "|h", its copy of the pool's high-waiting hint (a counter,
+	// incremented by producers of high jobs on every shard and read by the take
+	// script), and "|d", the earliest due time in Delayed (unix ms; unset when
+	// it is empty).
 	IDs string
 	// Dead is the dead-letter stream (capped by MAXLEN).
 	Dead string
-	// HighWaiting is the pool's high-waiting hint, a string counter with one copy
-	// per shard, incremented by producers of high jobs on every shard and read
-	// by the take script (see internal/queue's takeScript).
+	// HighWaiting was the pool's high-waiting hint (a string counter per shard)
+	// until 2026-12, when it became the field "|h" of IDs; no longer written,
+	// it is named so that a pool's purge removes an old copy.
 	HighWaiting string
 	// Wake is the shard's wake-up stream (Redis stream, one consumer group,
 	// capped by MAXLEN): a producer that enqueued to another shard adds an entry
