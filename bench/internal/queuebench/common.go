@@ -4,6 +4,9 @@ package queuebench
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,9 +164,21 @@ func (s *server) resetStats(ctx context.Context) error {
 }
 
 // commands sums the calls of every command (including those run inside scripts)
-// over the masters since the last resetStats.
+// over the masters since the last resetStats. With AIGW_BENCH_CMDSTATS set it
+// prints the calls per command to stderr.
 func (s *server) commands(ctx context.Context) (int64, error) {
 	var total atomic.Int64
+	var mu sync.Mutex
+	per := map[string]int64{}
+	defer func() {
+		if os.Getenv("AIGW_BENCH_CMDSTATS") == "" {
+			return
+		}
+		names := slices.Sorted(maps.Keys(per))
+		for _, n := range names {
+			fmt.Fprintf(os.Stderr, "cmdstat %-20s %d\n", n, per[n])
+		}
+	}()
 	err := redisconn.ForEachMaster(ctx, s.rdb, func(ctx context.Context, c *redis.Client) error {
 		info, err := c.Info(ctx, "commandstats").Result()
 		if err != nil {
@@ -177,6 +192,10 @@ func (s *server) commands(ctx context.Context) (int64, error) {
 			v, _, _ := strings.Cut(rest, ",")
 			n, _ := strconv.ParseInt(v, 10, 64)
 			total.Add(n)
+			name, _, _ := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
+			mu.Lock()
+			per[name] += n
+			mu.Unlock()
 		}
 		return nil
 	})
