@@ -239,7 +239,10 @@ return pick(free(tonumber(ARGV[2])), now, out)
 // ARGV[2]: the jobs ahead of it in its own sub-queue, and of every other
 // waiting tenant the jobs whose virtual start comes before its own (each
 // pick of a tenant advances its virtual time by the tenant's mean run ÷ its
-// weight), and their expected slot-seconds. Limits are not simulated.
+// weight), and the slot-seconds the pool serves before it, counting the
+// other waiting tenants as waiting still when their jobs queued now run out
+// (a tenant that keeps a pool busy keeps submitting; the count of jobs ahead
+// takes only the jobs queued now). Limits are not simulated.
 //
 //	ARGV[2] job id
 //
@@ -264,8 +267,7 @@ for i = 1, #act, 2 do
     local k = 0
     if vu < mine then k = math.ceil((mine - vu) / step) end
     if vu + k * step == mine and u < t then k = k + 1 end
-    k = math.min(k, redis.call('ZCARD', QP .. u))
-    ahead = ahead + k
+    ahead = ahead + math.min(k, redis.call('ZCARD', QP .. u))
     work = work + k * cu
   end
 end
