@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -34,7 +35,8 @@ func hexSum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(
 // sha256 reference algorithm on a job whose input refers to an upload: the
 // file comes through the executor API, the algorithm hashes it, and its
 // copy becomes the job's artifact in the object store; the executor reads
-// only uploads its held job refers to.
+// only uploads its held job refers to. The algorithm's asset comes through
+// the worker's asset cache.
 func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -52,13 +54,23 @@ func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "aigw-sha256"), "github.com/aigw/aigw/algorithms/sha256").CombinedOutput(); err != nil {
 		t.Fatalf("build aigw-sha256: %v\n%s", err, out)
 	}
+	// The algorithm has an asset: the joined worker's cache downloads it
+	// before the run, as an agent's does.
+	weights := []byte("weights of the joined worker's run")
+	assets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(weights) }))
+	t.Cleanup(assets.Close)
+	cache, err := agent.NewAssetCache(t.TempDir(), 1<<20, &http.Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	retries := 1
 	if _, _, err := s.Algos.Put(ctx, algorithm.Definition{Name: "sha256", Version: "1.0.0", Pool: name,
-		Runtime: algorithm.Runtime{Type: algorithm.Exec, Command: []string{"aigw-sha256"}}, TimeoutMS: 60000, MaxRetries: &retries}); err != nil {
+		Runtime: algorithm.Runtime{Type: algorithm.Exec, Command: []string{"aigw-sha256"}}, TimeoutMS: 60000, MaxRetries: &retries,
+		Assets: []algorithm.Asset{{Name: "weights", URL: assets.URL + "/weights.bin", SHA256: hexSum(weights), Size: int64(len(weights))}}}); err != nil {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	if _, err := s.Joined(ctx, name, "edge-1", WorkerConfig("", "", 1, bin, work), agent.JoinDeps{}); err != nil {
+	if _, err := s.Joined(ctx, name, "edge-1", WorkerConfig("", "", 1, bin, work), agent.JoinDeps{Assets: cache}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -112,6 +124,9 @@ func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(work, "aigw-inputs", "*")); len(left) != 0 {
 		t.Fatalf("input files left behind: %v", left)
+	}
+	if st := cache.Stats(); st.Misses != 1 || st.DownloadedBytes != int64(len(weights)) || st.Files != 1 {
+		t.Fatalf("asset cache %+v: want the asset downloaded once", st)
 	}
 
 	// An executor reads only uploads of a job it holds, and only those the
