@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aigw/aigw/internal/events"
@@ -260,6 +261,21 @@ func (s *Service) handleEvent(w http.ResponseWriter, r *http.Request, x *executo
 
 var artifactRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 
+// artifactName says whether name is a file's path relative to a run's output
+// directory, as the agent names artifacts in subfolders (a/b.txt).
+func artifactName(name string) bool {
+	parts := strings.Split(name, "/")
+	if len(parts) > 16 {
+		return false
+	}
+	for _, p := range parts {
+		if !artifactRE.MatchString(p) || p == "." || p == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 // handleArtifact stores one file of a held attempt in the object store, as
 // the worker does (artifacts/<job>/<attempt>/<name>); the finish records it.
 func (s *Service) handleArtifact(w http.ResponseWriter, r *http.Request, x *executor) error {
@@ -272,8 +288,8 @@ func (s *Service) handleArtifact(w http.ResponseWriter, r *http.Request, x *exec
 	if h == nil {
 		return s.notHeld(r.Context(), x, id)
 	}
-	if !artifactRE.MatchString(name) || name == "." || name == ".." {
-		return web.BadRequest("artifact name: 1-200 of A-Z a-z 0-9 . _ -")
+	if !artifactName(name) {
+		return web.BadRequest("artifact name: a path relative to the output directory (send / as %%2F), at most 16 parts of 1-200 of A-Z a-z 0-9 . _ - each, no . or .. part")
 	}
 	if s.d.Objects == nil {
 		return web.Errorf(http.StatusNotImplemented, "", "this deployment has no object store (AIGW_S3_ENDPOINT): artifacts of executors are not kept")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -366,36 +367,51 @@ func (t *joinedRun) Started(_ context.Context, started bool) {
 	}
 }
 
-// SaveArtifacts uploads the files a run wrote (the top level of its output
-// directory) as the job's artifacts; the executors function records them
-// at the finish.
+// SaveArtifacts uploads the files a run wrote (its output directory, sub-
+// folders included, named by their relative path) as the job's artifacts;
+// the executors function records them at the finish.
 func (t *joinedRun) SaveArtifacts(ctx context.Context, dir string) ([]job.Artifact, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir && errors.Is(err, fs.ErrNotExist) {
+				return filepath.SkipAll
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		return t.upload(ctx, p, filepath.ToSlash(rel))
+	})
+	if errors.Is(err, errNoArtifactStore) {
+		t.w.log.Warn("the executor API keeps no artifacts (no object store): files dropped", "job_id", t.j.ID)
 		return nil, nil
 	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		st, err := f.Stat()
-		if err == nil {
-			err = t.w.t.Artifact(ctx, t.j.ID, t.j.Attempt, e.Name(), f, st.Size())
-		}
-		_ = f.Close()
-		if executorapi.StatusOf(err) == http.StatusNotImplemented {
-			t.w.log.Warn("the executor API keeps no artifacts (no object store): files dropped", "job_id", t.j.ID)
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	return nil, err
+}
+
+var errNoArtifactStore = errors.New("no artifact store")
+
+// upload sends file p as artifact name.
+func (t *joinedRun) upload(ctx context.Context, p, name string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
 	}
-	return nil, nil
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	err = t.w.t.Artifact(ctx, t.j.ID, t.j.Attempt, name, f, st.Size())
+	if executorapi.StatusOf(err) == http.StatusNotImplemented {
+		return errNoArtifactStore
+	}
+	return err
 }
 
 // Finish sends the outcome (finish); a lost lease sends nothing.

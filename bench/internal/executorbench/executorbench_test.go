@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -181,5 +182,67 @@ func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	}
 	if _, err := c.Finish(ctx, j2.ID, executorapi.Finish{Attempt: js[0].Attempt, Outcome: executorapi.OutcomeSucceeded, Output: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJoinedWorkerKeepsArtifactsInSubfolders: files a run writes in
+// subfolders of its output directory become artifacts named by their
+// relative path, as an agent's do.
+func TestJoinedWorkerKeepsArtifactsInSubfolders(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	obj, _ := objstoretest.Store(t)
+	name := testenv.UniqueName(t, 40)
+	s, err := Open(ctx, testenv.MongoDB(t).Name()+"x", StackConfig{MongoURI: testenv.MongoURI(t), RedisAddrs: testenv.RedisAddrs(t),
+		Objects: obj, Log: testlog.AtLevel(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Purge(name); s.Close() })
+	bin := t.TempDir()
+	script, err := os.ReadFile(filepath.Join("..", "..", "..", "worker", "agent", "testdata", "artifact"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "artifact"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Algos.Put(ctx, algorithm.Definition{Name: "artifact", Version: "1.0.0", Pool: name,
+		Runtime: algorithm.Runtime{Type: algorithm.Exec, Command: []string{"artifact"}}, TimeoutMS: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Joined(ctx, name, "edge-1", WorkerConfig("", "", 1, bin, t.TempDir()), agent.JoinDeps{}); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := s.Jobs.Create(ctx, job.Job{Tenant: "acme", Algorithm: "artifact", Version: "1.0.0", Pool: name, Input: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Queue.EnqueueBatch(ctx, []queue.Message{queue.MessageOf(j)}); err != nil {
+		t.Fatal(err)
+	}
+	var rec *job.Job
+	testwait.Eventually(t, 60*time.Second, func() bool {
+		rec, err = s.Jobs.GetByID(ctx, j.ID)
+		return err == nil && rec.State.Terminal()
+	}, "job %s to end", j.ID)
+	if rec.State != job.Succeeded {
+		t.Fatalf("job %s: %+v", rec.State, rec.Error)
+	}
+	want := map[string]string{"result.txt": "hello artifact\n", "sub/data.bin": "abc"}
+	if len(rec.Artifacts) != len(want) {
+		t.Fatalf("artifacts %+v", rec.Artifacts)
+	}
+	for _, a := range rec.Artifacts {
+		body, _, err := obj.Get(ctx, a.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(body)
+		body.Close()
+		if string(got) != want[a.Name] || a.SHA256 != hexSum(got) {
+			t.Errorf("artifact %+v: %q", a, got)
+		}
 	}
 }

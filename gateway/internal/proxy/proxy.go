@@ -152,12 +152,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// headers included) itself, so a deep r.Clone here would copy them twice.
 	out := r.WithContext(ctx)
 	u := *r.URL
-	u.Path, u.RawPath = "/"+r.PathValue("path"), ""
+	u.Path, u.RawPath = "/"+r.PathValue("path"), rawRest(r.URL.EscapedPath(), r.PathValue("name"))
 	out.URL = &u
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	p.rp.ServeHTTP(rec, out)
 	f.CountInvocation()
 	p.observe(name, rec.status, start)
+}
+
+// rawRest is the escaped form of the path after /function/{name}, so an
+// escaped slash (%2F) in a segment reaches the function as sent; "" when
+// escaped is not of that form (the URL then escapes Path itself).
+func rawRest(escaped, name string) string {
+	rest, ok := strings.CutPrefix(escaped, "/function/"+name)
+	if !ok || !strings.HasPrefix(rest, "/") {
+		return ""
+	}
+	return rest
 }
 
 // internalPath says whether a function's path is for its operators only: the

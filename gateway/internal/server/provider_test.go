@@ -86,6 +86,10 @@ func TestProviderAPI(t *testing.T) {
 	} else if fi, err := os.Stat(filepath.Join(body, "api-key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("function secret file: %v %v", fi, err)
 	}
+	// An escaped slash in a segment reaches the function escaped.
+	if code, body := b.get(name, "/files/a%2Fb.txt?x=1"); code != 200 || !strings.Contains(body, `"raw_path":"/files/a%2Fb.txt"`) {
+		t.Errorf("escaped path: %d %s", code, body)
+	}
 	// go-sdk invokes /function/<name>.<namespace> (its path replaces the request's).
 	req, _ := http.NewRequest(http.MethodPost, "http://x/?print=from-sdk", strings.NewReader(`{"a":1}`))
 	res, err := b.client.InvokeFunction(name, "", false, false, req)

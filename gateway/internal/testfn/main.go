@@ -34,6 +34,7 @@ import (
 type echo struct {
 	Method  string              `json:"method"`
 	Path    string              `json:"path"`
+	RawPath string              `json:"raw_path"` // as escaped on the wire
 	Query   string              `json:"query"`
 	Body    string              `json:"body"`
 	Header  map[string][]string `json:"header"`
@@ -136,7 +137,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(echo{
-			Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body),
+			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Query: r.URL.RawQuery, Body: string(body),
 			Header: r.Header, PID: os.Getpid(), Version: os.Getenv("TESTFN_VERSION"),
 		})
 	}
