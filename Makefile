@@ -62,13 +62,14 @@ system-deps: ## Debian packages the tests need: python3-torch for the reference 
 	@scripts/chromium.sh
 
 # Fault tests kill servers of the local cluster (and heal it afterwards), so they
-# run on their own before the other tests.
+# run on their own before the other tests, one package at a time (-p 1): two
+# packages killing masters at once would leave the cluster without a majority.
 FAULT_TESTS := TestFailover
 
 .PHONY: test-go
 test-go: ## unit and integration tests of every module (servers must be up)
 	@source scripts/env.sh; \
-	echo "== fault tests"; go test -count=1 -run '$(FAULT_TESTS)' -v ./internal/queue/ ./internal/fairq/ 2>&1 | grep -v 'pool.go.*failed to dial'; \
+	echo "== fault tests"; go test -count=1 -p 1 -run '$(FAULT_TESTS)' -v ./internal/queue/ ./internal/fairq/ 2>&1 | grep -v 'pool.go.*failed to dial'; \
 	for d in $(MODULES); do echo "== go test $$d"; (cd $$d && go test -count=1 -race -skip '$(FAULT_TESTS)' -timeout 15m ./...); done
 
 .PHONY: test-deploy
