@@ -369,7 +369,11 @@ func TestServeWorkerSIGKILL(t *testing.T) {
 		if n := b.terminalEvents(id); n != 1 {
 			t.Fatalf("job %s: %d terminal state events", id, n)
 		}
-		if in, _ := b.q.Contains(context.Background(), b.pool, id); in {
+		// The entry is acknowledged after the record's transition.
+		if !testwait.Poll(5*time.Second, func() bool {
+			in, err := b.q.Contains(context.Background(), b.pool, id)
+			return err == nil && !in
+		}) {
 			t.Fatalf("finished job %s still in the queue", id)
 		}
 	}
