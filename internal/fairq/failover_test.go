@@ -3,10 +3,6 @@ package fairq
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,7 +34,7 @@ func TestFailoverDuringFairShare(t *testing.T) {
 	rdb := testenv.Redis(t)
 	cc, ok := rdb.(*redis.ClusterClient)
 	if !ok {
-		failOrSkip(t, "failover needs a Redis Cluster with replicas")
+		testenv.FailOrSkip(t, "failover needs a Redis Cluster with replicas")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -67,8 +63,8 @@ func TestFailoverDuringFairShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := victim.Options().Addr
-	pid := localRedisPID(t, ctx, victim)
-	t.Cleanup(func() { healCluster(t) })
+	pid := testenv.LocalRedisPID(ctx, t, victim)
+	t.Cleanup(func() { testenv.HealCluster(t) })
 
 	var (
 		mu        sync.Mutex
@@ -237,49 +233,4 @@ func TestFailoverDuringFairShare(t *testing.T) {
 	}
 	t.Logf("%d jobs recorded, each ran once (%d after the kill); %d submits failed during the failover (left to the reconciler); %d second deliveries dropped by the compare-and-set",
 		len(records), ranAfter, submitErr, dropped)
-}
-
-func failOrSkip(t *testing.T, msg string) {
-	t.Helper()
-	if testenv.Required() {
-		t.Fatal(msg + " (CI=true: this test may not skip)")
-	}
-	t.Skip(msg)
-}
-
-// localRedisPID returns the pid of a Redis node running on this machine.
-func localRedisPID(t *testing.T, ctx context.Context, c *redis.Client) int {
-	t.Helper()
-	info, err := c.Info(ctx, "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
-			pid, _ := strconv.Atoi(v)
-			cmd, err := os.ReadFile("/proc/" + v + "/cmdline")
-			if err != nil || !strings.Contains(string(cmd), "redis-server") {
-				failOrSkip(t, "the Redis master is not a local process this test can kill")
-			}
-			return pid
-		}
-	}
-	t.Fatal("no process_id in INFO server")
-	return 0
-}
-
-// healCluster restarts the killed node (it rejoins as a replica) with the
-// project's script and waits for a healthy cluster.
-func healCluster(t *testing.T) {
-	dir, _ := os.Getwd()
-	for dir != "/" {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "redis-cluster.sh")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	out, err := exec.Command(filepath.Join(dir, "scripts", "redis-cluster.sh"), "start").CombinedOutput()
-	if err != nil {
-		t.Errorf("heal cluster: %v\n%s", err, out)
-	}
 }

@@ -2,11 +2,6 @@ package queue
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,7 +24,7 @@ func TestFailoverLosesNoAcknowledgedEnqueue(t *testing.T) {
 	b := setup(t, Config{Shards: 8, WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond, BlockSlice: 100 * time.Millisecond})
 	cc, ok := b.rdb.(*redis.ClusterClient)
 	if !ok {
-		failOrSkip(t, "failover needs a Redis Cluster with replicas")
+		testenv.FailOrSkip(t, "failover needs a Redis Cluster with replicas")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -39,8 +34,8 @@ func TestFailoverLosesNoAcknowledgedEnqueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := victim.Options().Addr
-	pid := localRedisPID(t, ctx, victim)
-	t.Cleanup(func() { healCluster(t) })
+	pid := testenv.LocalRedisPID(ctx, t, victim)
+	t.Cleanup(func() { testenv.HealCluster(t) })
 	victimShards := map[int]bool{}
 	for s := 0; s < 8; s++ {
 		if n, err := cc.MasterForKey(ctx, b.q.keys(b.pool, s).ids); err == nil && n.Options().Addr == addr {
@@ -187,51 +182,6 @@ func TestFailoverLosesNoAcknowledgedEnqueue(t *testing.T) {
 		if seen[id] != 1 {
 			t.Fatalf("acknowledged job %s delivered %d times, want once", id, seen[id])
 		}
-	}
-}
-
-func failOrSkip(t *testing.T, msg string) {
-	t.Helper()
-	if testenv.Required() {
-		t.Fatal(msg + " (CI=true: this test may not skip)")
-	}
-	t.Skip(msg)
-}
-
-// localRedisPID returns the pid of a Redis node running on this machine.
-func localRedisPID(t *testing.T, ctx context.Context, c *redis.Client) int {
-	t.Helper()
-	info, err := c.Info(ctx, "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
-			pid, _ := strconv.Atoi(v)
-			cmd, err := os.ReadFile("/proc/" + v + "/cmdline")
-			if err != nil || !strings.Contains(string(cmd), "redis-server") {
-				failOrSkip(t, "the Redis master is not a local process this test can kill")
-			}
-			return pid
-		}
-	}
-	t.Fatal("no process_id in INFO server")
-	return 0
-}
-
-// healCluster restarts the killed node (it rejoins as a replica) with the
-// project's script and waits for a healthy cluster.
-func healCluster(t *testing.T) {
-	dir, _ := os.Getwd()
-	for dir != "/" {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "redis-cluster.sh")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	out, err := exec.Command(filepath.Join(dir, "scripts", "redis-cluster.sh"), "start").CombinedOutput()
-	if err != nil {
-		t.Errorf("heal cluster: %v\n%s", err, out)
 	}
 }
 
