@@ -2,12 +2,9 @@ package authfn
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -94,22 +91,12 @@ func NewHandler(d Deps) (http.Handler, error) {
 }
 
 // requireAdmin answers 401 unless the request carries `Authorization: Bearer
-// <admin token>`, compared in constant time (of digests, so the length of the
-// token does not leak either), or, when operators is not nil, an operator
-// token (jwtauth.OperatorTenant with the operator scope) that it verifies.
+// <admin token>` or, when operators is not nil, an operator token
+// (jwtauth.AdminOrOperator).
 func requireAdmin(log *slog.Logger, token string, operators *jwtauth.Verifier) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			got = strings.TrimSpace(got)
-			sum := sha256.Sum256([]byte(got))
-			admin := ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
-			if !admin && ok && operators != nil && strings.EqualFold(scheme, "Bearer") && strings.Count(got, ".") == 2 {
-				c, err := operators.Verify(r.Context(), got)
-				admin = err == nil && c.Tenant == jwtauth.OperatorTenant && c.HasScope(jwtauth.ScopeAlgorithmsAdmin)
-			}
-			if !admin {
+			if !jwtauth.AdminOrOperator(r, token, operators) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-admin"`)
 				web.WriteError(w, r, log, web.Unauthorized("admin endpoints need Authorization: Bearer <admin token> (the %s secret) or an operator token", SecretAdminToken))
 				return

@@ -1,12 +1,8 @@
 package executors
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
-	"strings"
 
-	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -27,20 +23,4 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) error {
 	}
 	web.WriteJSON(w, http.StatusOK, credentialList{Executors: cs})
 	return nil
-}
-
-// operator is true when r carries an operator token (the auth function's
-// POST /admin/token: auth.OperatorTenant with the operator scope), verified
-// like every token: the console's operator holds one, never the admin token.
-func operator(ctx context.Context, v *auth.Verifier, log *slog.Logger, r *http.Request) bool {
-	got, ok := bearer(r)
-	if v == nil || !ok || strings.Count(got, ".") != 2 {
-		return false
-	}
-	c, err := v.Verify(ctx, got)
-	if err != nil {
-		log.DebugContext(ctx, "operator token refused", "err", err)
-		return false
-	}
-	return c.Tenant == auth.OperatorTenant && c.HasScope(auth.ScopeAlgorithmsAdmin)
 }

@@ -2,7 +2,6 @@ package executors
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,17 +171,11 @@ func (s *Service) ready(ctx context.Context) error {
 	return nil
 }
 
-func bearer(r *http.Request) (string, bool) {
-	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	return strings.TrimSpace(got), strings.EqualFold(scheme, "Bearer")
-}
-
 // admin lets a request through only with the admin token or, with a
 // Verifier, an operator token.
 func (s *Service) admin(next web.HandlerFunc) http.Handler {
 	return web.Handle(s.log, func(w http.ResponseWriter, r *http.Request) error {
-		got, ok := bearer(r)
-		if (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.d.AdminToken)) != 1) && !operator(r.Context(), s.d.Verifier, s.log, r) {
+		if !auth.AdminOrOperator(r, s.d.AdminToken, s.d.Verifier) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-admin"`)
 			return web.Unauthorized("send the admin token: Authorization: Bearer <aigw-admin-token>")
 		}
@@ -197,7 +190,7 @@ type execHandler func(w http.ResponseWriter, r *http.Request, x *executor) error
 // credential is refused at its next call) and passes its state on.
 func (s *Service) executor(next execHandler) http.Handler {
 	return web.Handle(s.log, func(w http.ResponseWriter, r *http.Request) error {
-		token, ok := bearer(r)
+		token, ok := auth.BearerToken(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-executor"`)
 			return web.Unauthorized("send the executor token: Authorization: Bearer <token>")

@@ -1,12 +1,10 @@
 package orchestrator
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
@@ -23,35 +21,17 @@ func handle(log *slog.Logger, h web.HandlerFunc) http.Handler {
 	})
 }
 
-// requireAdmin lets a request through only with `Authorization: Bearer <admin token>`.
-func requireAdmin(token string, log *slog.Logger, next web.HandlerFunc) http.Handler {
+// requireAdmin lets a request through only with `Authorization: Bearer
+// <admin token>` or, when v is not nil, an operator token (the auth function's
+// POST /admin/token: auth.OperatorTenant with the operator scope), verified
+// like every token: the console's admin holds one, never the admin token.
+func requireAdmin(token string, v *auth.Verifier, log *slog.Logger, next web.HandlerFunc) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
+		if !auth.AdminOrOperator(r, token, v) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw-admin"`)
 			return web.Unauthorized("send the admin token: Authorization: Bearer <aigw-admin-token>")
 		}
 		return next(w, r)
-	})
-}
-
-// requireOperator is requireAdmin, but an operator token (the auth function's
-// POST /admin/token: auth.OperatorTenant with the operator scope), verified
-// like every token, also passes: the console's admin holds one, never the
-// admin token.
-func requireOperator(token string, v *auth.Verifier, log *slog.Logger, next web.HandlerFunc) http.Handler {
-	admin := requireAdmin(token, log, next)
-	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		got = strings.TrimSpace(got)
-		if v != nil && strings.EqualFold(scheme, "Bearer") && strings.Count(got, ".") == 2 {
-			c, err := v.Verify(r.Context(), got)
-			if err == nil && c.Tenant == auth.OperatorTenant && c.HasScope(auth.ScopeAlgorithmsAdmin) {
-				return next(w, r)
-			}
-		}
-		admin.ServeHTTP(w, r)
-		return nil
 	})
 }
 

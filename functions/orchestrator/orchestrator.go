@@ -176,9 +176,9 @@ func (s *Service) handler() (http.Handler, []string) {
 		patterns = append(patterns, pattern)
 	}
 	register(mux, "GET /_/health", fnserve.Health(s.ready))
-	register(mux, "POST /tick", requireAdmin(s.adminToken, s.log, s.handleTick))
-	register(mux, "GET /admin/tenants/{tenant}/webhook-secret", requireOperator(s.adminToken, s.verifier, s.log, s.handleGetSecret))
-	register(mux, "POST /admin/tenants/{tenant}/webhook-secret", requireOperator(s.adminToken, s.verifier, s.log, s.handleRotateSecret))
+	register(mux, "POST /tick", requireAdmin(s.adminToken, nil, s.log, s.handleTick))
+	register(mux, "GET /admin/tenants/{tenant}/webhook-secret", requireAdmin(s.adminToken, s.verifier, s.log, s.handleGetSecret))
+	register(mux, "POST /admin/tenants/{tenant}/webhook-secret", requireAdmin(s.adminToken, s.verifier, s.log, s.handleRotateSecret))
 
 	api := http.NewServeMux()
 	route := func(pattern, scope string, h web.HandlerFunc) {

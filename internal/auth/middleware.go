@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +24,7 @@ const jwksRetryAfter = 5 * time.Second
 func Middleware(v *Verifier, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok := bearerToken(r)
+			token, ok := BearerToken(r)
 			if !ok {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="aigw", error="invalid_token", error_description="no bearer token"`)
 				web.WriteError(w, r, log, web.Unauthorized("send an access token: Authorization: Bearer <token> (get one from POST /oauth/token)"))
@@ -67,9 +69,9 @@ func Require(scope string) func(http.Handler) http.Handler {
 	}
 }
 
-// bearerToken returns the token of an `Authorization: Bearer <token>` header;
+// BearerToken returns the token of an `Authorization: Bearer <token>` header;
 // the scheme is case-insensitive (RFC 7235 §2.1).
-func bearerToken(r *http.Request) (string, bool) {
+func BearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -77,4 +79,25 @@ func bearerToken(r *http.Request) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
+}
+
+// AdminOrOperator reports whether r carries the admin token (compared in
+// constant time, as digests, so that its length does not leak either) or,
+// when v is not nil, an operator token (OperatorTenant with
+// ScopeAlgorithmsAdmin) that v verifies: the console's operator holds one,
+// never the admin token.
+func AdminOrOperator(r *http.Request, adminToken string, v *Verifier) bool {
+	got, ok := BearerToken(r)
+	if !ok {
+		return false
+	}
+	sum, want := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(adminToken))
+	if adminToken != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+		return true
+	}
+	if v == nil || strings.Count(got, ".") != 2 {
+		return false
+	}
+	c, err := v.Verify(r.Context(), got)
+	return err == nil && c.Tenant == OperatorTenant && c.HasScope(ScopeAlgorithmsAdmin)
 }

@@ -115,3 +115,41 @@ func TestRequireWithoutMiddleware(t *testing.T) {
 		t.Errorf("got %d %+v", resp.StatusCode, e)
 	}
 }
+
+// TestAdminOrOperator: the admin token (any case of the scheme) or, with a
+// verifier, an operator token passes; a tenant's token, an operator token
+// without a verifier, a wrong or empty token, and any token when no admin
+// token is configured do not.
+func TestAdminOrOperator(t *testing.T) {
+	t.Parallel()
+	is := authtest.NewIssuer(t)
+	v, err := auth.NewVerifier(is.VerifierConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := is.Token(t, auth.OperatorTenant, auth.ScopeAlgorithmsAdmin)
+	for _, c := range []struct {
+		name, admin, authz string
+		v                  *auth.Verifier
+		want               bool
+	}{
+		{"admin token", "s3cret", "Bearer s3cret", nil, true},
+		{"scheme in lower case", "s3cret", "bearer s3cret", nil, true},
+		{"wrong token", "s3cret", "Bearer s3cre", nil, false},
+		{"no header", "s3cret", "", nil, false},
+		{"empty token", "", "Bearer ", nil, false},
+		{"basic scheme", "s3cret", "Basic s3cret", nil, false},
+		{"operator token", "s3cret", "Bearer " + op, v, true},
+		{"operator token without a verifier", "s3cret", "Bearer " + op, nil, false},
+		{"a tenant's token", "s3cret", "Bearer " + is.Token(t, "acme", auth.ScopeAlgorithmsAdmin), v, false},
+		{"operator without the scope", "s3cret", "Bearer " + is.Token(t, auth.OperatorTenant, auth.ScopeJobsRead), v, false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if c.authz != "" {
+			r.Header.Set("Authorization", c.authz)
+		}
+		if got := auth.AdminOrOperator(r, c.admin, c.v); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
