@@ -20,6 +20,7 @@ import (
 	"github.com/aigw/aigw/internal/executorapi"
 	"github.com/aigw/aigw/internal/inputfiles"
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/objstore/objstoretest"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/testenv"
@@ -30,6 +31,39 @@ import (
 )
 
 func hexSum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// openStack opens the executors stack on the test servers with an object
+// store, and returns it with the store and a pool name of the test's own.
+func openStack(ctx context.Context, t *testing.T) (*Stack, *objstore.Store, string) {
+	t.Helper()
+	obj, _ := objstoretest.Store(t)
+	name := testenv.UniqueName(t, 40)
+	s, err := Open(ctx, testenv.MongoDB(t).Name()+"x", StackConfig{MongoURI: testenv.MongoURI(t), RedisAddrs: testenv.RedisAddrs(t),
+		Objects: obj, Log: testlog.AtLevel(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Purge(name); s.Close() })
+	return s, obj, name
+}
+
+// runJob records j, queues it and returns its record once it has ended.
+func runJob(ctx context.Context, t *testing.T, s *Stack, j job.Job) *job.Job {
+	t.Helper()
+	created, _, err := s.Jobs.Create(ctx, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Queue.EnqueueBatch(ctx, []queue.Message{queue.MessageOf(created)}); err != nil {
+		t.Fatal(err)
+	}
+	var rec *job.Job
+	testwait.Eventually(t, 60*time.Second, func() bool {
+		rec, err = s.Jobs.GetByID(ctx, created.ID)
+		return err == nil && rec.State.Terminal()
+	}, "job %s to end", created.ID)
+	return rec
+}
 
 // TestJoinedWorkerRunsSha256WithAnUploadedFile: a joined worker (the
 // executor API its only address, no object store credential) runs the
@@ -42,14 +76,7 @@ func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	obj, _ := objstoretest.Store(t)
-	name := testenv.UniqueName(t, 40)
-	s, err := Open(ctx, testenv.MongoDB(t).Name()+"x", StackConfig{MongoURI: testenv.MongoURI(t), RedisAddrs: testenv.RedisAddrs(t),
-		Objects: obj, Log: testlog.AtLevel(t, slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Purge(name); s.Close() })
+	s, obj, name := openStack(ctx, t)
 
 	bin := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "aigw-sha256"), "github.com/aigw/aigw/algorithms/sha256").CombinedOutput(); err != nil {
@@ -83,18 +110,7 @@ func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	// The input as the router stores it: the reference resolved to its
 	// canonical form.
 	in, _ := json.Marshal(map[string]any{"files": []any{inputfiles.Canonical(up, int64(len(data)), hexSum(data))}})
-	j, _, err := s.Jobs.Create(ctx, job.Job{Tenant: "acme", Algorithm: "sha256", Version: "1.0.0", Pool: name, Input: in})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Queue.EnqueueBatch(ctx, []queue.Message{queue.MessageOf(j)}); err != nil {
-		t.Fatal(err)
-	}
-	var rec *job.Job
-	testwait.Eventually(t, 60*time.Second, func() bool {
-		rec, err = s.Jobs.GetByID(ctx, j.ID)
-		return err == nil && rec.State.Terminal()
-	}, "job %s to end", j.ID)
+	rec := runJob(ctx, t, s, job.Job{Tenant: "acme", Algorithm: "sha256", Version: "1.0.0", Pool: name, Input: in})
 	if rec.State != job.Succeeded || rec.Attempt != 1 {
 		t.Fatalf("job %s attempt %d: %+v", rec.State, rec.Attempt, rec.Error)
 	}
@@ -146,7 +162,7 @@ func TestJoinedWorkerRunsSha256WithAnUploadedFile(t *testing.T) {
 	if _, err := c.Register(ctx, executorapi.Register{Version: "test", Slots: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.File(ctx, j.ID, 1, up); executorapi.StatusOf(err) != http.StatusForbidden {
+	if _, _, err := c.File(ctx, rec.ID, 1, up); executorapi.StatusOf(err) != http.StatusForbidden {
 		t.Fatalf("a file of another pool's job: %v, want 403", err)
 	}
 	other := job.NewID()
@@ -192,14 +208,7 @@ func TestJoinedWorkerKeepsArtifactsInSubfolders(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	obj, _ := objstoretest.Store(t)
-	name := testenv.UniqueName(t, 40)
-	s, err := Open(ctx, testenv.MongoDB(t).Name()+"x", StackConfig{MongoURI: testenv.MongoURI(t), RedisAddrs: testenv.RedisAddrs(t),
-		Objects: obj, Log: testlog.AtLevel(t, slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Purge(name); s.Close() })
+	s, obj, name := openStack(ctx, t)
 	bin := t.TempDir()
 	script, err := os.ReadFile(filepath.Join("..", "..", "..", "worker", "agent", "testdata", "artifact"))
 	if err != nil {
@@ -215,18 +224,7 @@ func TestJoinedWorkerKeepsArtifactsInSubfolders(t *testing.T) {
 	if _, err := s.Joined(ctx, name, "edge-1", WorkerConfig("", "", 1, bin, t.TempDir()), agent.JoinDeps{}); err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := s.Jobs.Create(ctx, job.Job{Tenant: "acme", Algorithm: "artifact", Version: "1.0.0", Pool: name, Input: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Queue.EnqueueBatch(ctx, []queue.Message{queue.MessageOf(j)}); err != nil {
-		t.Fatal(err)
-	}
-	var rec *job.Job
-	testwait.Eventually(t, 60*time.Second, func() bool {
-		rec, err = s.Jobs.GetByID(ctx, j.ID)
-		return err == nil && rec.State.Terminal()
-	}, "job %s to end", j.ID)
+	rec := runJob(ctx, t, s, job.Job{Tenant: "acme", Algorithm: "artifact", Version: "1.0.0", Pool: name, Input: json.RawMessage(`{}`)})
 	if rec.State != job.Succeeded {
 		t.Fatalf("job %s: %+v", rec.State, rec.Error)
 	}
