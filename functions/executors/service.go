@@ -3,7 +3,6 @@ package executors
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/quota"
+	"github.com/aigw/aigw/internal/readiness"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/web"
@@ -159,16 +159,9 @@ func (s *Service) handler() (http.Handler, []string) {
 	return mux, patterns
 }
 
+// ready pings MongoDB and Redis (the health check).
 func (s *Service) ready(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := s.db.Client().Ping(ctx, nil); err != nil {
-		return fmt.Errorf("mongodb: %w", err)
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	return nil
+	return readiness.Stores(ctx, 2*time.Second, s.db, s.rdb)
 }
 
 // admin lets a request through only with the admin token or, with a

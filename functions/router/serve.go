@@ -2,8 +2,6 @@ package router
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/aigw/aigw/internal/queue"
 	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/ratelimit"
+	"github.com/aigw/aigw/internal/readiness"
 	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/internal/submit"
@@ -87,7 +86,7 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 		Quotas:  quotas,
 		Fair:    fair,
 		Uploads: ups,
-		Ready:   func(ctx context.Context) error { return ping(ctx, db, rdb) },
+		Ready:   func(ctx context.Context) error { return readiness.Stores(ctx, time.Second, db, rdb) },
 	}
 	if cfg.S3.Enabled() {
 		obj, err := objstore.New(cfg.S3)
@@ -104,18 +103,4 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 		d.Limiter = l
 	}
 	return d, nil
-}
-
-// ping checks MongoDB and Redis within a second each.
-func ping(ctx context.Context, db *mongo.Database, rdb redis.UniversalClient) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var errs []error
-	if err := db.Client().Ping(ctx, nil); err != nil {
-		errs = append(errs, fmt.Errorf("mongodb: %w", err))
-	}
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		errs = append(errs, fmt.Errorf("redis: %w", err))
-	}
-	return errors.Join(errs...)
 }
