@@ -16,9 +16,9 @@ import (
 // saturating a pool of slots simulated in process on the shared Redis
 // Cluster for d, a third tenant arriving halfway.
 func runFairness(ctx context.Context, rep *report.Report, d time.Duration, slots int, run time.Duration) error {
-	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	addrs, err := redisAddrs()
 	if err != nil {
-		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+		return err
 	}
 	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: addrs})
 	if err != nil {

@@ -310,13 +310,9 @@ func runCycle(ctx context.Context, rep *report.Report, jobs string, ticks int) e
 		}
 		sizes = append(sizes, n)
 	}
-	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	addrs, uri, err := servers()
 	if err != nil {
-		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
-	}
-	uri := os.Getenv("AIGW_MONGO_URI")
-	if uri == "" {
-		return fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
+		return err
 	}
 	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: addrs})
 	if err != nil {
@@ -339,15 +335,37 @@ func runCycle(ctx context.Context, rep *report.Report, jobs string, ticks int) e
 	return nil
 }
 
+// redisAddrs reads AIGW_REDIS_ADDRS, the Redis Cluster the benches run on.
+func redisAddrs() ([]string, error) {
+	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	if err != nil {
+		return nil, fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+	}
+	return addrs, nil
+}
+
+// servers reads AIGW_REDIS_ADDRS and AIGW_MONGO_URI, both required.
+func servers() ([]string, string, error) {
+	addrs, err := redisAddrs()
+	if err != nil {
+		return nil, "", err
+	}
+	uri := os.Getenv("AIGW_MONGO_URI")
+	if uri == "" {
+		return nil, "", fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
+	}
+	return addrs, uri, nil
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // runAPI measures the public API through the router function on MongoDB and
 // Redis (issue 4): submits, then GET /v1/jobs/{id}, next to the queue-only
 // ceiling when the queue bench ran in the same invocation.
 func runAPI(ctx context.Context, rep *report.Report, d time.Duration, conc, syncCalls int) error {
-	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	addrs, err := redisAddrs()
 	if err != nil {
-		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+		return err
 	}
 	uri := os.Getenv("AIGW_MONGO_URI")
 	slog.Info("running", "bench", "api", "per_workload", d)
@@ -421,14 +439,11 @@ func runAPISync(ctx context.Context, rep *report.Report, calls int, server strin
 // workers speaking the executor API over HTTP) and worker agents in the
 // same run and records both.
 func runExecutors(ctx context.Context, rep *report.Report, cfg executorbench.Config) error {
-	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	addrs, uri, err := servers()
 	if err != nil {
-		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+		return err
 	}
-	cfg.RedisAddrs, cfg.MongoURI = addrs, os.Getenv("AIGW_MONGO_URI")
-	if cfg.MongoURI == "" {
-		return fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
-	}
+	cfg.RedisAddrs, cfg.MongoURI = addrs, uri
 	tmp, err := os.MkdirTemp("", "aigw-bench-noop-")
 	if err != nil {
 		return err
@@ -471,14 +486,11 @@ func runExecutors(ctx context.Context, rep *report.Report, cfg executorbench.Con
 // runWorker runs no-op exec jobs through in-process worker agents (and the
 // same process per task through asynq) runs times and records the medians.
 func runWorker(ctx context.Context, rep *report.Report, cfg workerbench.Config, runs int, systems string) error {
-	addrs, err := redisconn.ParseAddrs(os.Getenv("AIGW_REDIS_ADDRS"))
+	addrs, uri, err := servers()
 	if err != nil {
-		return fmt.Errorf("AIGW_REDIS_ADDRS: %w (run `make up`, or source scripts/env.sh)", err)
+		return err
 	}
-	cfg.RedisAddrs, cfg.MongoURI = addrs, os.Getenv("AIGW_MONGO_URI")
-	if cfg.MongoURI == "" {
-		return fmt.Errorf("AIGW_MONGO_URI is not set (run `make up`, or source scripts/env.sh)")
-	}
+	cfg.RedisAddrs, cfg.MongoURI = addrs, uri
 	tmp, err := os.MkdirTemp("", "aigw-bench-noop-")
 	if err != nil {
 		return err
