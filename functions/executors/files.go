@@ -17,25 +17,21 @@ import (
 // input files of the jobs it holds, and no other, through this function
 // (it reaches neither the object store nor its credentials).
 func (s *Service) handleFile(w http.ResponseWriter, r *http.Request, x *executor) error {
-	id, upload := r.PathValue("id"), r.PathValue("upload")
-	attempt, err := attemptOf(r.URL.Query().Get("attempt"))
+	h, err := s.heldOf(r, x)
 	if err != nil {
 		return err
 	}
-	h := x.get(id, attempt)
-	if h == nil {
-		return s.notHeld(r.Context(), x, id)
-	}
+	upload := r.PathValue("upload")
 	refs, err := inputfiles.Find(h.j.Input)
 	if err != nil {
-		return web.Errorf(http.StatusUnprocessableEntity, "invalid_input", "job %s: %v", id, err)
+		return web.Errorf(http.StatusUnprocessableEntity, "invalid_input", "job %s: %v", h.j.ID, err)
 	}
 	referred := false
 	for _, ref := range refs {
 		referred = referred || ref.Upload != "" && ref.Upload == upload
 	}
 	if !referred {
-		return web.Forbidden("the input of job %s refers to no upload %q", id, upload)
+		return web.Forbidden("the input of job %s refers to no upload %q", h.j.ID, upload)
 	}
 	if s.d.Objects == nil {
 		return web.Errorf(http.StatusNotImplemented, "", "this deployment has no object store (AIGW_S3_ENDPOINT): uploads cannot be read")

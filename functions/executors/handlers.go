@@ -212,6 +212,21 @@ func attemptOf(v string) (int, error) {
 	return n, nil
 }
 
+// heldOf returns x's hold of the job a path-addressed call names ({id} and
+// ?attempt=N), else the error to answer.
+func (s *Service) heldOf(r *http.Request, x *executor) (*hold, error) {
+	id := r.PathValue("id")
+	attempt, err := attemptOf(r.URL.Query().Get("attempt"))
+	if err != nil {
+		return nil, err
+	}
+	h := x.get(id, attempt)
+	if h == nil {
+		return nil, s.notHeld(r.Context(), x, id)
+	}
+	return h, nil
+}
+
 // notHeld is the answer to a call about job id that x does not hold: 403 for
 // a job of another pool, else 409.
 func (s *Service) notHeld(ctx context.Context, x *executor, id string) error {
@@ -279,15 +294,11 @@ func artifactName(name string) bool {
 // handleArtifact stores one file of a held attempt in the object store, as
 // the worker does (artifacts/<job>/<attempt>/<name>); the finish records it.
 func (s *Service) handleArtifact(w http.ResponseWriter, r *http.Request, x *executor) error {
-	id, name := r.PathValue("id"), r.PathValue("name")
-	attempt, err := attemptOf(r.URL.Query().Get("attempt"))
+	h, err := s.heldOf(r, x)
 	if err != nil {
 		return err
 	}
-	h := x.get(id, attempt)
-	if h == nil {
-		return s.notHeld(r.Context(), x, id)
-	}
+	name := r.PathValue("name")
 	if !artifactName(name) {
 		return web.BadRequest("artifact name: a path relative to the output directory (send / as %%2F), at most 16 parts of 1-200 of A-Z a-z 0-9 . _ - each, no . or .. part")
 	}
@@ -300,7 +311,7 @@ func (s *Service) handleArtifact(w http.ResponseWriter, r *http.Request, x *exec
 	if r.ContentLength > s.d.ArtifactLimit {
 		return web.Errorf(http.StatusRequestEntityTooLarge, "", "artifact is over the limit of %d bytes", s.d.ArtifactLimit)
 	}
-	key := "artifacts/" + id + "/" + strconv.Itoa(attempt) + "/" + name
+	key := "artifacts/" + h.j.ID + "/" + strconv.Itoa(h.j.Attempt) + "/" + name
 	obj, err := s.d.Objects.Put(r.Context(), key, http.MaxBytesReader(w, r.Body, s.d.ArtifactLimit), r.ContentLength)
 	if err != nil {
 		return web.Unavailable(web.RetryAfter, err)
