@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/aigw/aigw/internal/executorapi"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/registry"
+	"github.com/aigw/aigw/worker/internal/artifacts"
 	"github.com/aigw/aigw/worker/internal/assetcache"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/inputs"
@@ -371,27 +371,24 @@ func (t *joinedRun) Started(_ context.Context, started bool) {
 // folders included, named by their relative path) as the job's artifacts;
 // the executors function records them at the finish.
 func (t *joinedRun) SaveArtifacts(ctx context.Context, dir string) ([]job.Artifact, error) {
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == dir && errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipAll
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		return t.upload(ctx, p, filepath.ToSlash(rel))
-	})
-	if errors.Is(err, errNoArtifactStore) {
-		t.w.log.Warn("the executor API keeps no artifacts (no object store): files dropped", "job_id", t.j.ID)
+	files, _, err := artifacts.List(dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		err := t.upload(ctx, f.Path, f.Name)
+		if errors.Is(err, errNoArtifactStore) {
+			t.w.log.Warn("the executor API keeps no artifacts (no object store): files dropped", "job_id", t.j.ID)
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 var errNoArtifactStore = errors.New("no artifact store")

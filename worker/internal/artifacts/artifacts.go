@@ -87,9 +87,40 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("artifacts total %d bytes, over the limit of %d", e.Size, e.Limit)
 }
 
-type file struct {
-	path, name string
-	size       int64
+// File is a file a run wrote: its path, its name relative to the output
+// directory (with slashes) and its size.
+type File struct {
+	Path, Name string
+	Size       int64
+}
+
+// List lists every regular file under dir, with their total size.
+func List(dir string) ([]File, int64, error) {
+	var files []File
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: p, Name: filepath.ToSlash(rel), Size: info.Size()})
+		total += info.Size()
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list artifacts: %w", err)
+	}
+	return files, total, nil
 }
 
 // SaveJob uploads the files under dir of job j's current attempt, held to
@@ -112,29 +143,9 @@ func (s *Store) Save(ctx context.Context, dir, jobID string, attempt int) ([]job
 }
 
 func (s *Store) save(ctx context.Context, dir, jobID string, attempt int, limit int64) ([]job.Artifact, error) {
-	var files []file
-	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		files = append(files, file{path: p, name: filepath.ToSlash(rel), size: info.Size()})
-		total += info.Size()
-		return nil
-	})
+	files, total, err := List(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list artifacts: %w", err)
+		return nil, err
 	}
 	if total > limit {
 		return nil, &TooLargeError{Size: total, Limit: limit}
@@ -146,7 +157,7 @@ func (s *Store) save(ctx context.Context, dir, jobID string, attempt int, limit 
 		if s.obj != nil {
 			a, err = s.put(ctx, f, jobID, attempt)
 		} else {
-			a, err = s.upload(ctx, f.path, f.name, jobID, attempt)
+			a, err = s.upload(ctx, f.Path, f.Name, jobID, attempt)
 		}
 		if err != nil {
 			return nil, err
@@ -158,8 +169,8 @@ func (s *Store) save(ctx context.Context, dir, jobID string, attempt int, limit 
 
 // put streams one file to the object store, retrying while the store does
 // not answer.
-func (s *Store) put(ctx context.Context, f file, jobID string, attempt int) (job.Artifact, error) {
-	key := Key(jobID, attempt, f.name)
+func (s *Store) put(ctx context.Context, f File, jobID string, attempt int) (job.Artifact, error) {
+	key := Key(jobID, attempt, f.Name)
 	retryFor := s.RetryFor
 	if retryFor == 0 {
 		retryFor = 2 * time.Minute
@@ -169,27 +180,27 @@ func (s *Store) put(ctx context.Context, f file, jobID string, attempt int) (job
 	for try := 1; ; try++ {
 		obj, err := s.putOnce(ctx, f, key)
 		if err == nil {
-			return job.Artifact{Name: f.name, Key: key, Size: obj.Size, SHA256: obj.SHA256}, nil
+			return job.Artifact{Name: f.Name, Key: key, Size: obj.Size, SHA256: obj.SHA256}, nil
 		}
 		if !objstore.IsUnavailable(err) || retryFor < 0 || time.Now().Add(backoff).After(deadline) {
-			return job.Artifact{}, fmt.Errorf("artifact %s: %w", f.name, err)
+			return job.Artifact{}, fmt.Errorf("artifact %s: %w", f.Name, err)
 		}
 		if s.Log != nil {
-			s.Log.Warn("object store unavailable; retrying the artifact", "job_id", jobID, "artifact", f.name, "try", try, "err", err)
+			s.Log.Warn("object store unavailable; retrying the artifact", "job_id", jobID, "artifact", f.Name, "try", try, "err", err)
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return job.Artifact{}, fmt.Errorf("artifact %s: %w (last: %w)", f.name, ctx.Err(), err)
+			return job.Artifact{}, fmt.Errorf("artifact %s: %w (last: %w)", f.Name, ctx.Err(), err)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-func (s *Store) putOnce(ctx context.Context, f file, key string) (objstore.Object, error) {
-	fh, err := os.Open(f.path)
+func (s *Store) putOnce(ctx context.Context, f File, key string) (objstore.Object, error) {
+	fh, err := os.Open(f.Path)
 	if err != nil {
 		return objstore.Object{}, err
 	}
