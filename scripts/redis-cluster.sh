@@ -52,9 +52,9 @@ alive() { [[ "$(rcli "$1" ping 2>/dev/null)" == PONG ]]; }
 # snapshot asks every node, with one redis-cli call per node (on a busy
 # machine each process start costs), and fills: UP (1 when it answers), DIR
 # (its data directory), STATE (cluster_state), KNOWN (cluster_known_nodes),
-# ROLE, REPLICAS (connected_slaves), and VIEW: the CLUSTER NODES lines of the
-# first node that answers.
-declare -A UP DIR STATE KNOWN ROLE REPLICAS
+# ROLE, REPLICAS (connected_slaves), LINK (a replica's master_link_status),
+# and VIEW: the CLUSTER NODES lines of the first node that answers.
+declare -A UP DIR STATE KNOWN ROLE REPLICAS LINK
 VIEW=()
 SNAPDIR=""
 snapshot() {
@@ -70,7 +70,7 @@ snapshot() {
 	done
 	wait || true
 	for port in "${PORTS[@]}"; do
-		UP[$port]=0 DIR[$port]="" STATE[$port]="" KNOWN[$port]="" ROLE[$port]="" REPLICAS[$port]=0
+		UP[$port]=0 DIR[$port]="" STATE[$port]="" KNOWN[$port]="" ROLE[$port]="" REPLICAS[$port]=0 LINK[$port]=""
 		local view=()
 		want_dir=0
 		while IFS= read -r line; do
@@ -87,6 +87,7 @@ snapshot() {
 			cluster_known_nodes:*) KNOWN[$port]=${line#*:} ;;
 			role:*) ROLE[$port]=${line#*:} ;;
 			connected_slaves:*) REPLICAS[$port]=${line#*:} ;;
+			master_link_status:*) LINK[$port]=${line#*:} ;;
 			*) if [[ $line =~ ^[0-9a-f]{40}\  ]]; then view+=("$line"); fi ;;
 			esac
 		done <"$SNAPDIR/$port"
@@ -97,7 +98,8 @@ snapshot() {
 # check_health takes a snapshot and sets PROBLEM to why the cluster is not
 # healthy (status 1), or to "" (status 0) when every node is up with
 # cluster_state:ok and 6 known nodes, and there are exactly 3 masters, each
-# with a connected replica.
+# with a connected replica, and every replica has finished its sync (a replica
+# still syncing, e.g. a node just restarted, could not take over its master).
 PROBLEM=""
 check_health() {
 	local port line id flags link masters=0
@@ -134,6 +136,12 @@ check_health() {
 		masters=$((masters + 1))
 		if ! [[ "${REPLICAS[$port]}" =~ ^[1-9][0-9]*$ ]]; then
 			PROBLEM="master $port has no connected replica"
+			return 1
+		fi
+	done
+	for port in "${PORTS[@]}"; do
+		if [[ "${ROLE[$port]}" == slave && "${LINK[$port]}" != up ]]; then
+			PROBLEM="replica $port: master_link_status:${LINK[$port]:-?} (still syncing)"
 			return 1
 		fi
 	done
