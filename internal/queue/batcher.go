@@ -31,6 +31,10 @@ type enqueueReq struct {
 	err  error
 	done chan struct{}
 	lead chan struct{} // buffered(1): this caller now leads
+	// handed is set (under batcher.mu) when a leader hands this request its
+	// slot: a request is handed a slot at most once, so the send on lead
+	// never blocks.
+	handed bool
 }
 
 func (b *batcher) enqueue(ctx context.Context, m Message) (Enqueued, error) {
@@ -63,7 +67,8 @@ func (b *batcher) enqueue(ctx context.Context, m Message) (Enqueued, error) {
 }
 
 // lead flushes pending requests until r is answered, then hands the flusher slot
-// to the oldest waiting request (or gives it up when none waits).
+// to the oldest waiting request that no other leader has handed one (or gives
+// it up when none waits).
 func (b *batcher) lead(r *enqueueReq) {
 	for {
 		select {
@@ -88,14 +93,22 @@ func (b *batcher) lead(r *enqueueReq) {
 	}
 }
 
+// handOff passes the caller's flusher slot on. Several leaders may hand off at
+// once while the same requests wait: each picks a different one (handed), so a
+// slot is never sent to a request that already has one. That second send
+// would block on its full channel while holding mu, and every caller would
+// wait for mu for ever (seen with EnqueuePipelines 4 under the queue bench).
 func (b *batcher) handOff() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.pending) == 0 {
-		b.active--
-		return
+	for _, r := range b.pending {
+		if !r.handed {
+			r.handed = true
+			r.lead <- struct{}{}
+			return
+		}
 	}
-	b.pending[0].lead <- struct{}{}
+	b.active--
 }
 
 // flush sends one batch as a pipeline. It does not use any caller's context: the

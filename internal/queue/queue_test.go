@@ -834,3 +834,44 @@ func TestAckOfARebuiltDelivery(t *testing.T) {
 		t.Fatal("acknowledged job still in the queue")
 	}
 }
+
+// Concurrent Enqueue calls with several pipelines per master hand the flusher
+// slots from caller to caller; two leaders handing off at once once picked the
+// same waiting caller, and the second hand-off blocked holding the batcher's
+// lock, so every Enqueue after it waited for ever.
+func TestConcurrentEnqueuesWithManyPipelinesAllReturn(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{Shards: 8, EnqueuePipelines: 8})
+	const producers, perProducer = 32, 300
+	var wg sync.WaitGroup
+	var returned sync.Map
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perProducer {
+				if _, err := b.q.Enqueue(b.ctx, Message{JobID: job.NewID(), Pool: b.pool}); err != nil {
+					t.Error(err)
+					return
+				}
+				returned.Store(p, i+1)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(45 * time.Second):
+		n := 0
+		returned.Range(func(_, v any) bool { n += v.(int); return true })
+		t.Fatalf("after 45 s only %d of %d Enqueue calls had returned: the enqueue batcher is stuck", n, producers*perProducer)
+	}
+	st, err := b.q.Stats(b.ctx, b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Depth() != producers*perProducer {
+		t.Fatalf("%d jobs waiting, want %d", st.Depth(), producers*perProducer)
+	}
+}
