@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigw/aigw/functions/authfn/clients"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/fairq"
 	"github.com/aigw/aigw/internal/job"
@@ -22,7 +23,8 @@ import (
 // /v1/jobs/{id} gives its queue position (behind the ready jobs) and, once a
 // run of the pool was measured, its expected start. Deleting the tenant ends
 // its queued jobs canceled with the reason, asks its running job to stop, and
-// leaves the waiting job nowhere (neither queue nor fair share).
+// leaves the waiting job nowhere (neither queue nor fair share); it revokes
+// the tenant's API clients and no other tenant's.
 func TestFairShareAPI(t *testing.T) {
 	t.Parallel()
 	e := setup(t, testConfig())
@@ -84,17 +86,44 @@ func TestFairShareAPI(t *testing.T) {
 	if _, err := lc.Start(e.ctx, j, "n1"); err != nil {
 		t.Fatal(err)
 	}
+	// acme has two API clients (one revoked already); another tenant one.
+	apiClients, err := clients.NewStore(e.ctx, e.db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acme []string
+	for _, spec := range []clients.Spec{{Name: "a1", Tenant: "acme"}, {Name: "a2", Tenant: "acme"}, {Name: "b1", Tenant: "globex"}} {
+		spec.Scopes = []string{auth.ScopeJobsRead}
+		c, _, err := apiClients.Create(e.ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acme = append(acme, c.ID)
+	}
+	if err := apiClients.Revoke(e.ctx, acme[1]); err != nil {
+		t.Fatal(err)
+	}
 	tenant := e.is.Token(t, "acme", auth.ScopeJobsRead, auth.ScopeJobsWrite)
 	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", tenant, ""), http.StatusForbidden)
 	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
 	var del struct {
 		Tenant          string
+		ClientsRevoked  int `json:"clients_revoked"`
 		Canceled        int
 		CancelRequested int `json:"cancel_requested"`
 	}
 	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", op, ""), http.StatusOK).decode(t, &del)
-	if del.Tenant != "acme" || del.Canceled != 3 || del.CancelRequested != 1 {
-		t.Fatalf("deleted %+v, want 3 canceled, 1 asked to stop", del)
+	if del.Tenant != "acme" || del.ClientsRevoked != 1 || del.Canceled != 3 || del.CancelRequested != 1 {
+		t.Fatalf("deleted %+v, want 1 client revoked, 3 canceled, 1 asked to stop", del)
+	}
+	for i, id := range acme {
+		c, err := apiClients.Get(e.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i < 2; c.Revoked() != want {
+			t.Fatalf("client %s of %s: revoked %v, want %v", c.Name, c.Tenant, c.Revoked(), want)
+		}
 	}
 	for _, id := range ids[2:] {
 		j, err := e.jobs.GetByID(e.ctx, id)
@@ -110,7 +139,7 @@ func TestFairShareAPI(t *testing.T) {
 	}
 	// Repeating it is harmless.
 	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", op, ""), http.StatusOK).decode(t, &del)
-	if del.Canceled != 0 {
+	if del.Canceled != 0 || del.ClientsRevoked != 0 {
 		t.Fatalf("second deletion %+v", del)
 	}
 }

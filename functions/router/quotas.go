@@ -85,13 +85,24 @@ func (a *api) pushPolicy(ctx context.Context, t *quota.Tenant) {
 	}
 }
 
+// Clients revokes a deleted tenant's API clients (clients.Store).
+type Clients interface {
+	RevokeTenant(ctx context.Context, tenant string) (int, error)
+}
+
 // deleteTenant: DELETE /v1/admin/tenants/{tenant} (operator token) ends the
-// tenant's work: its queued jobs end canceled (the reason names the
-// deletion), its running jobs get a cancel request, its quotas and weights
-// are removed → 200 {"tenant", "canceled", "cancel_requested"}. Repeating it
-// is harmless. (Its API clients are revoked in the auth function.)
+// tenant's work: its API clients are revoked first (no new tokens; a token
+// already issued works until it expires, AIGW_TOKEN_TTL), then its queued
+// jobs end canceled (the reason names the deletion), its running jobs get a
+// cancel request, its quotas and weights are removed → 200 {"tenant",
+// "clients_revoked", "canceled", "cancel_requested"}. Repeating it is
+// harmless.
 func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	tenant := chi.URLParam(r, "tenant")
+	revoked, err := a.Clients.RevokeTenant(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
 	res, err := a.Service.DeleteTenant(r.Context(), tenant, "canceled: tenant "+tenant+" was deleted by an operator")
 	if err != nil {
 		return err
@@ -101,8 +112,9 @@ func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.pushPolicy(r.Context(), &quota.Tenant{Tenant: tenant})
 	web.WriteJSON(w, http.StatusOK, struct {
-		Tenant string `json:"tenant"`
+		Tenant         string `json:"tenant"`
+		ClientsRevoked int    `json:"clients_revoked"`
 		submit.TenantDeletion
-	}{tenant, res})
+	}{tenant, revoked, res})
 	return nil
 }

@@ -151,6 +151,8 @@ type Deps struct {
 	Files Files
 	// Quotas stores tenants' quotas (the operator's quota routes).
 	Quotas Quotas
+	// Clients revokes a deleted tenant's API clients.
+	Clients Clients
 	// Fair, when set, is the pools' fair-share admission: weights set through
 	// the quota routes reach it at once, and a waiting job's queue position
 	// and start estimate come from it.

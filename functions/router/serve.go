@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"github.com/aigw/aigw/functions/authfn/clients"
 	"log/slog"
 	"time"
 
@@ -73,6 +74,10 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 	if err != nil {
 		return Deps{}, err
 	}
+	apiClients, err := clients.NewStore(ictx, db, nil)
+	if err != nil {
+		return Deps{}, err
+	}
 	qcache := quota.NewCache(quotas, cfg.QuotaCacheTTL)
 	fair := fairq.New(rdb, q, fairq.Config{Policy: qcache.FairPolicy, Log: log})
 	d := Deps{
@@ -84,6 +89,7 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 			Admit:    quota.NewAdmission(qcache, jobs, cfg.QuotaCacheTTL).Admit,
 			Fair:     fair}),
 		Quotas:  quotas,
+		Clients: apiClients,
 		Fair:    fair,
 		Uploads: ups,
 		Ready:   func(ctx context.Context) error { return readiness.Stores(ctx, time.Second, db, rdb) },

@@ -96,6 +96,21 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Client, error) {
 	return out, nil
 }
 
+// RevokeTenant revokes every client of tenant that is not revoked yet (a
+// deleted tenant) and returns how many it revoked.
+func (s *Store) RevokeTenant(ctx context.Context, tenant string) (int, error) {
+	if tenant == "" {
+		return 0, errors.New("revoke clients: tenant is required")
+	}
+	res, err := s.coll.UpdateMany(ctx,
+		bson.D{{Key: "tenant", Value: tenant}, {Key: "revoked_at", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: s.now().UTC().Truncate(time.Millisecond)}}}})
+	if err != nil {
+		return 0, fmt.Errorf("revoke clients of tenant %s: %w", tenant, mongoconn.WrapUnavailable(err))
+	}
+	return int(res.ModifiedCount), nil
+}
+
 // Revoke marks the client revoked; revoking a revoked client changes nothing.
 // A missing client is ErrNotFound.
 func (s *Store) Revoke(ctx context.Context, id string) error {
