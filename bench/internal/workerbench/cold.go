@@ -13,10 +13,7 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
-	"github.com/aigw/aigw/internal/jobstore"
-	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
-	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/worker/agent"
 )
@@ -100,25 +97,12 @@ func MeasureColdStart(ctx context.Context, cfg Config, w Warm, runs int) (res Co
 	runs = max(runs, 1)
 	res.Runs = runs
 	run := fmt.Sprintf("coldbench%d", time.Now().UnixNano())
-	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
+	st, closeStores, err := openStores(ctx, cfg, run)
+	defer closeStores()
 	if err != nil {
 		return res, err
 	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	db := mc.Database(run)
-	defer func() { _ = db.Drop(context.WithoutCancel(ctx)) }()
-	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs})
-	if err != nil {
-		return res, err
-	}
-	defer func() { _ = rdb.Close() }()
-	q := queue.New(rdb, queue.Config{Lease: 30 * time.Second})
-	defer func() { _ = q.Purge(context.WithoutCancel(ctx), run) }()
-	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
-	if err != nil {
-		return res, err
-	}
-	algos := algorithm.NewStore(db)
+	db, rdb, q, jobs, algos := st.db, st.rdb, st.q, st.jobs, st.algos
 	tmp, err := os.MkdirTemp("", "aigw-coldbench-")
 	if err != nil {
 		return res, err

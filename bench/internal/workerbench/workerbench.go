@@ -35,10 +35,8 @@ import (
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
-	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/mongoconn"
 	"github.com/aigw/aigw/internal/queue"
-	"github.com/aigw/aigw/internal/redisconn"
 	"github.com/aigw/aigw/internal/registry"
 	"github.com/aigw/aigw/worker/agent"
 )
@@ -220,25 +218,12 @@ func runAigw(ctx context.Context, cfg Config, rt algorithm.Runtime, warmup int) 
 	rt.Command = append([]string{filepath.Base(rt.Command[0])}, rt.Command[1:]...)
 	res = Result{System: "aigw", Jobs: cfg.Jobs, MongoServer: MongoServer(ctx, cfg.MongoURI)}
 	run := fmt.Sprintf("workerbench%d", time.Now().UnixNano())
-	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
+	st, closeStores, err := openStores(ctx, cfg, run)
+	defer closeStores()
 	if err != nil {
 		return res, err
 	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	db := mc.Database(run)
-	defer func() { _ = db.Drop(context.WithoutCancel(ctx)) }()
-	rdb, err := redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs})
-	if err != nil {
-		return res, err
-	}
-	defer func() { _ = rdb.Close() }()
-	q := queue.New(rdb, queue.Config{Lease: 30 * time.Second})
-	defer func() { _ = q.Purge(context.WithoutCancel(ctx), run) }()
-	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
-	if err != nil {
-		return res, err
-	}
-	algos := algorithm.NewStore(db)
+	db, rdb, q, jobs, algos := st.db, st.rdb, st.q, st.jobs, st.algos
 	retries := 0
 	if _, _, err := algos.Put(ctx, algorithm.Definition{Name: "noop", Version: "1.0.0", Pool: run,
 		Runtime: rt, MaxRetries: &retries, TimeoutMS: 60000}); err != nil {
