@@ -63,3 +63,29 @@ func jsonFields(t reflect.Type) []string {
 	}
 	return out
 }
+
+// CheckRoutes fails t unless the document's routes of function fn (its
+// operations' servers name /function/fn) are exactly served: "METHOD /path"
+// patterns, the function's own internal routes left out by the caller. name
+// is how the messages call the function.
+func CheckRoutes(t testing.TB, fn, name string, served []string) {
+	t.Helper()
+	routes, err := FunctionRoutes(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, r := range routes {
+		documented = append(documented, r.Method+" "+r.Path)
+	}
+	for _, s := range served {
+		if !slices.Contains(documented, s) {
+			t.Errorf("%s serves %s, which internal/apispec/openapi.json does not document", name, s)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(served, d) {
+			t.Errorf("internal/apispec/openapi.json documents %s, which %s does not serve", d, name)
+		}
+	}
+}
