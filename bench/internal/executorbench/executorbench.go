@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aigw/aigw/bench/internal/stats"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/queue"
@@ -199,7 +200,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	// The bursts, one system after the other.
 	for k, y := range systems {
 		res := Result{System: y.name, Dispatches: cfg.Dispatches, Jobs: cfg.Jobs,
-			P50: quantile(d[k], 0.50), P99: quantile(d[k], 0.99)}
+			P50: stats.Quantile(d[k], 0.50), P99: stats.Quantile(d[k], 0.99)}
 		msgs, err := create(y, cfg.Jobs)
 		if err != nil {
 			return nil, err
@@ -241,15 +242,4 @@ func await(ctx context.Context, y *system, n int, timeout time.Duration) error {
 		}
 	}
 	return nil
-}
-
-// quantile returns the q-quantile (nearest rank) of d.
-func quantile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
 }

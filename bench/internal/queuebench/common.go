@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aigw/aigw/bench/internal/stats"
 	"github.com/aigw/aigw/internal/redisconn"
 )
 
@@ -70,13 +71,7 @@ func (l *latencies) count() int {
 func (l *latencies) quantile(q float64) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.d) == 0 {
-		return 0
-	}
-	s := slices.Clone(l.d)
-	slices.Sort(s)
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
+	return stats.Quantile(l.d, q)
 }
 
 // pace calls fn rate times a second, spread over producers goroutines, for d.

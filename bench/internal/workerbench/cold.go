@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aigw/aigw/bench/internal/stats"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
@@ -196,6 +197,6 @@ func MeasureColdStart(ctx context.Context, cfg Config, w Warm, runs int) (res Co
 		colds = append(colds, time.Duration(cold.ColdStartMS)*time.Millisecond)
 		coldJobs, warmJobs = append(coldJobs, coldTook), append(warmJobs, warmTook)
 	}
-	res.ColdStart, res.ColdJob, res.WarmJob = quantile(colds, 0.5), quantile(coldJobs, 0.5), quantile(warmJobs, 0.5)
+	res.ColdStart, res.ColdJob, res.WarmJob = stats.Quantile(colds, 0.5), stats.Quantile(coldJobs, 0.5), stats.Quantile(warmJobs, 0.5)
 	return res, nil
 }

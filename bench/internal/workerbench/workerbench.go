@@ -32,6 +32,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/aigw/aigw/bench/internal/stats"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/events"
 	"github.com/aigw/aigw/internal/job"
@@ -161,17 +162,6 @@ func (s *samples) add(total, store time.Duration) {
 	s.excl = append(s.excl, total-store)
 	s.store = append(s.store, store)
 	s.mu.Unlock()
-}
-
-// quantile returns the q-quantile (nearest rank) of d.
-func quantile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
 }
 
 // MongoServer names the server behind uri (e.g. "FerretDB v2.1.0").
@@ -362,9 +352,9 @@ func runAigw(ctx context.Context, cfg Config, rt algorithm.Runtime, warmup int) 
 	res.JobsPerSec = float64(cfg.Jobs) / res.Elapsed.Seconds()
 	smp.mu.Lock()
 	defer smp.mu.Unlock()
-	res.P50, res.P99 = quantile(smp.total, 0.50), quantile(smp.total, 0.99)
-	res.ExclStoreP50, res.ExclStoreP99 = quantile(smp.excl, 0.50), quantile(smp.excl, 0.99)
-	res.StoreP50 = quantile(smp.store, 0.50)
+	res.P50, res.P99 = stats.Quantile(smp.total, 0.50), stats.Quantile(smp.total, 0.99)
+	res.ExclStoreP50, res.ExclStoreP99 = stats.Quantile(smp.excl, 0.50), stats.Quantile(smp.excl, 0.99)
+	res.StoreP50 = stats.Quantile(smp.store, 0.50)
 	return res, nil
 }
 
@@ -452,7 +442,7 @@ func RunAsynq(ctx context.Context, cfg Config) (Result, error) {
 	res.JobsPerSec = float64(cfg.Jobs) / res.Elapsed.Seconds()
 	smp.mu.Lock()
 	defer smp.mu.Unlock()
-	res.P50, res.P99 = quantile(smp.total, 0.50), quantile(smp.total, 0.99)
+	res.P50, res.P99 = stats.Quantile(smp.total, 0.50), stats.Quantile(smp.total, 0.99)
 	return res, nil
 }
 
