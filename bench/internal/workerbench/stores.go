@@ -24,12 +24,12 @@ type stores struct {
 	algos *algorithm.Store
 }
 
-// openStores opens run's stores; close purges the pool, drops the database
+// openStores opens run's stores; cleanup purges the pool, drops the database
 // and closes the clients (call it even when openStores failed).
-func openStores(ctx context.Context, cfg Config, run string) (s *stores, close func(), err error) {
+func openStores(ctx context.Context, cfg Config, run string) (s *stores, cleanup func(), err error) {
 	s = &stores{}
 	var undo []func()
-	close = func() {
+	cleanup = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
@@ -37,20 +37,20 @@ func openStores(ctx context.Context, cfg Config, run string) (s *stores, close f
 	bg := context.WithoutCancel(ctx)
 	mc, err := mongoconn.Open(ctx, mongoconn.Options{URI: cfg.MongoURI})
 	if err != nil {
-		return nil, close, err
+		return nil, cleanup, err
 	}
 	undo = append(undo, func() { _ = mc.Disconnect(bg) })
 	s.db = mc.Database(run)
 	undo = append(undo, func() { _ = s.db.Drop(bg) })
 	if s.rdb, err = redisconn.Open(ctx, redisconn.Options{Addrs: cfg.RedisAddrs}); err != nil {
-		return nil, close, err
+		return nil, cleanup, err
 	}
 	undo = append(undo, func() { _ = s.rdb.Close() })
 	s.q = queue.New(s.rdb, queue.Config{Lease: 30 * time.Second})
 	undo = append(undo, func() { _ = s.q.Purge(bg, run) })
 	if s.jobs, err = jobstore.New(ctx, s.db, jobstore.Options{}); err != nil {
-		return nil, close, err
+		return nil, cleanup, err
 	}
 	s.algos = algorithm.NewStore(s.db)
-	return s, close, nil
+	return s, cleanup, nil
 }
