@@ -1,23 +1,19 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/aigw/aigw/internal/egress"
 	"github.com/aigw/aigw/internal/executorapi"
 	"github.com/aigw/aigw/worker/agent"
-	"github.com/aigw/aigw/worker/internal/assetcache"
 	"github.com/aigw/aigw/worker/internal/config"
 	"github.com/aigw/aigw/worker/internal/gpu"
 	"github.com/aigw/aigw/worker/internal/metrics"
@@ -57,15 +53,10 @@ func join(ctx context.Context, args []string, log *slog.Logger, stderr io.Writer
 		gpus = nil
 	}
 	m := metrics.New()
-	cacheDir := cfg.CacheDir
-	if cacheDir == "" {
-		cacheDir = filepath.Join(cmp.Or(cfg.WorkDir, os.TempDir()), "aigw-assets")
-	}
-	cache, err := assetcache.New(cacheDir, cfg.CacheBytes, &http.Client{Transport: http.DefaultTransport})
+	cache, err := assetCache(cfg, m)
 	if err != nil {
-		return fmt.Errorf("asset cache: %w", err)
+		return err
 	}
-	m.Registry.MustRegister(cache.Collectors()...)
 	w := agent.NewJoined(cfg, executorapi.NewClient(*base, *token, nil), gpus, version, agent.JoinDeps{
 		Log: log, Metrics: m, HTTP: egress.NewGuard(cfg.URLAllowedNets).Client(), Assets: cache})
 	if cfg.MetricsAddr != "" {

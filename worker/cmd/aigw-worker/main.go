@@ -147,15 +147,10 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	}
 	arts.Defs = defs
 	fetcher := &inputs.Fetcher{Store: obj, HTTP: egress.NewGuard(cfg.URLAllowedNets).Client()}
-	cacheDir := cfg.CacheDir
-	if cacheDir == "" {
-		cacheDir = filepath.Join(cmp.Or(cfg.WorkDir, os.TempDir()), "aigw-assets")
-	}
-	cache, err := assetcache.New(cacheDir, cfg.CacheBytes, &http.Client{Transport: http.DefaultTransport})
+	cache, err := assetCache(cfg, m)
 	if err != nil {
-		return fmt.Errorf("asset cache: %w", err)
+		return err
 	}
-	m.Registry.MustRegister(cache.Collectors()...)
 	a, err := agent.New(cfg, agent.Deps{
 		Redis: rdb, Queue: queue.New(rdb, cfg.Queue), Jobs: jobs,
 		Algorithms: defs, Events: events.New(rdb, events.Config{}),
@@ -182,6 +177,22 @@ func daemon(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("worker stopped", "uptime", time.Since(start).Round(time.Second).String())
 	return nil
+}
+
+// assetCache opens the worker's asset cache (AIGW_CACHE_DIR, else
+// aigw-assets in the work directory; AIGW_CACHE_BYTES) and registers its
+// metrics with m: the agent's and the joined worker's alike.
+func assetCache(cfg config.Config, m *metrics.Metrics) (*assetcache.Cache, error) {
+	dir := cfg.CacheDir
+	if dir == "" {
+		dir = filepath.Join(cmp.Or(cfg.WorkDir, os.TempDir()), "aigw-assets")
+	}
+	cache, err := assetcache.New(dir, cfg.CacheBytes, &http.Client{Transport: http.DefaultTransport})
+	if err != nil {
+		return nil, fmt.Errorf("asset cache: %w", err)
+	}
+	m.Registry.MustRegister(cache.Collectors()...)
+	return cache, nil
 }
 
 // artifactStore is the object store when one is configured (its bucket
