@@ -74,6 +74,24 @@ type Purger struct {
 	Log         *slog.Logger
 }
 
+// cutoffs are the retention's groups at now, for jobs and uploads alike:
+// each tenant with a retention of its own (sorted), finished before now
+// minus it, then every other tenant by the default (none when the default
+// keeps for ever).
+func (r Retention) cutoffs(now time.Time) []jobstore.PurgeFilter {
+	var out []jobstore.PurgeFilter
+	own := slices.Sorted(maps.Keys(r.Tenants))
+	for _, t := range own {
+		if d := r.Tenants[t]; d > 0 {
+			out = append(out, jobstore.PurgeFilter{Tenant: t, Before: now.Add(-d)})
+		}
+	}
+	if r.Default > 0 {
+		out = append(out, jobstore.PurgeFilter{Except: own, Before: now.Add(-r.Default)})
+	}
+	return out
+}
+
 // Purge runs one pass.
 func (p *Purger) Purge(ctx context.Context) (PurgeResult, error) {
 	var res PurgeResult
@@ -82,16 +100,7 @@ func (p *Purger) Purge(ctx context.Context) (PurgeResult, error) {
 	if batch <= 0 {
 		batch = 200
 	}
-	var filters []jobstore.PurgeFilter
-	for _, t := range slices.Sorted(maps.Keys(p.Retention.Tenants)) {
-		if d := p.Retention.Tenants[t]; d > 0 {
-			filters = append(filters, jobstore.PurgeFilter{Tenant: t, Before: now.Add(-d)})
-		}
-	}
-	if p.Retention.Default > 0 {
-		filters = append(filters, jobstore.PurgeFilter{Except: slices.Sorted(maps.Keys(p.Retention.Tenants)), Before: now.Add(-p.Retention.Default)})
-	}
-	for _, f := range filters {
+	for _, f := range p.Retention.cutoffs(now) {
 		jobs, err := p.Jobs.ListPurgeable(ctx, f, batch)
 		if err != nil {
 			return res, err
@@ -138,13 +147,8 @@ func (p *Purger) Purge(ctx context.Context) (PurgeResult, error) {
 // claimed one's object and record (those a pass cut short first).
 func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res *PurgeResult) error {
 	filters := []uploads.PurgeFilter{{Unused: true, Before: now.Add(-p.UploadGrace)}}
-	for _, t := range slices.Sorted(maps.Keys(p.Retention.Tenants)) {
-		if d := p.Retention.Tenants[t]; d > 0 {
-			filters = append(filters, uploads.PurgeFilter{Tenant: t, Before: now.Add(-d)})
-		}
-	}
-	if p.Retention.Default > 0 {
-		filters = append(filters, uploads.PurgeFilter{Except: slices.Sorted(maps.Keys(p.Retention.Tenants)), Before: now.Add(-p.Retention.Default)})
+	for _, c := range p.Retention.cutoffs(now) {
+		filters = append(filters, uploads.PurgeFilter{Tenant: c.Tenant, Except: c.Except, Before: c.Before})
 	}
 	for _, f := range filters {
 		if _, err := p.Uploads.Claim(ctx, f, now, batch); err != nil {
