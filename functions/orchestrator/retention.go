@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/aigw/aigw/internal/inputfiles"
+	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/objstore"
 	"github.com/aigw/aigw/internal/uploads"
@@ -46,6 +49,9 @@ type PurgeResult struct {
 	Purged  int `json:"purged"`
 	Objects int `json:"objects"`
 	Uploads int `json:"uploads"`
+	// UploadsKept are uploads whose time was up but that a queued or
+	// running job references: kept, and counted as referenced now.
+	UploadsKept int `json:"uploads_kept"`
 }
 
 // Purger deletes what finished jobs leave behind once their retention has
@@ -58,8 +64,10 @@ type PurgeResult struct {
 // It deletes uploads too (object, then record): one no job referenced once
 // UploadGrace has passed since its upload URL expired, one that jobs
 // referenced once its tenant's retention has passed since the last of them
-// was submitted (and since its URL expired). A tenant kept for ever keeps
-// the uploads its jobs referenced.
+// was submitted (and since its URL expired). An upload that a job of its
+// tenant still queued or running references is never deleted: the purge
+// takes its claim back and counts it as referenced then. A tenant kept for
+// ever keeps the uploads its jobs referenced.
 type Purger struct {
 	Jobs      *jobstore.Store
 	Objects   *objstore.Store     // nil: no object store (and no uploads)
@@ -159,7 +167,19 @@ func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res
 	if err != nil {
 		return fmt.Errorf("uploads to purge: %w", err)
 	}
+	inUse, err := p.uploadsInUse(ctx, ups)
+	if err != nil {
+		return err
+	}
 	for _, u := range ups {
+		if inUse[u.ID] {
+			if err := p.Uploads.Keep(ctx, u.ID, now); err != nil {
+				return fmt.Errorf("keep upload %s: %w", u.ID, err)
+			}
+			res.UploadsKept++
+			p.Log.InfoContext(ctx, "upload kept: an unfinished job references it", "upload_id", u.ID, "tenant", u.Tenant)
+			continue
+		}
 		n, err := p.Objects.DeletePrefix(ctx, u.Key)
 		res.Objects += n
 		if err != nil {
@@ -172,4 +192,48 @@ func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res
 		p.Log.InfoContext(ctx, "upload purged", "upload_id", u.ID, "tenant", u.Tenant, "expires_at", u.ExpiresAt, "used_at", u.UsedAt)
 	}
 	return nil
+}
+
+// uploadsInUse returns which of ups (those jobs referenced) a job of the
+// upload's tenant that has not finished references. An input whose
+// references cannot be read keeps every upload whose id it contains.
+func (p *Purger) uploadsInUse(ctx context.Context, ups []uploads.Upload) (map[string]bool, error) {
+	byTenant := map[string]map[string]bool{}
+	for _, u := range ups {
+		if u.UsedAt == nil {
+			continue // never referenced: no job can hold it
+		}
+		if byTenant[u.Tenant] == nil {
+			byTenant[u.Tenant] = map[string]bool{}
+		}
+		byTenant[u.Tenant][u.ID] = true
+	}
+	inUse := map[string]bool{}
+	for _, tenant := range slices.Sorted(maps.Keys(byTenant)) {
+		ids := byTenant[tenant]
+		err := p.Jobs.EachUnfinished(ctx, tenant, func(j *job.Job) error {
+			if !inputfiles.Has(j.Input) {
+				return nil
+			}
+			refs, err := inputfiles.Find(j.Input)
+			if err != nil {
+				for id := range ids {
+					if bytes.Contains(j.Input, []byte(id)) {
+						inUse[id] = true
+					}
+				}
+				return nil
+			}
+			for _, r := range refs {
+				if ids[r.Upload] {
+					inUse[r.Upload] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("uploads in use: %w", err)
+		}
+	}
+	return inUse, nil
 }

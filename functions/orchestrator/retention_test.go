@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aigw/aigw/internal/events"
+	"github.com/aigw/aigw/internal/inputfiles"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
@@ -260,5 +262,124 @@ func TestPurgeUploads(t *testing.T) {
 	}
 	if got, want := records(), ids(forever); !slices.Equal(got, want) {
 		t.Fatalf("records at +31d: %v, want %v", got, want)
+	}
+}
+
+// An upload that a queued or running job references outlives its tenant's
+// retention: the purge keeps it (object and record, and it can still be
+// referenced) until no unfinished job references it, then purges it once the
+// retention has passed again.
+func TestPurgeKeepsUploadsOfUnfinishedJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.MongoDB(t)
+	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := objstoretest.Store(t)
+	ups := uploads.New(db)
+	if err := ups.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	life := lifecycle.New(jobs, events.New(testenv.Redis(t), events.Config{}), testlog.New(t), lifecycle.Backoff{})
+	pool := testenv.UniqueName(t, 40)
+	t0 := time.Now()
+	sum := strings.Repeat("a", 64)
+	upload := func() uploads.Upload {
+		t.Helper()
+		u, err := ups.Create(ctx, "short", 5, sum, t0.Add(-4*time.Hour), t0.Add(-3*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := obj.Put(ctx, u.Key, strings.NewReader("bytes"), 5); err != nil {
+			t.Fatal(err)
+		}
+		if u, err = ups.Use(ctx, "short", u.ID, t0.Add(-2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	submit := func(u uploads.Upload) *job.Job {
+		t.Helper()
+		in, err := json.Marshal(map[string]any{"image": inputfiles.Canonical(u.ID, 5, sum), "n": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _, err := jobs.Create(ctx, job.Job{Tenant: "short", Algorithm: "a", Version: "1.0.0", Pool: pool, Input: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	waiting, running, done := upload(), upload(), upload()
+	jw := submit(waiting)
+	jr, err := life.Start(ctx, submit(running), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jd, err := life.Start(ctx, submit(done), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := life.Succeed(ctx, jd.Job, lifecycle.Result{Output: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// Another tenant's queued job naming the same id in its input keeps nothing.
+	other, _ := json.Marshal(map[string]any{"image": inputfiles.Canonical(done.ID, 5, sum)})
+	if _, _, err := jobs.Create(ctx, job.Job{Tenant: "other", Algorithm: "a", Version: "1.0.0", Pool: pool, Input: other}); err != nil {
+		t.Fatal(err)
+	}
+
+	present := func(u uploads.Upload) bool {
+		t.Helper()
+		_, err := ups.Get(ctx, "short", u.ID)
+		if err != nil && !errors.Is(err, uploads.ErrNotFound) {
+			t.Fatal(err)
+		}
+		objs, lerr := obj.List(ctx, u.Key)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if (err == nil) != (len(objs) == 1) {
+			t.Fatalf("upload %s: record %v, objects %d", u.ID, err == nil, len(objs))
+		}
+		return err == nil
+	}
+
+	p := &Purger{Jobs: jobs, Objects: obj, Uploads: ups, UploadGrace: 2 * time.Hour,
+		Retention: Retention{Tenants: map[string]time.Duration{"short": time.Hour}},
+		Now:       func() time.Time { return t0 }, Log: testlog.New(t)}
+	res, err := p.Purge(ctx)
+	if err != nil || res.Uploads != 1 || res.Objects != 1 || res.UploadsKept != 2 {
+		t.Fatalf("purge: %+v %v; want the finished job's upload purged, the queued and the running job's kept", res, err)
+	}
+	if present(done) || !present(waiting) || !present(running) {
+		t.Fatalf("after the purge: done %v, waiting %v, running %v; want only the unfinished jobs' uploads",
+			present(done), present(waiting), present(running))
+	}
+	// A kept upload is not left claimed: a new submit may reference it.
+	if _, err := ups.Use(ctx, "short", waiting.ID, t0.Add(-2*time.Hour)); err != nil {
+		t.Fatalf("reference a kept upload: %v", err)
+	}
+	// Still unfinished an hour and more later: kept again.
+	p.Now = func() time.Time { return t0.Add(90 * time.Minute) }
+	if res, err := p.Purge(ctx); err != nil || res.Uploads != 0 || res.UploadsKept != 2 {
+		t.Fatalf("purge at +90m with the jobs unfinished: %+v %v; want both kept again", res, err)
+	}
+
+	// Both jobs finish: their uploads go once the retention has passed.
+	if _, err := life.Succeed(ctx, jr.Job, lifecycle.Result{Output: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Transition(ctx, jw.ID, jobstore.Change{From: job.Queued, To: job.Canceled}); err != nil {
+		t.Fatal(err)
+	}
+	p.Now = func() time.Time { return t0.Add(4 * time.Hour) }
+	if res, err := p.Purge(ctx); err != nil || res.Uploads != 2 || res.UploadsKept != 0 {
+		t.Fatalf("purge at +4h with the jobs finished: %+v %v", res, err)
+	}
+	if present(waiting) || present(running) {
+		t.Fatal("the finished jobs' uploads are still there")
 	}
 }

@@ -13,10 +13,13 @@ import (
 )
 
 // terminalStates are the states a job's retention counts from.
-func terminalStates() bson.A {
+func terminalStates() bson.A { return statesWhere(true) }
+
+// statesWhere are the states whose Terminal is terminal.
+func statesWhere(terminal bool) bson.A {
 	var a bson.A
 	for _, s := range job.States() {
-		if s.Terminal() {
+		if s.Terminal() == terminal {
 			a = append(a, s)
 		}
 	}
@@ -76,4 +79,27 @@ func (s *Store) Purge(ctx context.Context, id string, at time.Time) (bool, error
 		return false, fmt.Errorf("purge job %s: %w", id, mongoconn.WrapUnavailable(err))
 	}
 	return res.ModifiedCount == 1, nil
+}
+
+// EachUnfinished calls fn with each of tenant's jobs that has not finished
+// (queued or running), until fn returns an error, which it returns.
+func (s *Store) EachUnfinished(ctx context.Context, tenant string, fn func(*job.Job) error) error {
+	cur, err := s.jobs.Find(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "state", Value: bson.D{{Key: "$in", Value: statesWhere(false)}}}})
+	if err != nil {
+		return fmt.Errorf("list unfinished jobs: %w", mongoconn.WrapUnavailable(err))
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	for cur.Next(ctx) {
+		var rec record
+		if err := cur.Decode(&rec); err != nil {
+			return fmt.Errorf("list unfinished jobs: %w", err)
+		}
+		if err := fn(&rec.Job); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("list unfinished jobs: %w", mongoconn.WrapUnavailable(err))
+	}
+	return nil
 }

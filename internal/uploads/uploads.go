@@ -168,6 +168,14 @@ func (s *Store) Purging(ctx context.Context, limit int) ([]Upload, error) {
 	return out, nil
 }
 
+// Keep takes back a purge's claim of upload id: it can be referenced again,
+// and counts as referenced at now.
+func (s *Store) Keep(ctx context.Context, id string, now time.Time) error {
+	_, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "purging_at", Value: bson.D{{Key: "$exists", Value: true}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "used_at", Value: now.UTC()}}}, {Key: "$unset", Value: bson.D{{Key: "purging_at", Value: ""}}}})
+	return mongoconn.WrapUnavailable(err)
+}
+
 // Get returns tenant's upload id; another tenant's is ErrNotFound.
 func (s *Store) Get(ctx context.Context, tenant, id string) (Upload, error) {
 	var u Upload
