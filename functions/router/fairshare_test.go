@@ -24,7 +24,8 @@ import (
 // run of the pool was measured, its expected start. Deleting the tenant ends
 // its queued jobs canceled with the reason, asks its running job to stop, and
 // leaves the waiting job nowhere (neither queue nor fair share); it revokes
-// the tenant's API clients and no other tenant's.
+// the tenant's API clients and no other tenant's, and voids the tokens the
+// tenant holds (401) but not those issued to it afterwards.
 func TestFairShareAPI(t *testing.T) {
 	t.Parallel()
 	e := setup(t, testConfig())
@@ -137,9 +138,31 @@ func TestFairShareAPI(t *testing.T) {
 	if st, _ := fair.State(e.ctx, e.pool); st.Waiting != 0 {
 		t.Fatalf("fair share still has %d waiting", st.Waiting)
 	}
+	// The tenant's tokens issued until then are refused, for reads and
+	// submits alike; another tenant's are not.
+	for _, req := range [][2]string{{"GET", "/v1/jobs"}, {"GET", "/v1/jobs/" + ids[0]}, {"POST", "/v1/algorithms/echo/jobs"}} {
+		r := e.want(t, e.do(t, req[0], req[1], e.token, `{"input":{"message":"late"}}`), http.StatusUnauthorized)
+		if !strings.Contains(string(r.body), "tenant acme was deleted") || !strings.Contains(r.header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Fatalf("%s %s with a token of before the deletion: %s %v", req[0], req[1], r.body, r.header)
+		}
+	}
+	e.want(t, e.do(t, "GET", "/v1/jobs", e.is.Token(t, "globex", auth.ScopeJobsRead), ""), http.StatusOK)
+	// Setting its quotas again keeps the old tokens out.
+	e.want(t, e.do(t, "PUT", "/v1/admin/tenants/acme/quotas", op, `{"weight":2,"pools":[]}`), http.StatusOK)
+	e.want(t, e.do(t, "GET", "/v1/jobs", e.token, ""), http.StatusUnauthorized)
+	// The operators' tenant cannot be deleted.
+	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/"+auth.OperatorTenant, op, ""), http.StatusBadRequest)
+
 	// Repeating it is harmless.
 	e.want(t, e.do(t, "DELETE", "/v1/admin/tenants/acme", op, ""), http.StatusOK).decode(t, &del)
 	if del.Canceled != 0 || del.ClientsRevoked != 0 {
 		t.Fatalf("second deletion %+v", del)
+	}
+	// A token issued after the deletion (iat counts whole seconds) works.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	var list struct{ Jobs []json.RawMessage }
+	e.want(t, e.do(t, "GET", "/v1/jobs", e.is.Token(t, "acme", auth.ScopeJobsRead), ""), http.StatusOK).decode(t, &list)
+	if len(list.Jobs) != 5 {
+		t.Fatalf("the recreated tenant lists %d jobs, want its 5", len(list.Jobs))
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/quota"
 	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/web"
@@ -17,7 +19,14 @@ import (
 type Quotas interface {
 	Get(ctx context.Context, tenant string) (*quota.Tenant, error)
 	Put(ctx context.Context, t quota.Tenant) (*quota.Tenant, error)
-	Delete(ctx context.Context, tenant string) error
+	Delete(ctx context.Context, tenant string) (time.Time, error)
+}
+
+// Tombstones says when tenants were deleted (quota.Cache).
+type Tombstones interface {
+	DeletedAt(ctx context.Context, tenant string) (*time.Time, error)
+	// Forget makes the next DeletedAt of tenant read the store.
+	Forget(tenant string)
 }
 
 // quotasBody is the body of PUT /v1/admin/tenants/{tenant}/quotas.
@@ -91,23 +100,32 @@ type Clients interface {
 }
 
 // deleteTenant: DELETE /v1/admin/tenants/{tenant} (operator token) ends the
-// tenant's work: its API clients are revoked first (no new tokens; a token
-// already issued works until it expires, AIGW_TOKEN_TTL), then its queued
-// jobs end canceled (the reason names the deletion), its running jobs get a
-// cancel request, its quotas and weights are removed → 200 {"tenant",
-// "clients_revoked", "canceled", "cancel_requested"}. Repeating it is
-// harmless.
+// tenant's work: its API clients are revoked (no new tokens) and its tokens
+// issued until now are refused (401; on this replica at once, on the others
+// within the quota cache's TTL), then its queued jobs end canceled (the
+// reason names the deletion), its running jobs get a cancel request, and its
+// quotas and weights are removed → 200 {"tenant", "clients_revoked",
+// "canceled", "cancel_requested"}. Repeating it is harmless; a client
+// created for the tenant afterwards works. The operators' own tenant cannot
+// be deleted (400).
 func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	tenant := chi.URLParam(r, "tenant")
+	if tenant == auth.OperatorTenant {
+		return web.BadRequest("%s is the operators' tenant and cannot be deleted", tenant)
+	}
 	revoked, err := a.Clients.RevokeTenant(r.Context(), tenant)
 	if err != nil {
 		return err
 	}
-	res, err := a.Service.DeleteTenant(r.Context(), tenant, "canceled: tenant "+tenant+" was deleted by an operator")
-	if err != nil {
+	// Its tokens go before its jobs: no submit slips in behind the cancel.
+	if _, err := a.Quotas.Delete(r.Context(), tenant); err != nil {
 		return err
 	}
-	if err := a.Quotas.Delete(r.Context(), tenant); err != nil {
+	if a.Tombstones != nil {
+		a.Tombstones.Forget(tenant)
+	}
+	res, err := a.Service.DeleteTenant(r.Context(), tenant, "canceled: tenant "+tenant+" was deleted by an operator")
+	if err != nil {
 		return err
 	}
 	a.pushPolicy(r.Context(), &quota.Tenant{Tenant: tenant})
@@ -117,4 +135,27 @@ func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 		submit.TenantDeletion
 	}{tenant, revoked, res})
 	return nil
+}
+
+// tenantLive answers 401 to a token its tenant's deletion voided: one issued
+// (iat, in whole seconds) no later than the second the tenant was deleted.
+func (a *api) tenantLive(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.FromContext(r.Context())
+		if a.Tombstones == nil || !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		at, err := a.Tombstones.DeletedAt(r.Context(), c.Tenant)
+		if err != nil {
+			a.handle(func(http.ResponseWriter, *http.Request) error { return err }).ServeHTTP(w, r)
+			return
+		}
+		if at != nil && (c.IssuedAt == nil || !c.IssuedAt.After(at.Truncate(time.Second))) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw", error="invalid_token", error_description="the tenant was deleted"`)
+			web.WriteError(w, r, a.log, web.Unauthorized("tenant %s was deleted at %s: tokens issued before then are refused", c.Tenant, at.UTC().Format(time.RFC3339)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

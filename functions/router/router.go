@@ -153,6 +153,8 @@ type Deps struct {
 	Quotas Quotas
 	// Clients revokes a deleted tenant's API clients.
 	Clients Clients
+	// Tombstones, when set, voids a deleted tenant's tokens.
+	Tombstones Tombstones
 	// Fair, when set, is the pools' fair-share admission: weights set through
 	// the quota routes reach it at once, and a waiting job's queue position
 	// and start estimate come from it.
@@ -186,7 +188,7 @@ func New(d Deps) http.Handler {
 	// The OpenAPI document is public: no token, no rate limit.
 	r.Method(http.MethodGet, "/v1/openapi.json", apispec.Handler())
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(auth.Middleware(d.Verifier, log), a.rateLimit)
+		r.Use(auth.Middleware(d.Verifier, log), a.tenantLive, a.rateLimit)
 		read, write, admin := auth.Require(auth.ScopeJobsRead), auth.Require(auth.ScopeJobsWrite), auth.Require(auth.ScopeAlgorithmsAdmin)
 		r.With(read).Method(http.MethodGet, "/algorithms", a.handle(a.listAlgorithms))
 		r.With(read).Method(http.MethodGet, "/algorithms/{name}", a.handle(a.getAlgorithm))

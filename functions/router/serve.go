@@ -88,11 +88,12 @@ func Build(db *mongo.Database, jobs *jobstore.Store, rdb redis.UniversalClient, 
 			Files:    &inputfiles.Resolver{Uploads: ups, URLs: egress.NewGuard(cfg.WebhookAllowedNets)},
 			Admit:    quota.NewAdmission(qcache, jobs, cfg.QuotaCacheTTL).Admit,
 			Fair:     fair}),
-		Quotas:  quotas,
-		Clients: apiClients,
-		Fair:    fair,
-		Uploads: ups,
-		Ready:   func(ctx context.Context) error { return readiness.Stores(ctx, time.Second, db, rdb) },
+		Quotas:     quotas,
+		Clients:    apiClients,
+		Tombstones: qcache,
+		Fair:       fair,
+		Uploads:    ups,
+		Ready:      func(ctx context.Context) error { return readiness.Stores(ctx, time.Second, db, rdb) },
 	}
 	if cfg.S3.Enabled() {
 		obj, err := objstore.New(cfg.S3)

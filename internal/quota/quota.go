@@ -55,6 +55,10 @@ type Tenant struct {
 	Weight    *float64  `json:"weight,omitempty" bson:"weight,omitempty"`
 	Pools     []Quota   `json:"pools" bson:"pools"`
 	UpdatedAt time.Time `json:"updated_at,omitzero" bson:"updated_at"`
+	// DeletedAt is when an operator last deleted the tenant: the router
+	// refuses access tokens of the tenant issued before then. Setting
+	// quotas again keeps it.
+	DeletedAt *time.Time `json:"-" bson:"deleted_at,omitempty"`
 }
 
 // Pool returns t's quota in pool (ok false: none).

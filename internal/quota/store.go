@@ -42,19 +42,35 @@ func (s *Store) Put(ctx context.Context, t Tenant) (*Tenant, error) {
 		t.Pools = []Quota{}
 	}
 	t.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	_, err := s.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: t.Tenant}}, t, options.Replace().SetUpsert(true))
+	set := bson.D{{Key: "pools", Value: t.Pools}, {Key: "updated_at", Value: t.UpdatedAt}}
+	upd := bson.D{{Key: "$set", Value: set}}
+	if t.Weight != nil {
+		upd[0].Value = append(set, bson.E{Key: "weight", Value: *t.Weight})
+	} else {
+		upd = append(upd, bson.E{Key: "$unset", Value: bson.D{{Key: "weight", Value: ""}}})
+	}
+	// An update, not a replacement: a deletion's time (DeletedAt) stays.
+	var stored Tenant
+	err := s.c.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: t.Tenant}}, upd,
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&stored)
 	if err != nil {
 		return nil, fmt.Errorf("store quotas of %s: %w", t.Tenant, mongoconn.WrapUnavailable(err))
 	}
-	return &t, nil
+	return &stored, nil
 }
 
-// Delete removes tenant's quotas and weights (none: no error).
-func (s *Store) Delete(ctx context.Context, tenant string) error {
-	if _, err := s.c.DeleteOne(ctx, bson.D{{Key: "_id", Value: tenant}}); err != nil {
-		return fmt.Errorf("delete quotas of %s: %w", tenant, mongoconn.WrapUnavailable(err))
+// Delete removes tenant's quotas and weights and records when (DeletedAt),
+// which it returns.
+func (s *Store) Delete(ctx context.Context, tenant string) (time.Time, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	_, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: tenant}}, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "pools", Value: bson.A{}}, {Key: "updated_at", Value: now}, {Key: "deleted_at", Value: now}}},
+		{Key: "$unset", Value: bson.D{{Key: "weight", Value: ""}}},
+	}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("delete quotas of %s: %w", tenant, mongoconn.WrapUnavailable(err))
 	}
-	return nil
+	return now, nil
 }
 
 // Get returns tenant's quotas (none set: no pools).
@@ -130,6 +146,22 @@ func (c *Cache) Get(ctx context.Context, tenant string) (*Tenant, error) {
 	c.tenants[tenant] = cached[*Tenant]{t, time.Now()}
 	c.mu.Unlock()
 	return t, nil
+}
+
+// DeletedAt is when tenant was last deleted (nil: never), cached.
+func (c *Cache) DeletedAt(ctx context.Context, tenant string) (*time.Time, error) {
+	t, err := c.Get(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return t.DeletedAt, nil
+}
+
+// Forget drops what c holds of tenant: its next read goes to the store.
+func (c *Cache) Forget(tenant string) {
+	c.mu.Lock()
+	delete(c.tenants, tenant)
+	c.mu.Unlock()
 }
 
 // MaxRunning is Store.MaxRunning, cached.
