@@ -127,15 +127,10 @@ func TestParseRetentions(t *testing.T) {
 	}
 }
 
-// Uploads go when their time is up: one no job referenced once the grace
-// after its URL's expiry has passed (with its object, or without one when
-// it was never sent), one jobs referenced once its tenant's retention has
-// passed since the last reference; a tenant kept for ever keeps those. A
-// claimed upload can no longer be referenced, and a purge cut short after
-// the claim is finished by the next. The bucket is listed after each pass:
-// nothing is left behind.
-func TestPurgeUploads(t *testing.T) {
-	t.Parallel()
+// uploadStores opens the job and upload stores on a fresh database, and an
+// object store.
+func uploadStores(t *testing.T) (*jobstore.Store, *objstore.Store, *uploads.Store) {
+	t.Helper()
 	ctx := context.Background()
 	db := testenv.MongoDB(t)
 	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
@@ -147,6 +142,20 @@ func TestPurgeUploads(t *testing.T) {
 	if err := ups.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return jobs, obj, ups
+}
+
+// Uploads go when their time is up: one no job referenced once the grace
+// after its URL's expiry has passed (with its object, or without one when
+// it was never sent), one jobs referenced once its tenant's retention has
+// passed since the last reference; a tenant kept for ever keeps those. A
+// claimed upload can no longer be referenced, and a purge cut short after
+// the claim is finished by the next. The bucket is listed after each pass:
+// nothing is left behind.
+func TestPurgeUploads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	jobs, obj, ups := uploadStores(t)
 	t0 := time.Now()
 	upload := func(tenant string, put bool, usedAgo time.Duration) uploads.Upload {
 		t.Helper()
@@ -272,16 +281,7 @@ func TestPurgeUploads(t *testing.T) {
 func TestPurgeKeepsUploadsOfUnfinishedJobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := testenv.MongoDB(t)
-	jobs, err := jobstore.New(ctx, db, jobstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, _ := objstoretest.Store(t)
-	ups := uploads.New(db)
-	if err := ups.EnsureIndexes(ctx); err != nil {
-		t.Fatal(err)
-	}
+	jobs, obj, ups := uploadStores(t)
 	life := lifecycle.New(jobs, events.New(testenv.Redis(t), events.Config{}), testlog.New(t), lifecycle.Backoff{})
 	pool := testenv.UniqueName(t, 40)
 	t0 := time.Now()
