@@ -13,6 +13,7 @@ import (
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/queue"
+	"github.com/aigw/aigw/internal/submit"
 	"github.com/aigw/aigw/internal/web"
 )
 
@@ -154,6 +155,10 @@ func (a *api) redrive(ctx context.Context, d queue.DeadLetter) (*job.Job, error)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		return nil, &web.Error{Status: http.StatusConflict, Code: "conflict",
 			Message: "the job " + d.JobID + " of dead letter " + d.ID + " has no record; it cannot be redriven", Err: err}
+	}
+	if errors.Is(err, submit.ErrPurged) {
+		return nil, &web.Error{Status: http.StatusGone, Code: "gone",
+			Message: "the job " + d.JobID + " of dead letter " + d.ID + " was purged (its retention ran out); it cannot be redriven", Err: err}
 	}
 	if err != nil {
 		return nil, finishedConflict(err, "redriven", "failed, expired or queued")

@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aigw/aigw/internal/job"
+	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/lifecycle"
 	"github.com/aigw/aigw/internal/objstore/objstoretest"
 )
@@ -137,5 +139,43 @@ func TestPurgedJobIsGone(t *testing.T) {
 	e.want(t, e.do(t, "GET", "/v1/jobs", e.token, ""), http.StatusOK).decode(t, &list)
 	if len(list.Jobs) != 1 || list.Jobs[0].PurgedAt == nil || list.Jobs[0].Output != nil {
 		t.Fatalf("list %+v", list)
+	}
+}
+
+// A purged job cannot be retried: its input is gone. The retry answers 410
+// and leaves the record as it was, and so does a retry that races the purge
+// (the store's compare-and-set refuses a purged record).
+func TestPurgedJobCannotBeRetried(t *testing.T) {
+	t.Parallel()
+	e := setup(t, testConfig())
+	e.register(t)
+	j := e.submit(t, `{"input":{"message":"hi"}}`)
+	w := e.worker(t)
+	d := w.take(t, 5*time.Second)
+	if d == nil {
+		t.Fatal("nothing to take")
+	}
+	running := w.start(t, d)
+	if _, err := w.life.Fail(e.ctx, running, lifecycle.Failure{Error: &job.Error{Code: "exit", Message: "exit 1"}}); err != nil {
+		t.Fatal(err)
+	}
+	failed, err := e.jobs.GetByID(e.ctx, j.ID)
+	if err != nil || failed.State != job.Failed {
+		t.Fatalf("job %+v %v, want failed", failed, err)
+	}
+	if ok, err := e.jobs.Purge(e.ctx, j.ID, time.Now()); err != nil || !ok {
+		t.Fatalf("purge: %v %v", ok, err)
+	}
+	r := e.want(t, e.do(t, "POST", "/v1/jobs/"+j.ID+"/retry", e.token, ""), http.StatusGone)
+	if !strings.Contains(string(r.body), `"gone"`) || !strings.Contains(string(r.body), j.ID) {
+		t.Fatalf("410 body %s", r.body)
+	}
+	// The record fetched before the purge, retried as a racing retry would.
+	if _, err := e.jobs.Transition(e.ctx, j.ID, jobstore.Change{From: job.Failed, To: job.Queued, Attempt: failed.Attempt}); !errors.Is(err, jobstore.ErrConflict) {
+		t.Fatalf("retry of a purged record in the store: %v, want a conflict", err)
+	}
+	got, err := e.jobs.GetByID(e.ctx, j.ID)
+	if err != nil || got.State != job.Failed || got.PurgedAt == nil || got.Attempt != failed.Attempt {
+		t.Fatalf("record after the retries %+v %v", got, err)
 	}
 }

@@ -299,6 +299,10 @@ func (a *api) retryJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	j, err := a.Service.Retry(r.Context(), t, id)
+	if errors.Is(err, submit.ErrPurged) {
+		writeGone(w, j)
+		return nil
+	}
 	if err != nil {
 		return finishedConflict(err, "retried", "failed or expired")
 	}

@@ -52,7 +52,8 @@ type Change struct {
 // c.From (and at c.Attempt): of two racing transitions exactly one wins. The loser
 // gets a *ConflictError (errors.Is ErrConflict) naming the state it found; a move
 // the lifecycle does not allow is a *job.InvalidTransitionError and touches nothing.
-// → queued (a retry) counts the attempt up by one.
+// → queued (a retry) counts the attempt up by one; a purged record (purged_at)
+// never leaves its finished state.
 func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, error) {
 	if err := job.CheckTransition(c.From, c.To); err != nil {
 		return nil, err
@@ -60,6 +61,11 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*job.Job, 
 	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: c.From}}
 	if c.Attempt > 0 {
 		filter = append(filter, bson.E{Key: "attempt", Value: c.Attempt})
+	}
+	if c.From.Terminal() {
+		// Out of a finished state (a retry): never a purged record, whose
+		// input is gone.
+		filter = append(filter, bson.E{Key: "purged_at", Value: bson.D{{Key: "$exists", Value: false}}})
 	}
 	var rec record
 	err := s.jobs.FindOneAndUpdate(ctx, filter, s.update(c), options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&rec)

@@ -53,6 +53,9 @@ var (
 	// ErrIdempotencyKeyReused: the idempotency key was first used for a
 	// different request (algorithm, version or body); the message names the key.
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused")
+	// ErrPurged: the job's retention ran out and its input is gone, so it
+	// cannot run again.
+	ErrPurged = errors.New("job purged")
 )
 
 // InputError is a job input that breaks the algorithm's input schema. Path is
@@ -475,10 +478,14 @@ func (s *Service) Redrive(ctx context.Context, id string) (*job.Job, error) {
 	return s.retry(ctx, j)
 }
 
-// retry queues a failed or expired job again (lifecycle.Retry) and enqueues it.
+// retry queues a failed or expired job again (lifecycle.Retry) and enqueues
+// it; a purged one is ErrPurged.
 func (s *Service) retry(ctx context.Context, j *job.Job) (*job.Job, error) {
 	if j.State != job.Failed && j.State != job.Expired {
 		return j, &jobstore.ConflictError{ID: j.ID, Expected: job.Failed, Actual: j.State}
+	}
+	if j.PurgedAt != nil {
+		return j, fmt.Errorf("retry job %s: %w", j.ID, ErrPurged)
 	}
 	// The retried job gets the time to live it was submitted with, from now.
 	ttl := s.cfg.DefaultTTL
