@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -28,7 +29,9 @@ import (
 // tenant holds (401) but not those issued to it afterwards.
 func TestFairShareAPI(t *testing.T) {
 	t.Parallel()
-	e := setup(t, testConfig())
+	cfg := testConfig()
+	cfg.QuotaCacheTTL = 300 * time.Millisecond // a deletion waits it out
+	e := setup(t, cfg)
 	e.register(t)
 	if err := e.reg.Heartbeat(e.ctx, registry.Worker{Node: "n1", Pool: e.pool, Slots: 1}, time.Minute); err != nil {
 		t.Fatal(err)
@@ -164,5 +167,76 @@ func TestFairShareAPI(t *testing.T) {
 	e.want(t, e.do(t, "GET", "/v1/jobs", e.is.Token(t, "acme", auth.ScopeJobsRead), ""), http.StatusOK).decode(t, &list)
 	if len(list.Jobs) != 5 {
 		t.Fatalf("the recreated tenant lists %d jobs, want its 5", len(list.Jobs))
+	}
+}
+
+// A deletion reaches every router replica. One that still holds the tenant
+// in its cache accepts a submit with a token of before the deletion until
+// the cache's TTL has passed; the deletion waits that out and cancels what
+// slipped in, and once it has answered no replica takes the token.
+func TestTenantDeletionReachesEveryReplica(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.QuotaCacheTTL = 2 * time.Second
+	e := setup(t, cfg)
+	e.register(t)
+	a := e.url
+	e.serve(t, e.db, e.rdb, cfg)
+	b := e.url
+	old := e.is.Token(t, "acme", auth.ScopeJobsRead, auth.ScopeJobsWrite)
+	e.want(t, e.do(t, "GET", "/v1/jobs", old, ""), http.StatusOK) // b holds acme: not deleted
+	e.url = a
+
+	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
+	type answer struct {
+		status int
+		body   []byte
+		took   time.Duration
+	}
+	deleted := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		req, _ := http.NewRequestWithContext(e.ctx, "DELETE", a+"/v1/admin/tenants/acme", nil)
+		req.Header.Set("Authorization", "Bearer "+op)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			deleted <- answer{body: []byte(err.Error())}
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		deleted <- answer{resp.StatusCode, body, time.Since(start)}
+	}()
+	// a refuses the token as soon as the deletion is recorded.
+	for deadline := time.Now().Add(cfg.QuotaCacheTTL / 2); ; time.Sleep(5 * time.Millisecond) {
+		if e.do(t, "GET", "/v1/jobs", old, "").status == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleting replica still takes the tenant's old token")
+		}
+	}
+	// b, within its cache's TTL, still takes it: a job slips in.
+	e.url = b
+	var slipped jobReply
+	e.want(t, e.do(t, "POST", "/v1/algorithms/"+algoName+"/jobs", old, `{"input":{"message":"late"}}`), http.StatusAccepted).decode(t, &slipped)
+
+	got := <-deleted
+	var del struct {
+		Canceled int `json:"canceled"`
+	}
+	if err := json.Unmarshal(got.body, &del); got.status != http.StatusOK || err != nil || del.Canceled != 1 {
+		t.Fatalf("deletion: %d %s, want 200 with the slipped-in job canceled", got.status, got.body)
+	}
+	if got.took < cfg.QuotaCacheTTL {
+		t.Fatalf("the deletion answered after %v, before the caches' TTL of %v had passed", got.took, cfg.QuotaCacheTTL)
+	}
+	j, err := e.jobs.GetByID(e.ctx, slipped.ID)
+	if err != nil || j.State != job.Canceled || j.Error == nil || !strings.Contains(j.Error.Message, "tenant acme was deleted") {
+		t.Fatalf("the job that slipped in: %+v %v", j, err)
+	}
+	for _, u := range []string{a, b} {
+		e.url = u
+		e.want(t, e.do(t, "POST", "/v1/algorithms/"+algoName+"/jobs", old, `{"input":{"message":"later"}}`), http.StatusUnauthorized)
 	}
 }

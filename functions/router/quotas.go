@@ -27,7 +27,14 @@ type Tombstones interface {
 	DeletedAt(ctx context.Context, tenant string) (*time.Time, error)
 	// Forget makes the next DeletedAt of tenant read the store.
 	Forget(tenant string)
+	// TTL is how long another replica may still answer from before a
+	// deletion.
+	TTL() time.Duration
 }
+
+// stragglerMargin is how long, past the tombstone caches' TTL, a deletion
+// waits for submits that passed a stale cache to have recorded their jobs.
+const stragglerMargin = time.Second
 
 // quotasBody is the body of PUT /v1/admin/tenants/{tenant}/quotas.
 type quotasBody struct {
@@ -101,13 +108,14 @@ type Clients interface {
 
 // deleteTenant: DELETE /v1/admin/tenants/{tenant} (operator token) ends the
 // tenant's work: its API clients are revoked (no new tokens) and its tokens
-// issued until now are refused (401; on this replica at once, on the others
-// within the quota cache's TTL), then its queued jobs end canceled (the
-// reason names the deletion), its running jobs get a cancel request, and its
-// quotas and weights are removed → 200 {"tenant", "clients_revoked",
-// "canceled", "cancel_requested"}. Repeating it is harmless; a client
-// created for the tenant afterwards works. The operators' own tenant cannot
-// be deleted (400).
+// issued until now are refused (401: on this replica at once, on the others
+// once their quota cache's TTL has passed), its queued jobs end canceled
+// (the reason names the deletion), its running jobs get a cancel request,
+// and its quotas and weights are removed. It then waits out that TTL and
+// ends the work again, so that a job another replica accepted meanwhile is
+// not left behind → 200 {"tenant", "clients_revoked", "canceled",
+// "cancel_requested"}. Repeating it is harmless; a client created for the
+// tenant afterwards works. The operators' own tenant cannot be deleted (400).
 func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	tenant := chi.URLParam(r, "tenant")
 	if tenant == auth.OperatorTenant {
@@ -118,15 +126,35 @@ func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Its tokens go before its jobs: no submit slips in behind the cancel.
-	if _, err := a.Quotas.Delete(r.Context(), tenant); err != nil {
+	deleted, err := a.Quotas.Delete(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	reason := "canceled: tenant " + tenant + " was deleted by an operator"
+	res, err := a.Service.DeleteTenant(r.Context(), tenant, reason)
+	if err != nil {
 		return err
 	}
 	if a.Tombstones != nil {
 		a.Tombstones.Forget(tenant)
-	}
-	res, err := a.Service.DeleteTenant(r.Context(), tenant, "canceled: tenant "+tenant+" was deleted by an operator")
-	if err != nil {
-		return err
+		t := time.NewTimer(time.Until(deleted.Add(a.Tombstones.TTL() + stragglerMargin)))
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return r.Context().Err()
+		}
+		late, err := a.Service.DeleteTenant(r.Context(), tenant, reason)
+		if err != nil {
+			return err
+		}
+		res.Canceled += late.Canceled
+		for _, id := range late.Asked {
+			if !slices.Contains(res.Asked, id) {
+				res.Asked = append(res.Asked, id)
+				res.CancelRequested++
+			}
+		}
 	}
 	a.pushPolicy(r.Context(), &quota.Tenant{Tenant: tenant})
 	web.WriteJSON(w, http.StatusOK, struct {

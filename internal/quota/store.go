@@ -157,6 +157,10 @@ func (c *Cache) DeletedAt(ctx context.Context, tenant string) (*time.Time, error
 	return t.DeletedAt, nil
 }
 
+// TTL is how long c answers from memory: a change reaches every Cache
+// within it.
+func (c *Cache) TTL() time.Duration { return c.ttl }
+
 // Forget drops what c holds of tenant: its next read goes to the store.
 func (c *Cache) Forget(tenant string) {
 	c.mu.Lock()

@@ -397,6 +397,8 @@ type TenantDeletion struct {
 	// CancelRequested counts the running jobs asked to stop (their workers
 	// end them canceled).
 	CancelRequested int `json:"cancel_requested"`
+	// Asked lists the running jobs asked to stop.
+	Asked []string `json:"-"`
 }
 
 // DeleteTenant ends the work of a deleted tenant: each queued job becomes
@@ -422,6 +424,7 @@ func (s *Service) DeleteTenant(ctx context.Context, tenant, reason string) (Tena
 						return out, err
 					}
 					out.CancelRequested++
+					out.Asked = append(out.Asked, j.ID)
 					continue
 				}
 				res, err := s.life.Withdraw(ctx, j, reason)
