@@ -170,18 +170,19 @@ func TestFairShareAPI(t *testing.T) {
 	}
 }
 
-// A deletion reaches every router replica. One that still holds the tenant
-// in its cache accepts a submit with a token of before the deletion until
-// the cache's TTL has passed; the deletion waits that out and cancels what
-// slipped in, and once it has answered no replica takes the token.
-func TestTenantDeletionReachesEveryReplica(t *testing.T) {
+// A deletion reaches a router replica that missed its announcement (its
+// subscription down): holding the tenant in its cache, that replica takes
+// a submit with a token of before the deletion until the cache's TTL has
+// passed; the deletion waits that out and cancels what slipped in, and once
+// it has answered no replica takes the token.
+func TestTenantDeletionReachesAReplicaThatMissedIt(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.QuotaCacheTTL = 2 * time.Second
 	e := setup(t, cfg)
 	e.register(t)
 	a := e.url
-	e.serve(t, e.db, e.rdb, cfg)
+	e.serveReplica(t, e.db, e.rdb, cfg, false)
 	b := e.url
 	old := e.is.Token(t, "acme", auth.ScopeJobsRead, auth.ScopeJobsWrite)
 	e.want(t, e.do(t, "GET", "/v1/jobs", old, ""), http.StatusOK) // b holds acme: not deleted
@@ -238,5 +239,46 @@ func TestTenantDeletionReachesEveryReplica(t *testing.T) {
 	for _, u := range []string{a, b} {
 		e.url = u
 		e.want(t, e.do(t, "POST", "/v1/algorithms/"+algoName+"/jobs", old, `{"input":{"message":"later"}}`), http.StatusUnauthorized)
+	}
+}
+
+// A deletion is announced to every router replica: one that holds the
+// tenant in its cache refuses the tenant's old token at once, long before
+// its cache's TTL would have passed.
+func TestTenantDeletionIsAnnouncedToEveryReplica(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.QuotaCacheTTL = 3 * time.Second
+	e := setup(t, cfg)
+	a := e.url
+	e.serve(t, e.db, e.rdb, cfg) // replica b: e.url from here on
+	old := e.is.Token(t, "acme", auth.ScopeJobsRead)
+	e.want(t, e.do(t, "GET", "/v1/jobs", old, ""), http.StatusOK) // b holds acme: not deleted
+	held := time.Now()
+
+	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
+	deleted := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(e.ctx, "DELETE", a+"/v1/admin/tenants/acme", nil)
+		req.Header.Set("Authorization", "Bearer "+op)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			deleted <- 0
+			return
+		}
+		_ = resp.Body.Close()
+		deleted <- resp.StatusCode
+	}()
+	for {
+		if e.do(t, "GET", "/v1/jobs", old, "").status == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(held) > cfg.QuotaCacheTTL*2/3 {
+			t.Fatalf("replica b still takes the deleted tenant's token %v after it cached the tenant", time.Since(held))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code := <-deleted; code != http.StatusOK {
+		t.Fatalf("deletion: %d", code)
 	}
 }

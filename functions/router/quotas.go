@@ -25,15 +25,17 @@ type Quotas interface {
 // Tombstones says when tenants were deleted (quota.Cache).
 type Tombstones interface {
 	DeletedAt(ctx context.Context, tenant string) (*time.Time, error)
-	// Forget makes the next DeletedAt of tenant read the store.
-	Forget(tenant string)
+	// Changed makes the next DeletedAt of tenant read the store, here and,
+	// announced, on the other replicas.
+	Changed(ctx context.Context, tenant string) error
 	// TTL is how long another replica may still answer from before a
 	// deletion.
 	TTL() time.Duration
 }
 
 // stragglerMargin is how long, past the tombstone caches' TTL, a deletion
-// waits for submits that passed a stale cache to have recorded their jobs.
+// waits for submits that passed a stale cache (a replica that missed the
+// announcement) to have recorded their jobs.
 const stragglerMargin = time.Second
 
 // quotasBody is the body of PUT /v1/admin/tenants/{tenant}/quotas.
@@ -70,6 +72,11 @@ func (a *api) putQuotas(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if a.Tombstones != nil {
+		if err := a.Tombstones.Changed(r.Context(), t.Tenant); err != nil {
+			a.log.WarnContext(r.Context(), "quota change not announced: other replicas read it within their cache's TTL", "tenant", t.Tenant, "err", err)
+		}
 	}
 	a.pushPolicy(r.Context(), t)
 	web.WriteJSON(w, http.StatusOK, t)
@@ -108,8 +115,8 @@ type Clients interface {
 
 // deleteTenant: DELETE /v1/admin/tenants/{tenant} (operator token) ends the
 // tenant's work: its API clients are revoked (no new tokens) and its tokens
-// issued until now are refused (401: on this replica at once, on the others
-// once their quota cache's TTL has passed), its queued jobs end canceled
+// issued until now are refused (401: on every replica at once, announced
+// over Redis; on one that missed it, once its quota cache's TTL has passed), its queued jobs end canceled
 // (the reason names the deletion), its running jobs get a cancel request,
 // and its quotas and weights are removed. It then waits out that TTL and
 // ends the work again, so that a job another replica accepted meanwhile is
@@ -136,7 +143,9 @@ func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if a.Tombstones != nil {
-		a.Tombstones.Forget(tenant)
+		if err := a.Tombstones.Changed(r.Context(), tenant); err != nil {
+			a.log.WarnContext(r.Context(), "tenant deletion not announced: other replicas learn it within their cache's TTL", "tenant", tenant, "err", err)
+		}
 		t := time.NewTimer(time.Until(deleted.Add(a.Tombstones.TTL() + stragglerMargin)))
 		select {
 		case <-t.C:

@@ -76,6 +76,14 @@ func setup(t *testing.T, cfg Config) *env {
 // serve starts a router on db (with e.jobs) and rdb and points e.url at it.
 func (e *env) serve(t *testing.T, db *mongo.Database, rdb redis.UniversalClient, cfg Config) {
 	t.Helper()
+	e.serveReplica(t, db, rdb, cfg, true)
+}
+
+// serveReplica is serve; with follow false the replica misses what the
+// others announce of quota changes and deletions (as while its
+// subscription is down).
+func (e *env) serveReplica(t *testing.T, db *mongo.Database, rdb redis.UniversalClient, cfg Config, follow bool) {
+	t.Helper()
 	v, err := auth.NewVerifier(e.is.VerifierConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +91,11 @@ func (e *env) serve(t *testing.T, db *mongo.Database, rdb redis.UniversalClient,
 	d, err := Build(db, e.jobs, rdb, v, cfg, testlog.AtLevel(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if follow {
+		if err := d.Tombstones.(tombstones).follow(e.ctx); err != nil {
+			t.Logf("not following quota changes (Redis away?): %v", err)
+		}
 	}
 	srv := httptest.NewServer(New(d))
 	t.Cleanup(srv.Close)

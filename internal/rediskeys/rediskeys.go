@@ -18,6 +18,7 @@
 //	{<tag>}             AsyncQueue                                 the gateway's async stream and its bookkeeping
 //	{<name>}            TickLease                                  one lease per orchestrator cycle
 //	(none)              Pools                                      a single set, read alone
+//	(a channel)         QuotaChanges                               Pub/Sub, broadcast to every node
 //
 // Key strings never change: they are data on running clusters (a renamed key
 // is an orphaned queue). The package's table test pins each one byte for byte.
@@ -86,6 +87,12 @@ func QueueShard(pool string, shard int) QueueKeys {
 // Pools is the set of pool names (Redis set, no TTL, no hash tag: read and
 // written on its own). Owner: internal/registry.
 const Pools = prefix + "pools"
+
+// QuotaChanges is the Pub/Sub channel on which a router announces a tenant
+// whose quotas changed or that was deleted (message: the tenant), so that
+// every router's quota cache forgets it at once. A channel, not a key:
+// Redis Cluster broadcasts it to every node. Owner: internal/quota.
+const QuotaChanges = prefix + "quota-changes"
 
 // Workers is the hash of pool's workers: node → worker JSON with its expiry
 // (no key TTL: expired entries are pruned when read). Tag {<pool>}, shared with

@@ -47,6 +47,7 @@ func TestKeyStringsAreFixed(t *testing.T) {
 		{a.DonePrefix, "aigw:{gateway-async}:done:"},
 		{AsyncDone("gateway-async", "c1"), "aigw:{gateway-async}:done:c1"},
 		{OrchestratorTick, "aigw:{orchestrator}:tick"},
+		{QuotaChanges, "aigw:quota-changes"},
 		{TickLease("orchestrator"), "aigw:{orchestrator}:tick"},
 		{TickLease("cyclebench-7"), "aigw:{cyclebench-7}:tick"},
 	} {
