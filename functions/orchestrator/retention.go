@@ -49,8 +49,8 @@ type PurgeResult struct {
 	Purged  int `json:"purged"`
 	Objects int `json:"objects"`
 	Uploads int `json:"uploads"`
-	// UploadsKept are uploads whose time was up but that a queued or
-	// running job references: kept, and counted as referenced now.
+	// UploadsKept are uploads whose time was up but that a job that may
+	// still run references: kept, and counted as referenced now.
 	UploadsKept int `json:"uploads_kept"`
 }
 
@@ -65,8 +65,9 @@ type PurgeResult struct {
 // UploadGrace has passed since its upload URL expired, one that jobs
 // referenced once its tenant's retention has passed since the last of them
 // was submitted (and since its URL expired). An upload that a job of its
-// tenant still queued or running references is never deleted: the purge
-// takes its claim back and counts it as referenced then. A tenant kept for
+// tenant that may still run references (queued, running, or failed or
+// expired and not purged: a retry queues it again) is never deleted: the
+// purge takes its claim back and counts it as referenced then. A tenant kept for
 // ever keeps the uploads its jobs referenced.
 type Purger struct {
 	Jobs      *jobstore.Store
@@ -177,7 +178,7 @@ func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res
 				return fmt.Errorf("keep upload %s: %w", u.ID, err)
 			}
 			res.UploadsKept++
-			p.Log.InfoContext(ctx, "upload kept: an unfinished job references it", "upload_id", u.ID, "tenant", u.Tenant)
+			p.Log.InfoContext(ctx, "upload kept: a job that may still run references it", "upload_id", u.ID, "tenant", u.Tenant)
 			continue
 		}
 		n, err := p.Objects.DeletePrefix(ctx, u.Key)
@@ -195,7 +196,8 @@ func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res
 }
 
 // uploadsInUse returns which of ups (those jobs referenced) a job of the
-// upload's tenant that has not finished references. An input whose
+// upload's tenant that may still run references (jobstore.EachMayRun: one
+// queued or running, or a failed or expired one a retry could queue again). An input whose
 // references cannot be read keeps every upload whose id it contains.
 func (p *Purger) uploadsInUse(ctx context.Context, ups []uploads.Upload) (map[string]bool, error) {
 	byTenant := map[string]map[string]bool{}
@@ -211,7 +213,7 @@ func (p *Purger) uploadsInUse(ctx context.Context, ups []uploads.Upload) (map[st
 	inUse := map[string]bool{}
 	for _, tenant := range slices.Sorted(maps.Keys(byTenant)) {
 		ids := byTenant[tenant]
-		err := p.Jobs.EachUnfinished(ctx, tenant, func(j *job.Job) error {
+		err := p.Jobs.EachMayRun(ctx, tenant, func(j *job.Job) error {
 			if !inputfiles.Has(j.Input) {
 				return nil
 			}

@@ -274,11 +274,12 @@ func TestPurgeUploads(t *testing.T) {
 	}
 }
 
-// An upload that a queued or running job references outlives its tenant's
+// An upload that a job that may still run references (queued, running, or
+// failed and not purged: a retry runs it again) outlives its tenant's
 // retention: the purge keeps it (object and record, and it can still be
-// referenced) until no unfinished job references it, then purges it once the
+// referenced) until no such job references it, then purges it once the
 // retention has passed again.
-func TestPurgeKeepsUploadsOfUnfinishedJobs(t *testing.T) {
+func TestPurgeKeepsUploadsOfJobsThatMayRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	jobs, obj, ups := uploadStores(t)
@@ -312,7 +313,7 @@ func TestPurgeKeepsUploadsOfUnfinishedJobs(t *testing.T) {
 		}
 		return j
 	}
-	waiting, running, done := upload(), upload(), upload()
+	waiting, running, done, failed := upload(), upload(), upload(), upload()
 	jw := submit(waiting)
 	jr, err := life.Start(ctx, submit(running), "w1")
 	if err != nil {
@@ -324,6 +325,13 @@ func TestPurgeKeepsUploadsOfUnfinishedJobs(t *testing.T) {
 	}
 	if _, err := life.Succeed(ctx, jd.Job, lifecycle.Result{Output: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
+	}
+	jf, err := life.Start(ctx, submit(failed), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := life.Fail(ctx, jf.Job, lifecycle.Failure{Error: &job.Error{Code: "exit", Message: "exit 1"}}); err != nil || out.Job.State != job.Failed {
+		t.Fatalf("fail: %+v %v", out.Job, err)
 	}
 	// Another tenant's queued job naming the same id in its input keeps nothing.
 	other, _ := json.Marshal(map[string]any{"image": inputfiles.Canonical(done.ID, 5, sum)})
@@ -351,21 +359,26 @@ func TestPurgeKeepsUploadsOfUnfinishedJobs(t *testing.T) {
 		Retention: Retention{Tenants: map[string]time.Duration{"short": time.Hour}},
 		Now:       func() time.Time { return t0 }, Log: testlog.New(t)}
 	res, err := p.Purge(ctx)
-	if err != nil || res.Uploads != 1 || res.Objects != 1 || res.UploadsKept != 2 {
-		t.Fatalf("purge: %+v %v; want the finished job's upload purged, the queued and the running job's kept", res, err)
+	if err != nil || res.Uploads != 1 || res.Objects != 1 || res.UploadsKept != 3 {
+		t.Fatalf("purge: %+v %v; want the succeeded job's upload purged, the queued, running and failed job's kept", res, err)
 	}
-	if present(done) || !present(waiting) || !present(running) {
-		t.Fatalf("after the purge: done %v, waiting %v, running %v; want only the unfinished jobs' uploads",
-			present(done), present(waiting), present(running))
+	if present(done) || !present(waiting) || !present(running) || !present(failed) {
+		t.Fatalf("after the purge: done %v, waiting %v, running %v, failed %v; want the uploads of the jobs that may run",
+			present(done), present(waiting), present(running), present(failed))
 	}
 	// A kept upload is not left claimed: a new submit may reference it.
 	if _, err := ups.Use(ctx, "short", waiting.ID, t0.Add(-2*time.Hour)); err != nil {
 		t.Fatalf("reference a kept upload: %v", err)
 	}
-	// Still unfinished an hour and more later: kept again.
+	// 90 minutes on the failed job's retention has run out: it is purged
+	// (a retry is 410), and its upload with it; the unfinished jobs' are
+	// kept again.
 	p.Now = func() time.Time { return t0.Add(90 * time.Minute) }
-	if res, err := p.Purge(ctx); err != nil || res.Uploads != 0 || res.UploadsKept != 2 {
-		t.Fatalf("purge at +90m with the jobs unfinished: %+v %v; want both kept again", res, err)
+	if res, err := p.Purge(ctx); err != nil || res.Purged != 2 || res.Uploads != 1 || res.UploadsKept != 2 {
+		t.Fatalf("purge at +90m: %+v %v; want the finished jobs purged, the failed one's upload too, the unfinished jobs' kept", res, err)
+	}
+	if present(failed) || !present(waiting) || !present(running) {
+		t.Fatal("at +90m: want only the unfinished jobs' uploads left")
 	}
 
 	// Both jobs finish: their uploads go once the retention has passed.

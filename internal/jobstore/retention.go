@@ -13,13 +13,10 @@ import (
 )
 
 // terminalStates are the states a job's retention counts from.
-func terminalStates() bson.A { return statesWhere(true) }
-
-// statesWhere are the states whose Terminal is terminal.
-func statesWhere(terminal bool) bson.A {
+func terminalStates() bson.A {
 	var a bson.A
 	for _, s := range job.States() {
-		if s.Terminal() == terminal {
+		if s.Terminal() {
 			a = append(a, s)
 		}
 	}
@@ -81,25 +78,36 @@ func (s *Store) Purge(ctx context.Context, id string, at time.Time) (bool, error
 	return res.ModifiedCount == 1, nil
 }
 
-// EachUnfinished calls fn with each of tenant's jobs that has not finished
-// (queued or running), until fn returns an error, which it returns.
-func (s *Store) EachUnfinished(ctx context.Context, tenant string, fn func(*job.Job) error) error {
-	cur, err := s.jobs.Find(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "state", Value: bson.D{{Key: "$in", Value: statesWhere(false)}}}})
+// EachMayRun calls fn with each of tenant's jobs that may still run: queued
+// or running, or failed or expired (a retry queues those again) and not
+// purged; until fn returns an error, which it returns. Each has its id,
+// tenant, state and input only.
+func (s *Store) EachMayRun(ctx context.Context, tenant string, fn func(*job.Job) error) error {
+	var states bson.A
+	for _, st := range job.States() {
+		if !st.Terminal() || job.CheckTransition(st, job.Queued) == nil {
+			states = append(states, st)
+		}
+	}
+	// Only what a caller may need of each: not the outputs and log tails.
+	cur, err := s.jobs.Find(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "state", Value: bson.D{{Key: "$in", Value: states}}},
+		{Key: "purged_at", Value: bson.D{{Key: "$exists", Value: false}}}},
+		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "state", Value: 1}, {Key: "input", Value: 1}}))
 	if err != nil {
-		return fmt.Errorf("list unfinished jobs: %w", mongoconn.WrapUnavailable(err))
+		return fmt.Errorf("list jobs that may run: %w", mongoconn.WrapUnavailable(err))
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 	for cur.Next(ctx) {
 		var rec record
 		if err := cur.Decode(&rec); err != nil {
-			return fmt.Errorf("list unfinished jobs: %w", err)
+			return fmt.Errorf("list jobs that may run: %w", err)
 		}
 		if err := fn(&rec.Job); err != nil {
 			return err
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return fmt.Errorf("list unfinished jobs: %w", mongoconn.WrapUnavailable(err))
+		return fmt.Errorf("list jobs that may run: %w", mongoconn.WrapUnavailable(err))
 	}
 	return nil
 }
