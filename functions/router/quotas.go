@@ -116,61 +116,74 @@ type Clients interface {
 // deleteTenant: DELETE /v1/admin/tenants/{tenant} (operator token) ends the
 // tenant's work: its API clients are revoked (no new tokens) and its tokens
 // issued until now are refused (401: on every replica at once, announced
-// over Redis; on one that missed it, once its quota cache's TTL has passed), its queued jobs end canceled
-// (the reason names the deletion), its running jobs get a cancel request,
-// and its quotas and weights are removed. It then waits out that TTL and
-// ends the work again, so that a job another replica accepted meanwhile is
-// not left behind → 200 {"tenant", "clients_revoked", "canceled",
-// "cancel_requested"}. Repeating it is harmless; a client created for the
-// tenant afterwards works. The operators' own tenant cannot be deleted (400).
+// over Redis; on one that missed it, once its quota cache's TTL has
+// passed), its queued jobs end canceled (the reason names the deletion),
+// its running jobs get a cancel request, and its quotas and weights are
+// removed. It then waits out that TTL and ends the work again, so that a
+// job another replica accepted meanwhile is not left behind → 200
+// {"tenant", "clients_revoked", "canceled", "cancel_requested"}. Repeating
+// it is harmless; a client created for the tenant afterwards works. The
+// operators' own tenant cannot be deleted (400).
 func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) error {
-	tenant := chi.URLParam(r, "tenant")
+	ctx, tenant := r.Context(), chi.URLParam(r, "tenant")
 	if tenant == auth.OperatorTenant {
 		return web.BadRequest("%s is the operators' tenant and cannot be deleted", tenant)
 	}
-	revoked, err := a.Clients.RevokeTenant(r.Context(), tenant)
+	revoked, err := a.Clients.RevokeTenant(ctx, tenant)
 	if err != nil {
 		return err
 	}
 	// Its tokens go before its jobs: no submit slips in behind the cancel.
-	deleted, err := a.Quotas.Delete(r.Context(), tenant)
-	if err != nil {
-		return err
-	}
-	reason := "canceled: tenant " + tenant + " was deleted by an operator"
-	res, err := a.Service.DeleteTenant(r.Context(), tenant, reason)
+	deleted, err := a.Quotas.Delete(ctx, tenant)
 	if err != nil {
 		return err
 	}
 	if a.Tombstones != nil {
-		if err := a.Tombstones.Changed(r.Context(), tenant); err != nil {
-			a.log.WarnContext(r.Context(), "tenant deletion not announced: other replicas learn it within their cache's TTL", "tenant", tenant, "err", err)
-		}
-		t := time.NewTimer(time.Until(deleted.Add(a.Tombstones.TTL() + stragglerMargin)))
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return r.Context().Err()
-		}
-		late, err := a.Service.DeleteTenant(r.Context(), tenant, reason)
-		if err != nil {
-			return err
-		}
-		res.Canceled += late.Canceled
-		for _, id := range late.Asked {
-			if !slices.Contains(res.Asked, id) {
-				res.Asked = append(res.Asked, id)
-				res.CancelRequested++
-			}
+		if err := a.Tombstones.Changed(ctx, tenant); err != nil {
+			a.log.WarnContext(ctx, "tenant deletion not announced: other replicas learn it within their cache's TTL", "tenant", tenant, "err", err)
 		}
 	}
-	a.pushPolicy(r.Context(), &quota.Tenant{Tenant: tenant})
+	reason := "canceled: tenant " + tenant + " was deleted by an operator"
+	res, err := a.Service.DeleteTenant(ctx, tenant, reason)
+	if err != nil {
+		return err
+	}
+	if a.Tombstones != nil {
+		if err := a.endStragglers(ctx, tenant, reason, deleted.Add(a.Tombstones.TTL()+stragglerMargin), &res); err != nil {
+			return err
+		}
+	}
+	a.pushPolicy(ctx, &quota.Tenant{Tenant: tenant})
 	web.WriteJSON(w, http.StatusOK, struct {
 		Tenant         string `json:"tenant"`
 		ClientsRevoked int    `json:"clients_revoked"`
 		submit.TenantDeletion
 	}{tenant, revoked, res})
+	return nil
+}
+
+// endStragglers waits until every replica refuses the deleted tenant's old
+// tokens (at), then ends the tenant's work again, adding to res what a
+// replica let in meanwhile (a running job asked to stop counts once).
+func (a *api) endStragglers(ctx context.Context, tenant, reason string, at time.Time, res *submit.TenantDeletion) error {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	late, err := a.Service.DeleteTenant(ctx, tenant, reason)
+	if err != nil {
+		return err
+	}
+	res.Canceled += late.Canceled
+	for _, id := range late.Asked {
+		if !slices.Contains(res.Asked, id) {
+			res.Asked = append(res.Asked, id)
+			res.CancelRequested++
+		}
+	}
 	return nil
 }
 
