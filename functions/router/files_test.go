@@ -99,10 +99,10 @@ func TestArtifactsHavePresignedURLs(t *testing.T) {
 	}
 }
 
-// A purged job answers 410 Gone with its id and when it was purged; the list
-// still shows it, with purged_at and without its data.
-func TestPurgedJobIsGone(t *testing.T) {
-	t.Parallel()
+// runningJob serves a router, submits an echo job and starts it on a
+// worker: the job as submitted and as started.
+func runningJob(t *testing.T) (*env, *worker, jobReply, *job.Job) {
+	t.Helper()
 	e := setup(t, testConfig())
 	e.register(t)
 	j := e.submit(t, `{"input":{"message":"hi"}}`)
@@ -111,7 +111,14 @@ func TestPurgedJobIsGone(t *testing.T) {
 	if d == nil {
 		t.Fatal("nothing to take")
 	}
-	running := w.start(t, d)
+	return e, w, j, w.start(t, d)
+}
+
+// A purged job answers 410 Gone with its id and when it was purged; the list
+// still shows it, with purged_at and without its data.
+func TestPurgedJobIsGone(t *testing.T) {
+	t.Parallel()
+	e, w, j, running := runningJob(t)
 	if _, err := w.life.Succeed(e.ctx, running, lifecycle.Result{Output: []byte(`{"message":"hi"}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,15 +154,7 @@ func TestPurgedJobIsGone(t *testing.T) {
 // (the store's compare-and-set refuses a purged record).
 func TestPurgedJobCannotBeRetried(t *testing.T) {
 	t.Parallel()
-	e := setup(t, testConfig())
-	e.register(t)
-	j := e.submit(t, `{"input":{"message":"hi"}}`)
-	w := e.worker(t)
-	d := w.take(t, 5*time.Second)
-	if d == nil {
-		t.Fatal("nothing to take")
-	}
-	running := w.start(t, d)
+	e, w, j, running := runningJob(t)
 	if _, err := w.life.Fail(e.ctx, running, lifecycle.Failure{Error: &job.Error{Code: "exit", Message: "exit 1"}}); err != nil {
 		t.Fatal(err)
 	}
