@@ -72,6 +72,10 @@ type Service struct {
 	engine     *pipeline.Engine
 	algorithms *algorithm.Store
 	verifier   *auth.Verifier
+	// quotas holds tenants' quotas and deletions (a deleted tenant's old
+	// tokens are refused), following the routers' announcements once
+	// FollowQuotaChanges runs.
+	quotas     *quota.Cache
 	adminToken string
 	log        *slog.Logger
 	metrics    *Metrics
@@ -119,7 +123,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	fair := fairq.New(d.Redis, q, fairq.Config{Policy: quota.NewCache(quotas, 0).FairPolicy, Log: d.Log})
+	qcache := quota.NewCache(quotas, 0)
+	fair := fairq.New(d.Redis, q, fairq.Config{Policy: qcache.FairPolicy, Log: d.Log})
 	sub := submit.New(submit.Config{Jobs: jobs, Algorithms: algos, Queue: q, Events: ev, Log: d.Log, Webhooks: d.Webhook.Guard, Fair: fair})
 	if d.Webhook.Log == nil {
 		d.Webhook.Log = d.Log
@@ -127,7 +132,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	workers := registry.New(d.Redis)
 	s := &Service{
 		db: d.DB, rdb: d.Redis, webhooks: hooks, pipelines: pipes, algorithms: algos,
-		engine: pipeline.NewEngine(pipes, sub, jobs, d.Log), verifier: d.Verifier,
+		engine: pipeline.NewEngine(pipes, sub, jobs, d.Log), verifier: d.Verifier, quotas: qcache,
 		adminToken: d.AdminToken, log: d.Log, metrics: newMetrics(jobs, q, workers),
 	}
 	s.ticker = &Ticker{
@@ -190,7 +195,7 @@ func (s *Service) handler() (http.Handler, []string) {
 	route("POST /v1/pipelines/{name}/runs", auth.ScopeJobsWrite, s.handleStartRun)
 	route("GET /v1/pipelines/{name}/runs/{id}", auth.ScopeJobsRead, s.handleGetRun)
 	route("POST /v1/pipelines/{name}/runs/{id}/cancel", auth.ScopeJobsWrite, s.handleCancelRun)
-	mux.Handle("/v1/", auth.Middleware(s.verifier, s.log)(api))
+	mux.Handle("/v1/", auth.Middleware(s.verifier, s.log)(auth.Live(s.quotas, s.log)(api)))
 	return mux, patterns
 }
 
@@ -212,6 +217,12 @@ func (s *Service) RunTicker(ctx context.Context, interval time.Duration) {
 	s.ticking.Add(1)
 	defer s.ticking.Done()
 	s.ticker.Run(ctx, interval)
+}
+
+// FollowQuotaChanges makes the service's quota cache forget each tenant a
+// router announces (a quota change, a deletion) at once, until ctx ends.
+func (s *Service) FollowQuotaChanges(ctx context.Context) {
+	s.quotas.KeepFollowing(ctx, s.rdb, s.log)
 }
 
 // Open connects to MongoDB and Redis as cfg says and builds the Service; close

@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/job"
 	"github.com/aigw/aigw/internal/jobstore"
 	"github.com/aigw/aigw/internal/pipeline"
+	"github.com/aigw/aigw/internal/quota"
+	"github.com/aigw/aigw/internal/testwait"
 )
 
 func TestPipelinesAPI(t *testing.T) {
@@ -117,5 +120,53 @@ func (b *bundle) finishJob(t *testing.T, id, output string) {
 	}
 	if _, err := b.jobs.Transition(b.ctx, id, jobstore.Change{From: job.Running, To: job.Succeeded, Output: json.RawMessage(output)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A tenant's deletion, announced by a router, reaches the pipelines API at
+// once: the tenant's tokens issued until then are refused (a pipeline run
+// would create jobs), another tenant's and later ones are not.
+func TestPipelinesRefuseADeletedTenantsTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if err := b.svc.quotas.Follow(b.ctx, b.rdb); err != nil {
+		t.Fatal(err)
+	}
+	old := b.issuer.Token(t, "acme", auth.ScopeJobsWrite, auth.ScopeJobsRead)
+	other := b.issuer.Token(t, "globex", auth.ScopeJobsRead)
+	if code := b.call(t, http.MethodGet, "/v1/pipelines", old, "", nil); code != http.StatusOK {
+		t.Fatalf("before the deletion: %d", code) // the service now holds acme: not deleted
+	}
+	// What DELETE /v1/admin/tenants/acme does to the quota store, on a router.
+	store, err := quota.NewStore(b.ctx, b.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Delete(b.ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	announced := time.Now()
+	if err := quota.NewCache(store, 0).Changed(b.ctx, b.rdb, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Eventually(t, 2*time.Second, func() bool {
+		return b.call(t, http.MethodGet, "/v1/pipelines", old, "", nil) == http.StatusUnauthorized
+	}, "the deleted tenant's token to be refused (the cache's TTL is 5 s)")
+	if time.Since(announced) > 2*time.Second {
+		t.Fatal("refused only after the cache's entry could have expired")
+	}
+	var e struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if code := b.call(t, http.MethodPost, "/v1/pipelines/p/runs", old, `{"input":{}}`, &e); code != http.StatusUnauthorized ||
+		!strings.Contains(e.Error.Message, "tenant acme was deleted") {
+		t.Fatalf("a run with the old token: %d %+v", code, e)
+	}
+	if code := b.call(t, http.MethodGet, "/v1/pipelines", other, "", nil); code != http.StatusOK {
+		t.Fatalf("another tenant: %d", code)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	if code := b.call(t, http.MethodGet, "/v1/pipelines", b.issuer.Token(t, "acme", auth.ScopeJobsRead), "", nil); code != http.StatusOK {
+		t.Fatalf("a token issued after the deletion: %d", code)
 	}
 }

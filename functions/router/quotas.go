@@ -22,9 +22,10 @@ type Quotas interface {
 	Delete(ctx context.Context, tenant string) (time.Time, error)
 }
 
-// Tombstones says when tenants were deleted (quota.Cache).
+// Tombstones says when tenants were deleted (quota.Cache) and announces
+// deletions.
 type Tombstones interface {
-	DeletedAt(ctx context.Context, tenant string) (*time.Time, error)
+	auth.Tombstones
 	// Changed makes the next DeletedAt of tenant read the store, here and,
 	// announced, on the other replicas.
 	Changed(ctx context.Context, tenant string) error
@@ -185,27 +186,4 @@ func (a *api) endStragglers(ctx context.Context, tenant, reason string, at time.
 		}
 	}
 	return nil
-}
-
-// tenantLive answers 401 to a token its tenant's deletion voided: one issued
-// (iat, in whole seconds) no later than the second the tenant was deleted.
-func (a *api) tenantLive(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := auth.FromContext(r.Context())
-		if a.Tombstones == nil || !ok {
-			next.ServeHTTP(w, r)
-			return
-		}
-		at, err := a.Tombstones.DeletedAt(r.Context(), c.Tenant)
-		if err != nil {
-			a.handle(func(http.ResponseWriter, *http.Request) error { return err }).ServeHTTP(w, r)
-			return
-		}
-		if at != nil && (c.IssuedAt == nil || !c.IssuedAt.After(at.Truncate(time.Second))) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw", error="invalid_token", error_description="the tenant was deleted"`)
-			web.WriteError(w, r, a.log, web.Unauthorized("tenant %s was deleted at %s: tokens issued before then are refused", c.Tenant, at.UTC().Format(time.RFC3339)))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

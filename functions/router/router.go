@@ -188,7 +188,7 @@ func New(d Deps) http.Handler {
 	// The OpenAPI document is public: no token, no rate limit.
 	r.Method(http.MethodGet, "/v1/openapi.json", apispec.Handler())
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(auth.Middleware(d.Verifier, log), a.tenantLive, a.rateLimit)
+		r.Use(auth.Middleware(d.Verifier, log), auth.Live(d.Tombstones, log), a.rateLimit)
 		read, write, admin := auth.Require(auth.ScopeJobsRead), auth.Require(auth.ScopeJobsWrite), auth.Require(auth.ScopeAlgorithmsAdmin)
 		r.With(read).Method(http.MethodGet, "/algorithms", a.handle(a.listAlgorithms))
 		r.With(read).Method(http.MethodGet, "/algorithms/{name}", a.handle(a.getAlgorithm))

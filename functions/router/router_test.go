@@ -93,7 +93,7 @@ func (e *env) serveReplica(t *testing.T, db *mongo.Database, rdb redis.Universal
 		t.Fatal(err)
 	}
 	if follow {
-		if err := d.Tombstones.(tombstones).follow(e.ctx); err != nil {
+		if err := d.Tombstones.(tombstones).Follow(e.ctx, rdb); err != nil {
 			t.Logf("not following quota changes (Redis away?): %v", err)
 		}
 	}

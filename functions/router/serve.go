@@ -59,7 +59,9 @@ func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string) er
 	if err != nil {
 		return err
 	}
-	go d.Tombstones.(tombstones).followLoop(ctx, log)
+	if t, ok := d.Tombstones.(tombstones); ok {
+		go t.KeepFollowing(ctx, t.rdb, log)
+	}
 	return fnserve.Serve(ctx, log, cfg.Fn, New(d))
 }
 
@@ -72,26 +74,6 @@ type tombstones struct {
 
 func (t tombstones) Changed(ctx context.Context, tenant string) error {
 	return t.Cache.Changed(ctx, t.rdb, tenant)
-}
-
-// follow makes the cache forget what other replicas announce, until ctx ends.
-func (t tombstones) follow(ctx context.Context) error { return t.Follow(ctx, t.rdb) }
-
-// followLoop follows, trying again every 5 s while Redis cannot be reached
-// (once subscribed, the client resubscribes by itself).
-func (t tombstones) followLoop(ctx context.Context, log *slog.Logger) {
-	for {
-		err := t.follow(ctx)
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		log.WarnContext(ctx, "not following quota changes yet: another replica's quota change or tenant deletion takes effect here within the quota cache's TTL", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Second):
-		}
-	}
 }
 
 // Build wires the API's dependencies on open clients and the job store.

@@ -2,6 +2,8 @@ package quota
 
 import (
 	"context"
+	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -41,4 +43,22 @@ func (c *Cache) Follow(ctx context.Context, rdb redis.UniversalClient) error {
 		}
 	}()
 	return nil
+}
+
+// KeepFollowing is Follow, tried again every 5 s while Redis cannot be
+// reached (once subscribed, the client resubscribes by itself), until ctx
+// ends.
+func (c *Cache) KeepFollowing(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
+	for {
+		err := c.Follow(ctx, rdb)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.WarnContext(ctx, "not following quota changes yet: another replica's quota change or tenant deletion takes effect here within the quota cache's TTL", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }

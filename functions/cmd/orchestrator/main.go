@@ -30,6 +30,7 @@ func run(ctx context.Context, log *slog.Logger, getenv func(string) string) erro
 	if cfg.Interval > 0 {
 		go svc.RunTicker(ctx, cfg.Interval)
 	}
+	go svc.FollowQuotaChanges(ctx)
 	cfg.Serve.Metrics = svc.Metrics().Registry
 	return fnserve.Serve(ctx, log, cfg.Serve, svc.Handler())
 }
