@@ -67,8 +67,8 @@ type PurgeResult struct {
 // was submitted (and since its URL expired). An upload that a job of its
 // tenant that may still run references (queued, running, or failed or
 // expired and not purged: a retry queues it again) is never deleted: the
-// purge takes its claim back and counts it as referenced then. A tenant kept for
-// ever keeps the uploads its jobs referenced.
+// purge takes its claim back and counts it as referenced then. A tenant
+// kept for ever keeps the uploads its jobs referenced.
 type Purger struct {
 	Jobs      *jobstore.Store
 	Objects   *objstore.Store     // nil: no object store (and no uploads)
@@ -196,9 +196,9 @@ func (p *Purger) purgeUploads(ctx context.Context, now time.Time, batch int, res
 }
 
 // uploadsInUse returns which of ups (those jobs referenced) a job of the
-// upload's tenant that may still run references (jobstore.EachMayRun: one
-// queued or running, or a failed or expired one a retry could queue again). An input whose
-// references cannot be read keeps every upload whose id it contains.
+// upload's tenant that may still run references (jobstore.EachMayRun). An
+// input whose references cannot be read keeps every upload whose id it
+// contains.
 func (p *Purger) uploadsInUse(ctx context.Context, ups []uploads.Upload) (map[string]bool, error) {
 	byTenant := map[string]map[string]bool{}
 	for _, u := range ups {

@@ -188,26 +188,7 @@ func TestTenantDeletionReachesAReplicaThatMissedIt(t *testing.T) {
 	e.want(t, e.do(t, "GET", "/v1/jobs", old, ""), http.StatusOK) // b holds acme: not deleted
 	e.url = a
 
-	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
-	type answer struct {
-		status int
-		body   []byte
-		took   time.Duration
-	}
-	deleted := make(chan answer, 1)
-	go func() {
-		start := time.Now()
-		req, _ := http.NewRequestWithContext(e.ctx, "DELETE", a+"/v1/admin/tenants/acme", nil)
-		req.Header.Set("Authorization", "Bearer "+op)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			deleted <- answer{body: []byte(err.Error())}
-			return
-		}
-		defer func() { _ = resp.Body.Close() }()
-		body, _ := io.ReadAll(resp.Body)
-		deleted <- answer{resp.StatusCode, body, time.Since(start)}
-	}()
+	deleted := e.deleteTenant(t, a, "acme")
 	// a refuses the token as soon as the deletion is recorded.
 	for deadline := time.Now().Add(cfg.QuotaCacheTTL / 2); ; time.Sleep(5 * time.Millisecond) {
 		if e.do(t, "GET", "/v1/jobs", old, "").status == http.StatusUnauthorized {
@@ -256,19 +237,7 @@ func TestTenantDeletionIsAnnouncedToEveryReplica(t *testing.T) {
 	e.want(t, e.do(t, "GET", "/v1/jobs", old, ""), http.StatusOK) // b holds acme: not deleted
 	held := time.Now()
 
-	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
-	deleted := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequestWithContext(e.ctx, "DELETE", a+"/v1/admin/tenants/acme", nil)
-		req.Header.Set("Authorization", "Bearer "+op)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			deleted <- 0
-			return
-		}
-		_ = resp.Body.Close()
-		deleted <- resp.StatusCode
-	}()
+	deleted := e.deleteTenant(t, a, "acme")
 	for {
 		if e.do(t, "GET", "/v1/jobs", old, "").status == http.StatusUnauthorized {
 			break
@@ -278,7 +247,38 @@ func TestTenantDeletionIsAnnouncedToEveryReplica(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if code := <-deleted; code != http.StatusOK {
-		t.Fatalf("deletion: %d", code)
+	if got := <-deleted; got.status != http.StatusOK {
+		t.Fatalf("deletion: %d %s", got.status, got.body)
 	}
+}
+
+// deletion is the answer to a DELETE of a tenant and how long it took.
+type deletion struct {
+	status int
+	body   []byte
+	took   time.Duration
+}
+
+// deleteTenant deletes tenant through the router at url with an operator
+// token, in the background (a deletion waits out the caches' TTL); the
+// answer comes on the channel (status 0 and the error as body when the
+// request failed).
+func (e *env) deleteTenant(t *testing.T, url, tenant string) <-chan deletion {
+	t.Helper()
+	op := e.is.Token(t, "operator", auth.ScopeJobsRead, auth.ScopeAlgorithmsAdmin)
+	out := make(chan deletion, 1)
+	go func() {
+		start := time.Now()
+		req, _ := http.NewRequestWithContext(e.ctx, "DELETE", url+"/v1/admin/tenants/"+tenant, nil)
+		req.Header.Set("Authorization", "Bearer "+op)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out <- deletion{body: []byte(err.Error())}
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		out <- deletion{resp.StatusCode, body, time.Since(start)}
+	}()
+	return out
 }

@@ -182,8 +182,8 @@ func (a *api) endStragglers(ctx context.Context, tenant, reason string, at time.
 	for _, id := range late.Asked {
 		if !slices.Contains(res.Asked, id) {
 			res.Asked = append(res.Asked, id)
-			res.CancelRequested++
 		}
 	}
+	res.CancelRequested = len(res.Asked)
 	return nil
 }

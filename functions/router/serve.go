@@ -2,13 +2,13 @@ package router
 
 import (
 	"context"
-	"github.com/aigw/aigw/functions/authfn/clients"
 	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/aigw/aigw/functions/authfn/clients"
 	"github.com/aigw/aigw/internal/algorithm"
 	"github.com/aigw/aigw/internal/auth"
 	"github.com/aigw/aigw/internal/egress"

@@ -43,11 +43,13 @@ func (s *Store) Put(ctx context.Context, t Tenant) (*Tenant, error) {
 	}
 	t.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
 	set := bson.D{{Key: "pools", Value: t.Pools}, {Key: "updated_at", Value: t.UpdatedAt}}
-	upd := bson.D{{Key: "$set", Value: set}}
+	unset := bson.D{{Key: "weight", Value: ""}}
 	if t.Weight != nil {
-		upd[0].Value = append(set, bson.E{Key: "weight", Value: *t.Weight})
-	} else {
-		upd = append(upd, bson.E{Key: "$unset", Value: bson.D{{Key: "weight", Value: ""}}})
+		set, unset = append(set, bson.E{Key: "weight", Value: *t.Weight}), nil
+	}
+	upd := bson.D{{Key: "$set", Value: set}}
+	if unset != nil {
+		upd = append(upd, bson.E{Key: "$unset", Value: unset})
 	}
 	// An update, not a replacement: a deletion's time (DeletedAt) stays.
 	var stored Tenant
